@@ -1,0 +1,109 @@
+//! Command-line arguments (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Train convolutional neural networks on the CPU and watch them learn in the terminal.
+#[derive(Debug, Parser)]
+#[command(name = "cnn-tui", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Commands>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Train a model (the default command): the dashboard in a terminal, plain lines otherwise.
+    Train(TrainArgs),
+    /// Print the model's layers, output shapes and parameter counts.
+    Summary(SummaryArgs),
+    /// Test a saved model: loss, accuracy, per-class accuracy and the confusion matrix.
+    Evaluate(EvaluateArgs),
+}
+
+impl Default for Commands {
+    fn default() -> Self {
+        Commands::Train(TrainArgs::default())
+    }
+}
+
+/// Options shared by commands that build a model from a config.
+#[derive(Debug, Default, Args)]
+pub struct ConfigArgs {
+    /// TOML config file; the built-in default CNN when absent.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Override a config value, e.g. --set optimizer.lr=0.1 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Directory with the four MNIST-layout IDX files (.gz or raw); the bundled subset when absent.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Shortcut for --set training.epochs=N.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Shortcut for --set optimizer.lr=X.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Shortcut for --set training.batch_size=N.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Shortcut for --set training.seed=N.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run directory; default runs/<config name>-<UTC timestamp>.
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Plain log lines instead of the dashboard (the default when stdout is not a terminal).
+    #[arg(long)]
+    pub headless: bool,
+    /// Worker threads for the arithmetic (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl TrainArgs {
+    /// `--set` items, shortcuts last so they win.
+    pub fn overrides(&self) -> Vec<String> {
+        let mut v = self.config.set.clone();
+        if let Some(e) = self.epochs {
+            v.push(format!("training.epochs={e}"));
+        }
+        if let Some(lr) = self.lr {
+            v.push(format!("optimizer.lr={lr:?}"));
+        }
+        if let Some(b) = self.batch_size {
+            v.push(format!("training.batch_size={b}"));
+        }
+        if let Some(s) = self.seed {
+            v.push(format!("training.seed={s}"));
+        }
+        v
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// A weights file written by `train` (model.safetensors or a checkpoint).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Directory with the four MNIST-layout IDX files; the bundled subset when absent.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}

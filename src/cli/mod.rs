@@ -1,0 +1,73 @@
+//! The command line: `train` (the default), `summary`, `evaluate`.
+
+mod args;
+mod evaluate;
+mod summary;
+mod train;
+
+pub use args::{Cli, Commands};
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, DEFAULT_CONFIG, parse_config};
+use crate::data::DataSource;
+use crate::error::{Error, Result};
+
+/// Process exit codes (documented in the README).
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// Bad input: data, config, weights, paths.
+    pub const ERROR: u8 = 1;
+    /// Bad command-line usage (from clap).
+    pub const USAGE: u8 = 2;
+    /// The loss became NaN or infinite.
+    pub const DIVERGED: u8 = 3;
+}
+
+/// Runs the parsed command line and returns the exit code.
+pub fn run(cli: Cli) -> u8 {
+    let result = match cli.command.unwrap_or_default() {
+        Commands::Train(args) => train::run(args),
+        Commands::Summary(args) => summary::run(args),
+        Commands::Evaluate(args) => evaluate::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                Error::Diverged { .. } => exit::DIVERGED,
+                _ => exit::ERROR,
+            }
+        }
+    }
+}
+
+/// Loads the config file (or the built-in default) with overrides applied.
+pub fn load_config(path: Option<&Path>, overrides: &[String]) -> Result<(Config, String)> {
+    let (text, origin, stem) = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            let stem = p
+                .file_stem()
+                .map_or("run".into(), |s| s.to_string_lossy().into_owned());
+            (text, p.display().to_string(), stem)
+        }
+        None => (
+            DEFAULT_CONFIG.to_string(),
+            "<default config>".to_string(),
+            "default".to_string(),
+        ),
+    };
+    let config = parse_config(&text, &origin, overrides)?;
+    let name = config.name.clone().unwrap_or(stem);
+    Ok((config, name))
+}
+
+/// `--data` wins over the config's `data.dir`; neither means the bundled subset.
+pub fn data_source(flag: Option<&PathBuf>, config: &Config) -> DataSource {
+    match flag.or(config.data.dir.as_ref()) {
+        Some(dir) => DataSource::Dir(dir.clone()),
+        None => DataSource::Bundled,
+    }
+}

@@ -1,0 +1,34 @@
+//! `cnn-tui summary`: the model table, like Keras' `model.summary()`.
+
+use super::args::SummaryArgs;
+use super::{data_source, exit, load_config};
+use crate::data::{DataSource, Dataset};
+use crate::error::Result;
+use crate::nn::{Sequential, summary_table};
+
+pub fn run(args: SummaryArgs) -> Result<u8> {
+    let (config, name) = load_config(args.config.config.as_deref(), &args.config.set)?;
+    let source = data_source(args.config.data.as_ref(), &config);
+    // The bundled data is MNIST; other data is read to learn its image shape and classes.
+    let (shape, classes) = match &source {
+        DataSource::Bundled => ([28, 28, 1], 10),
+        dir => {
+            let d = Dataset::load(dir, 0.0)?;
+            (d.image_shape, d.classes)
+        }
+    };
+    let model = Sequential::build(&config.model, shape, classes, config.training.seed)?;
+    println!("Model: \"{name}\"");
+    print!("{}", summary_table(&model));
+    println!(
+        "Optimizer: {} lr {}",
+        config.optimizer.label(),
+        config.optimizer.lr()
+    );
+    let t = &config.training;
+    println!(
+        "Training: {} epochs, batch {}, validation split {}, seed {}",
+        t.epochs, t.batch_size, t.validation_split, t.seed
+    );
+    Ok(exit::OK)
+}

@@ -1,0 +1,105 @@
+//! Reading a config from TOML text and applying `--set section.key=value` overrides.
+
+use toml::{Table, Value};
+
+use super::Config;
+use crate::error::{Error, Result};
+
+/// Parses and validates a config. `origin` (a path, usually) prefixes every error, and parse
+/// errors give line and column.
+pub fn parse_config(text: &str, origin: &str, overrides: &[String]) -> Result<Config> {
+    // First pass straight from the text, so that errors carry positions.
+    let config: Config = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
+    if overrides.is_empty() {
+        config.validate()?;
+        return Ok(config);
+    }
+    let mut table: Table = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
+    for item in overrides {
+        apply_override(&mut table, item)?;
+    }
+    let config: Config = Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| {
+            Error::config(
+                format!("--set {}", overrides.join(" --set ")),
+                one_line(e.message()),
+            )
+        })?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// Applies one `path=value` override to a TOML table. Path parts are keys, or indices into
+/// arrays (`model.layers.0.filters=32`). The value is TOML (`0.1`, `true`, `"adam"`), or a
+/// bare word taken as a string.
+pub fn apply_override(table: &mut Table, item: &str) -> Result<()> {
+    let origin = format!("--set {item}");
+    let (path, raw) = item
+        .split_once('=')
+        .ok_or_else(|| Error::config(&origin, "expected section.key=value"))?;
+    let parts: Vec<&str> = path.trim().split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(Error::config(&origin, "empty key in path"));
+    }
+    let mut root = Value::Table(std::mem::take(table));
+    let result = set_path(&mut root, &parts, parse_value(raw.trim()));
+    let Value::Table(t) = root else {
+        unreachable!("the root stays a table")
+    };
+    *table = t;
+    result.map_err(|message| Error::config(&origin, message))
+}
+
+fn set_path(node: &mut Value, parts: &[&str], value: Value) -> Result<(), String> {
+    let (part, rest) = parts.split_first().expect("non-empty path");
+    let child = match node {
+        Value::Table(t) if rest.is_empty() => {
+            t.insert(part.to_string(), value);
+            return Ok(());
+        }
+        Value::Table(t) => t
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Table(Table::new())),
+        Value::Array(a) => {
+            let len = a.len();
+            let i = part
+                .parse::<usize>()
+                .ok()
+                .filter(|&i| i < len)
+                .ok_or_else(|| format!("'{part}' is not an index below {len}"))?;
+            if rest.is_empty() {
+                a[i] = value;
+                return Ok(());
+            }
+            &mut a[i]
+        }
+        _ => return Err(format!("'{part}' is inside a value, not a table")),
+    };
+    set_path(child, rest, value)
+}
+
+fn parse_value(raw: &str) -> Value {
+    let doc = format!("v = {raw}");
+    match toml::from_str::<Table>(&doc) {
+        Ok(mut t) => t.remove("v").expect("parsed key"),
+        Err(_) => Value::String(raw.to_string()),
+    }
+}
+
+fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> Error {
+    let message = one_line(e.message());
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
+            Error::config(format!("{origin}:{line}:{column}"), message)
+        }
+        None => Error::config(origin, message),
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

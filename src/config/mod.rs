@@ -1,0 +1,259 @@
+//! Run configuration: TOML files with sections for data, model, optimizer, training and
+//! checkpointing; unknown keys and wrong types are errors with line and column.
+
+mod load;
+mod model;
+
+pub use load::{apply_override, parse_config};
+pub use model::{Activation, Init, LayerSpec, LossKind, ModelConfig, Padding};
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The built-in default: a small CNN with 5x5 filters, big enough to be worth looking at.
+pub const DEFAULT_CONFIG: &str = include_str!("../../configs/default.toml");
+
+/// A whole run's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Used to name run directories; defaults to the config file's stem.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub optimizer: OptimizerConfig,
+    #[serde(default)]
+    pub training: TrainingConfig,
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
+}
+
+/// Where the data comes from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// A directory with the four MNIST-layout IDX files; the bundled subset when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+}
+
+/// The optimizer and its hyperparameters, selected by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum OptimizerConfig {
+    /// Stochastic gradient descent, optionally with (Nesterov) momentum, as Keras defines it.
+    Sgd {
+        lr: f64,
+        #[serde(default)]
+        momentum: f64,
+        #[serde(default)]
+        nesterov: bool,
+    },
+    /// Adam (Kingma and Ba) with Keras' defaults.
+    Adam {
+        #[serde(default = "default_adam_lr")]
+        lr: f64,
+        #[serde(default = "default_beta1")]
+        beta1: f64,
+        #[serde(default = "default_beta2")]
+        beta2: f64,
+        #[serde(default = "default_epsilon")]
+        epsilon: f64,
+    },
+}
+
+fn default_adam_lr() -> f64 {
+    1e-3
+}
+fn default_beta1() -> f64 {
+    0.9
+}
+fn default_beta2() -> f64 {
+    0.999
+}
+fn default_epsilon() -> f64 {
+    1e-7
+}
+
+impl OptimizerConfig {
+    pub fn lr(&self) -> f64 {
+        match self {
+            OptimizerConfig::Sgd { lr, .. } | OptimizerConfig::Adam { lr, .. } => *lr,
+        }
+    }
+
+    pub fn set_lr(&mut self, value: f64) {
+        match self {
+            OptimizerConfig::Sgd { lr, .. } | OptimizerConfig::Adam { lr, .. } => *lr = value,
+        }
+    }
+
+    /// A short description such as `sgd(momentum 0.9)` or `adam`.
+    pub fn label(&self) -> String {
+        match self {
+            OptimizerConfig::Sgd {
+                momentum, nesterov, ..
+            } if *momentum > 0.0 => format!(
+                "sgd(momentum {momentum}{})",
+                if *nesterov { ", nesterov" } else { "" }
+            ),
+            OptimizerConfig::Sgd { .. } => "sgd".into(),
+            OptimizerConfig::Adam { .. } => "adam".into(),
+        }
+    }
+}
+
+/// The training loop's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// The last fraction of the training set held out for validation (as Keras does).
+    pub validation_split: f64,
+    pub seed: u64,
+    /// Write a batch line to `metrics.jsonl` every this many batches.
+    pub log_every_batches: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<EarlyStoppingConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleConfig>,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        TrainingConfig {
+            epochs: 5,
+            batch_size: 128,
+            validation_split: 0.0,
+            seed: 42,
+            log_every_batches: 50,
+            early_stopping: None,
+            schedule: None,
+        }
+    }
+}
+
+/// Stop when validation loss has not improved by `min_delta` for `patience` epochs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStoppingConfig {
+    pub patience: usize,
+    #[serde(default)]
+    pub min_delta: f64,
+    /// Put back the weights of the best epoch when stopping.
+    #[serde(default = "yes")]
+    pub restore_best: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Learning-rate schedules; they scale the current rate, so manual changes persist.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ScheduleConfig {
+    /// Multiply the rate by `gamma` every `every_epochs` epochs.
+    Step { every_epochs: usize, gamma: f64 },
+    /// Multiply the rate by `factor` when validation loss stalls for `patience` epochs.
+    Plateau {
+        #[serde(default = "half")]
+        factor: f64,
+        patience: usize,
+        #[serde(default)]
+        min_lr: f64,
+        #[serde(default)]
+        min_delta: f64,
+    },
+}
+
+fn half() -> f64 {
+    0.5
+}
+
+/// When weights are written during a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    /// Save the weights at the end of every epoch (`checkpoints/epoch-NNN.safetensors`).
+    pub every_epoch: bool,
+    /// How many epoch checkpoints to keep (the newest); the best by validation loss is kept too.
+    pub keep_last: usize,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig {
+            every_epoch: true,
+            keep_last: 3,
+        }
+    }
+}
+
+impl Config {
+    /// Checks what serde cannot: value ranges that would make training meaningless.
+    pub fn validate(&self) -> crate::error::Result<()> {
+        use crate::error::Error;
+        let t = &self.training;
+        if t.epochs == 0 {
+            return Err(Error::config("training.epochs", "must be at least 1"));
+        }
+        if t.batch_size == 0 {
+            return Err(Error::config("training.batch_size", "must be at least 1"));
+        }
+        if !(0.0..1.0).contains(&t.validation_split) {
+            return Err(Error::config(
+                "training.validation_split",
+                format!("must be in [0, 1), got {}", t.validation_split),
+            ));
+        }
+        let lr = self.optimizer.lr();
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(Error::config(
+                "optimizer.lr",
+                format!("must be positive, got {lr}"),
+            ));
+        }
+        if let OptimizerConfig::Sgd { momentum, .. } = self.optimizer
+            && !(0.0..1.0).contains(&momentum)
+        {
+            return Err(Error::config(
+                "optimizer.momentum",
+                format!("must be in [0, 1), got {momentum}"),
+            ));
+        }
+        if t.early_stopping.is_some() && t.validation_split == 0.0 {
+            return Err(Error::config(
+                "training.early_stopping",
+                "needs a validation set: set training.validation_split above 0",
+            ));
+        }
+        if let Some(ScheduleConfig::Plateau { .. }) = t.schedule
+            && t.validation_split == 0.0
+        {
+            return Err(Error::config(
+                "training.schedule",
+                "plateau needs a validation set: set training.validation_split above 0",
+            ));
+        }
+        if let Some(ScheduleConfig::Step {
+            every_epochs: 0, ..
+        }) = t.schedule
+        {
+            return Err(Error::config(
+                "training.schedule.every_epochs",
+                "must be at least 1",
+            ));
+        }
+        self.model.validate()
+    }
+
+    /// The resolved config as TOML, as written into every run directory.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a Config always serializes")
+    }
+}

@@ -1,0 +1,151 @@
+//! The model section: a list of layers and a loss.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The model: layers applied in order, and the loss the training minimizes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    #[serde(default)]
+    pub loss: LossKind,
+    pub layers: Vec<LayerSpec>,
+}
+
+/// Losses. Cross-entropy takes logits; a final softmax layer is folded into it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossKind {
+    #[default]
+    SoftmaxCrossEntropy,
+    MeanSquaredError,
+}
+
+/// Element-wise and row-wise activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Relu,
+    Sigmoid,
+    Tanh,
+    Softmax,
+}
+
+/// Weight initialisers (biases always start at zero).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Init {
+    /// Keras' default: uniform in ±sqrt(6 / (fan_in + fan_out)).
+    #[default]
+    GlorotUniform,
+    /// Normal with standard deviation sqrt(2 / fan_in), for ReLU networks.
+    HeNormal,
+    /// Normal with standard deviation 0.1, resampled beyond two deviations (TensorFlow tutorials).
+    TruncatedNormal,
+}
+
+/// Convolution padding, as Keras names it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Padding {
+    #[default]
+    Valid,
+    Same,
+}
+
+/// One entry of `[[model.layers]]`, selected by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum LayerSpec {
+    Conv2d {
+        filters: usize,
+        kernel_size: usize,
+        #[serde(default = "one")]
+        stride: usize,
+        #[serde(default)]
+        padding: Padding,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        activation: Option<Activation>,
+        #[serde(default)]
+        init: Init,
+    },
+    Maxpool2d {
+        #[serde(default = "two")]
+        pool_size: usize,
+        /// Defaults to the pool size.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stride: Option<usize>,
+    },
+    Flatten,
+    Dense {
+        units: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        activation: Option<Activation>,
+        #[serde(default)]
+        init: Init,
+    },
+    Dropout {
+        rate: f64,
+    },
+    Relu,
+    Sigmoid,
+    Tanh,
+    Softmax,
+}
+
+fn one() -> usize {
+    1
+}
+fn two() -> usize {
+    2
+}
+
+impl ModelConfig {
+    /// Checks per-layer values; shapes are checked when the model is built.
+    pub fn validate(&self) -> Result<()> {
+        if self.layers.is_empty() {
+            return Err(Error::config("model.layers", "the model has no layers"));
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            let at = |field: &str| format!("model.layers[{i}].{field}");
+            match layer {
+                LayerSpec::Conv2d {
+                    filters,
+                    kernel_size,
+                    stride,
+                    ..
+                } => {
+                    for (name, v) in [
+                        ("filters", filters),
+                        ("kernel_size", kernel_size),
+                        ("stride", stride),
+                    ] {
+                        if *v == 0 {
+                            return Err(Error::config(at(name), "must be at least 1"));
+                        }
+                    }
+                }
+                LayerSpec::Maxpool2d { pool_size, stride } => {
+                    if *pool_size == 0 || *stride == Some(0) {
+                        return Err(Error::config(
+                            at("pool_size"),
+                            "pool size and stride must be at least 1",
+                        ));
+                    }
+                }
+                LayerSpec::Dense { units: 0, .. } => {
+                    return Err(Error::config(at("units"), "must be at least 1"));
+                }
+                LayerSpec::Dropout { rate } if !(0.0..1.0).contains(rate) => {
+                    return Err(Error::config(
+                        at("rate"),
+                        format!("must be in [0, 1), got {rate}"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}

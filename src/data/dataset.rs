@@ -1,0 +1,260 @@
+//! MNIST-layout datasets: four IDX files in a directory, or the subset bundled in the binary.
+
+use std::path::{Path, PathBuf};
+
+use super::idx::{IdxArray, parse_idx, read_idx_file};
+use crate::error::{Error, Result};
+
+/// The four standard MNIST file stems (Fashion-MNIST uses the same names).
+const TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
+const TRAIN_LABELS: &str = "train-labels-idx1-ubyte";
+const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
+const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
+
+/// The first 10,000 training images and all 10,000 test images of the official MNIST.
+const BUNDLED: [(&str, &[u8]); 4] = [
+    (
+        TRAIN_IMAGES,
+        include_bytes!("../../assets/train-images-idx3-ubyte.gz"),
+    ),
+    (
+        TRAIN_LABELS,
+        include_bytes!("../../assets/train-labels-idx1-ubyte.gz"),
+    ),
+    (
+        TEST_IMAGES,
+        include_bytes!("../../assets/t10k-images-idx3-ubyte.gz"),
+    ),
+    (
+        TEST_LABELS,
+        include_bytes!("../../assets/t10k-labels-idx1-ubyte.gz"),
+    ),
+];
+
+/// Where a dataset comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataSource {
+    /// The MNIST subset compiled into the binary.
+    Bundled,
+    /// A directory holding the four IDX files, gzip-compressed or raw.
+    Dir(PathBuf),
+}
+
+impl std::fmt::Display for DataSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataSource::Bundled => write!(f, "bundled MNIST subset (10k train, 10k test)"),
+            DataSource::Dir(d) => write!(f, "{}", d.display()),
+        }
+    }
+}
+
+/// Images kept as bytes (scaled to [0,1] only when a batch is made) with their labels.
+#[derive(Debug, Clone, Default)]
+pub struct Split {
+    /// `len * height * width * channels` bytes, sample-major, channels last.
+    pub images: Vec<u8>,
+    pub labels: Vec<u8>,
+}
+
+impl Split {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Splits off the last `count` samples (Keras' `validation_split` takes the tail).
+    pub fn split_off_tail(&mut self, count: usize) -> Split {
+        let keep = self.len() - count;
+        let per = self.images.len() / self.len().max(1);
+        Split {
+            images: self.images.split_off(keep * per),
+            labels: self.labels.split_off(keep),
+        }
+    }
+}
+
+/// A full dataset: training, validation (possibly empty) and test splits of equal image shape.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub source: DataSource,
+    /// Per-sample image shape `[height, width, channels]`.
+    pub image_shape: [usize; 3],
+    pub classes: usize,
+    pub train: Split,
+    pub validation: Split,
+    pub test: Split,
+}
+
+impl Dataset {
+    /// Loads the dataset and carves the validation set off the end of the training set.
+    pub fn load(source: &DataSource, validation_split: f64) -> Result<Dataset> {
+        let files: Vec<(PathBuf, IdxArray)> = match source {
+            DataSource::Bundled => BUNDLED
+                .iter()
+                .map(|(stem, bytes)| {
+                    let path = PathBuf::from(format!("<bundled>/{stem}.gz"));
+                    parse_idx(&path, bytes).map(|a| (path, a))
+                })
+                .collect::<Result<_>>()?,
+            DataSource::Dir(dir) => {
+                if !dir.is_dir() {
+                    return Err(Error::data(dir, "data directory not found"));
+                }
+                [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS]
+                    .iter()
+                    .map(|stem| {
+                        let path = find_file(dir, stem)?;
+                        read_idx_file(&path).map(|a| (path, a))
+                    })
+                    .collect::<Result<_>>()?
+            }
+        };
+        let mut files = files.into_iter();
+        let mut next = || files.next().expect("four files");
+        let (train_img_path, train_img) = next();
+        let (train_lbl_path, train_lbl) = next();
+        let (test_img_path, test_img) = next();
+        let (test_lbl_path, test_lbl) = next();
+
+        let image_shape = image_shape(&train_img_path, &train_img)?;
+        let test_shape = image_shape_of(&test_img_path, &test_img)?;
+        if test_shape != image_shape {
+            return Err(Error::data(
+                &test_img_path,
+                format!(
+                    "test images are {test_shape:?} but training images are {image_shape:?} (height, width, channels)"
+                ),
+            ));
+        }
+        let mut train = pair(&train_img_path, train_img, &train_lbl_path, train_lbl)?;
+        let test = pair(&test_img_path, test_img, &test_lbl_path, test_lbl)?;
+        let max_label = train
+            .labels
+            .iter()
+            .chain(&test.labels)
+            .copied()
+            .max()
+            .unwrap_or(0);
+        let classes = (max_label as usize + 1).max(2);
+
+        if !(0.0..1.0).contains(&validation_split) {
+            return Err(Error::config(
+                "training.validation_split",
+                format!("must be in [0, 1), got {validation_split}"),
+            ));
+        }
+        let val_count = (train.len() as f64 * validation_split).round() as usize;
+        if val_count >= train.len() {
+            return Err(Error::config(
+                "training.validation_split",
+                format!("{validation_split} leaves no training data"),
+            ));
+        }
+        let validation = train.split_off_tail(val_count);
+        Ok(Dataset {
+            source: source.clone(),
+            image_shape,
+            classes,
+            train,
+            validation,
+            test,
+        })
+    }
+}
+
+fn find_file(dir: &Path, stem: &str) -> Result<PathBuf> {
+    let gz = dir.join(format!("{stem}.gz"));
+    if gz.is_file() {
+        return Ok(gz);
+    }
+    let raw = dir.join(stem);
+    if raw.is_file() {
+        return Ok(raw);
+    }
+    Err(Error::data(
+        &gz,
+        "missing data file (looked for it with and without .gz)",
+    ))
+}
+
+fn image_shape_of(path: &Path, arr: &IdxArray) -> Result<[usize; 3]> {
+    match arr.dims.as_slice() {
+        [_, h, w] => Ok([*h, *w, 1]),
+        [_, h, w, c] => Ok([*h, *w, *c]),
+        dims => Err(Error::data(
+            path,
+            format!("expected images (3 or 4 dimensions), found dimensions {dims:?}"),
+        )),
+    }
+}
+
+fn image_shape(path: &Path, arr: &IdxArray) -> Result<[usize; 3]> {
+    image_shape_of(path, arr)
+}
+
+fn pair(img_path: &Path, images: IdxArray, lbl_path: &Path, labels: IdxArray) -> Result<Split> {
+    if labels.dims.len() != 1 {
+        return Err(Error::data(
+            lbl_path,
+            format!(
+                "expected labels (1 dimension), found dimensions {:?}",
+                labels.dims
+            ),
+        ));
+    }
+    if images.dims[0] != labels.dims[0] {
+        return Err(Error::data(
+            lbl_path,
+            format!(
+                "has {} labels but {} has {} images",
+                labels.dims[0],
+                img_path.display(),
+                images.dims[0]
+            ),
+        ));
+    }
+    if let Some(bad) = labels.data.iter().find(|&&l| l > 200) {
+        return Err(Error::data(
+            lbl_path,
+            format!("label {bad} is not a class index"),
+        ));
+    }
+    Ok(Split {
+        images: images.data,
+        labels: labels.data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_subset_is_real_mnist() {
+        let d = Dataset::load(&DataSource::Bundled, 0.1).unwrap();
+        assert_eq!(d.image_shape, [28, 28, 1]);
+        assert_eq!(d.classes, 10);
+        assert_eq!(d.train.len(), 9000);
+        assert_eq!(d.validation.len(), 1000);
+        assert_eq!(d.test.len(), 10000);
+        // The first MNIST training label is 5 and the first test label is 7.
+        assert_eq!(d.train.labels[0], 5);
+        assert_eq!(d.test.labels[0], 7);
+    }
+
+    #[test]
+    fn missing_directory_and_files_are_named() {
+        let e = Dataset::load(&DataSource::Dir("/no/such/dir".into()), 0.0).unwrap_err();
+        assert_eq!(e.to_string(), "/no/such/dir: data directory not found");
+        let tmp = tempfile::tempdir().unwrap();
+        let e = Dataset::load(&DataSource::Dir(tmp.path().into()), 0.0).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("train-images-idx3-ubyte.gz: missing data file")
+        );
+    }
+}

@@ -1,0 +1,8 @@
+//! Data: IDX files, the bundled MNIST subset, train/validation/test splits and batches.
+
+mod batches;
+mod dataset;
+pub mod idx;
+
+pub use batches::{epoch_order, fill_batch};
+pub use dataset::{DataSource, Dataset, Split};

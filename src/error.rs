@@ -1,0 +1,68 @@
+//! The library's error type: every failure a user can meet, each with a message that names
+//! the file or setting at fault and says what is wrong, on one line.
+
+use std::path::{Path, PathBuf};
+
+/// Every error the library reports. `Display` is one line meant for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A data file is missing, unreadable, truncated or not in IDX format.
+    #[error("{}: {message}", path.display())]
+    Data { path: PathBuf, message: String },
+    /// A configuration file or override is malformed or describes an impossible model.
+    #[error("{origin}: {message}")]
+    Config { origin: String, message: String },
+    /// A weights or checkpoint file cannot be read or does not fit the model.
+    #[error("{}: {message}", path.display())]
+    Weights { path: PathBuf, message: String },
+    /// A file or directory could not be written or read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Training produced a non-finite loss.
+    #[error(
+        "loss became {value} at epoch {epoch}, batch {batch}: training diverged; try a lower learning rate (for example --lr {suggested_lr})"
+    )]
+    Diverged {
+        value: f32,
+        epoch: usize,
+        batch: usize,
+        suggested_lr: f64,
+    },
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn data(path: &Path, message: impl Into<String>) -> Self {
+        Error::Data {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    pub fn config(origin: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Config {
+            origin: origin.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn weights(path: &Path, message: impl Into<String>) -> Self {
+        Error::Weights {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! cnn-tui: train convolutional neural networks on the CPU and watch them learn.
+//!
+//! Data flows one way: [`data`] → [`nn`] → [`optim`] → [`train`] (loop, commands in, events
+//! out) → front ends ([`report`] and [`record`] for headless runs) → [`cli`].
+
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod nn;
+pub mod optim;
+pub mod record;
+pub mod report;
+pub mod train;
+pub mod weights;

@@ -1,0 +1,114 @@
+//! Fully connected layer: `y = x · W + b` with `W` stored `[in, out]` (as Keras).
+
+use ndarray::{ArrayView2, ArrayViewMut2, IxDyn};
+
+use super::init::init_weights;
+use super::layer::{Context, Layer, Param};
+use super::matmul::matmul;
+use super::tensor::{Tensor, as_matrix, as_matrix_mut, column_sums, data, data_mut, ensure_shape};
+use crate::config::Init;
+
+pub struct Dense {
+    name: String,
+    weight: Param,
+    bias: Param,
+    out_shape: [usize; 1],
+}
+
+impl Dense {
+    pub fn new(name: &str, inputs: usize, units: usize, init: Init, seed: u64) -> Dense {
+        let mut w = Tensor::zeros(IxDyn(&[inputs, units]));
+        init_weights(data_mut(&mut w), init, inputs, units, seed);
+        Dense {
+            name: name.to_string(),
+            weight: Param::new(format!("{name}.weight"), w),
+            bias: Param::new(format!("{name}.bias"), Tensor::zeros(IxDyn(&[units]))),
+            out_shape: [units],
+        }
+    }
+
+    fn units(&self) -> usize {
+        self.out_shape[0]
+    }
+
+    fn w(&self) -> ArrayView2<'_, f32> {
+        as_matrix(&self.weight.value)
+    }
+}
+
+impl Layer for Dense {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "Dense"
+    }
+
+    fn output_shape(&self) -> &[usize] {
+        &self.out_shape
+    }
+
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &Context) {
+        let batch = x.shape()[0];
+        ensure_shape(y, &[batch, self.units()]);
+        let bias = data(&self.bias.value);
+        data_mut(y)
+            .chunks_exact_mut(self.units())
+            .for_each(|row| row.copy_from_slice(bias));
+        matmul(as_matrix(x), self.w(), &mut as_matrix_mut(y), true);
+    }
+
+    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+        let dy_m = as_matrix(dy);
+        matmul(
+            as_matrix(x).t(),
+            dy_m,
+            &mut as_matrix_mut(&mut self.weight.grad),
+            false,
+        );
+        column_sums(data(dy), self.units(), data_mut(&mut self.bias.grad));
+        if let Some(dx) = dx {
+            ensure_shape(dx, x.shape());
+            let (rows, cols) = (x.shape()[0], x.len() / x.shape()[0].max(1));
+            let mut dx_m =
+                ArrayViewMut2::from_shape((rows, cols), data_mut(dx)).expect("contiguous");
+            matmul(dy_m, self.w().t(), &mut dx_m, false);
+        }
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        vec![&self.weight, &self.bias]
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        vec![&mut self.weight, &mut self.bias]
+    }
+
+    fn forward_flops(&self) -> u64 {
+        2 * self.weight.value.len() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::gradcheck::check_layer;
+
+    #[test]
+    fn computes_affine_map() {
+        let mut d = Dense::new("dense1", 2, 2, Init::GlorotUniform, 0);
+        d.weight.value = ndarray::array![[1.0f32, 2.0], [3.0, 4.0]].into_dyn();
+        d.bias.value = ndarray::array![0.5f32, -0.5].into_dyn();
+        let x = ndarray::array![[1.0f32, 1.0], [0.0, 2.0]].into_dyn();
+        let mut y = crate::nn::tensor::empty();
+        d.forward(&x, &mut y, &Context::inference());
+        assert_eq!(y, ndarray::array![[4.5f32, 5.5], [6.5, 7.5]].into_dyn());
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let mut d = Dense::new("dense1", 7, 5, Init::GlorotUniform, 3);
+        check_layer(&mut d, &[4, 7]);
+    }
+}

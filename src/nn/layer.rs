@@ -1,0 +1,71 @@
+//! The layer interface: forward into a caller-owned output, backward from the output gradient.
+
+use super::tensor::Tensor;
+
+/// A trainable tensor and its gradient, named as in checkpoints (`conv1.weight`).
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub name: String,
+    pub value: Tensor,
+    pub grad: Tensor,
+}
+
+impl Param {
+    pub fn new(name: String, value: Tensor) -> Param {
+        let grad = Tensor::zeros(value.raw_dim());
+        Param { name, value, grad }
+    }
+}
+
+/// What a forward pass needs to know besides its input.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    /// Training (dropout active) or inference.
+    pub train: bool,
+    /// The run's seed and the global step: dropout masks are a function of both, so a
+    /// resumed run draws the same masks.
+    pub seed: u64,
+    pub step: u64,
+}
+
+impl Context {
+    pub fn inference() -> Context {
+        Context {
+            train: false,
+            seed: 0,
+            step: 0,
+        }
+    }
+}
+
+/// A layer of a sequential model.
+///
+/// # Shapes
+/// Inputs and outputs are `[batch, ...per-sample shape]`, channels last.
+pub trait Layer: Send {
+    /// The unique name within the model, e.g. `conv1`.
+    fn name(&self) -> &str;
+    /// The layer type as shown in the summary, e.g. `Conv2D`.
+    fn kind(&self) -> &'static str;
+    /// The per-sample output shape.
+    fn output_shape(&self) -> &[usize];
+    /// Computes `y` from `x`, shaping `y` as needed (reusing its allocation).
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &Context);
+    /// From `dy` (gradient of the loss with respect to `y`), sets the parameter gradients
+    /// and, when `dx` is given, the gradient with respect to `x`.
+    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>);
+    fn params(&self) -> Vec<&Param> {
+        Vec::new()
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        Vec::new()
+    }
+    /// Floating-point operations of one sample's forward pass (a multiply-add counts 2).
+    fn forward_flops(&self) -> u64 {
+        0
+    }
+    /// Whether this is a softmax activation (folded into the cross-entropy loss).
+    fn is_softmax(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,86 @@
+//! Matrix multiply on ndarray views through the `gemm` crate (AVX-512 kernels where the CPU
+//! has them, rayon-parallel on large products). Strided views make transposes free.
+
+use gemm::Parallelism;
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// Products smaller than this many multiply-adds run on one thread.
+const PARALLEL_THRESHOLD: usize = 1 << 18;
+
+/// `c = a · b`, or `c += a · b` when `accumulate`.
+///
+/// # Panics
+/// When the shapes do not chain (`a: m×k`, `b: k×n`, `c: m×n`).
+pub fn matmul(
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    c: &mut ArrayViewMut2<f32>,
+    accumulate: bool,
+) {
+    let (m, k) = a.dim();
+    let (k2, n) = b.dim();
+    assert_eq!(k, k2, "matmul: inner dimensions differ");
+    assert_eq!(c.dim(), (m, n), "matmul: output shape");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c.fill(0.0);
+        }
+        return;
+    }
+    let parallelism = if m * n * k >= PARALLEL_THRESHOLD && rayon::current_num_threads() > 1 {
+        Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        Parallelism::None
+    };
+    let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
+    let (b_rs, b_cs) = (b.strides()[0], b.strides()[1]);
+    let (c_rs, c_cs) = (c.strides()[0], c.strides()[1]);
+    // SAFETY: the pointers and strides come from live ndarray views whose shapes were checked
+    // above to be m×k, k×n and m×n; `c` is borrowed mutably and cannot alias `a` or `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            c_cs,
+            c_rs,
+            accumulate,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, array};
+
+    #[test]
+    fn matches_ndarray_dot_with_transposes_and_accumulation() {
+        let a = Array2::from_shape_fn((70, 50), |(i, j)| ((i * 7 + j * 3) % 11) as f32 - 5.0);
+        let b = Array2::from_shape_fn((70, 90), |(i, j)| ((i * 5 + j) % 13) as f32 * 0.5);
+        let mut c = Array2::from_elem((50, 90), 1.0f32);
+        matmul(a.t(), b.view(), &mut c.view_mut(), true);
+        let expected = a.t().dot(&b) + 1.0;
+        assert_eq!(c, expected);
+        let small = array![[1.0f32, 2.0], [3.0, 4.0]];
+        let mut out = Array2::zeros((2, 2));
+        matmul(small.view(), small.t(), &mut out.view_mut(), false);
+        assert_eq!(out, array![[5.0, 11.0], [11.0, 25.0]]);
+    }
+}

@@ -1,0 +1,131 @@
+//! 2-D max pooling, channels last, without padding (Keras' default `valid`).
+
+use rayon::prelude::*;
+
+use super::layer::{Context, Layer};
+use super::tensor::{Tensor, data, data_mut, ensure_shape};
+
+pub struct MaxPool2d {
+    name: String,
+    pool: usize,
+    stride: usize,
+    in_shape: [usize; 3],
+    out_shape: [usize; 3],
+    /// For every output value, the index within its sample's input of the maximum.
+    argmax: Vec<u32>,
+}
+
+impl MaxPool2d {
+    /// `None` when the pool does not fit the input.
+    pub fn new(name: &str, input: [usize; 3], pool: usize, stride: usize) -> Option<MaxPool2d> {
+        let [h, w, c] = input;
+        if h < pool || w < pool {
+            return None;
+        }
+        let out_shape = [(h - pool) / stride + 1, (w - pool) / stride + 1, c];
+        Some(MaxPool2d {
+            name: name.to_string(),
+            pool,
+            stride,
+            in_shape: input,
+            out_shape,
+            argmax: Vec::new(),
+        })
+    }
+}
+
+impl Layer for MaxPool2d {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "MaxPool2D"
+    }
+
+    fn output_shape(&self) -> &[usize] {
+        &self.out_shape
+    }
+
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &Context) {
+        let batch = x.shape()[0];
+        let [_, w, c] = self.in_shape;
+        let [oh, ow, _] = self.out_shape;
+        ensure_shape(y, &[batch, oh, ow, c]);
+        let out_len = oh * ow * c;
+        self.argmax.resize(batch * out_len, 0);
+        let in_len: usize = self.in_shape.iter().product();
+        let (pool, stride) = (self.pool, self.stride);
+        data_mut(y)
+            .par_chunks_mut(out_len)
+            .zip(self.argmax.par_chunks_mut(out_len))
+            .zip(data(x).par_chunks(in_len))
+            .for_each(|((out, arg), img)| {
+                for r in 0..oh {
+                    for q in 0..ow {
+                        let o = (r * ow + q) * c;
+                        out[o..o + c].fill(f32::NEG_INFINITY);
+                        for i in 0..pool {
+                            for j in 0..pool {
+                                let s = ((r * stride + i) * w + q * stride + j) * c;
+                                for ch in 0..c {
+                                    if img[s + ch] > out[o + ch] {
+                                        out[o + ch] = img[s + ch];
+                                        arg[o + ch] = (s + ch) as u32;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+    }
+
+    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+        let Some(dx) = dx else { return };
+        ensure_shape(dx, x.shape());
+        let in_len: usize = self.in_shape.iter().product();
+        let out_len: usize = self.out_shape.iter().product();
+        data_mut(dx)
+            .par_chunks_mut(in_len)
+            .zip(self.argmax.par_chunks(out_len))
+            .zip(data(dy).par_chunks(out_len))
+            .for_each(|((img, arg), g)| {
+                img.fill(0.0);
+                for (&a, &g) in arg.iter().zip(g) {
+                    img[a as usize] += g;
+                }
+            });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::gradcheck::check_layer;
+    use ndarray::IxDyn;
+
+    #[test]
+    fn takes_window_maxima() {
+        let mut p = MaxPool2d::new("pool1", [4, 4, 1], 2, 2).unwrap();
+        let x = Tensor::from_shape_vec(IxDyn(&[1, 4, 4, 1]), (0..16).map(|v| v as f32).collect())
+            .unwrap();
+        let mut y = crate::nn::tensor::empty();
+        p.forward(&x, &mut y, &Context::inference());
+        assert_eq!(data(&y), &[5.0, 7.0, 13.0, 15.0]);
+        assert_eq!(p.out_shape, [2, 2, 1]);
+        assert!(MaxPool2d::new("p", [1, 4, 1], 2, 2).is_none());
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        check_layer(
+            &mut MaxPool2d::new("pool1", [5, 4, 3], 2, 2).unwrap(),
+            &[2, 5, 4, 3],
+        );
+        check_layer(
+            &mut MaxPool2d::new("pool1", [5, 5, 2], 3, 1).unwrap(),
+            &[2, 5, 5, 2],
+        );
+    }
+}

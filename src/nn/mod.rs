@@ -1,0 +1,33 @@
+//! Neural-network core: tensors on ndarray, layers with hand-written backward passes, losses,
+//! and the sequential model built from a config.
+//!
+//! Activations are channels-last (`[batch, height, width, channels]`, as Keras), so that a
+//! convolution is one matrix multiply over the whole batch with no transposes.
+
+mod activation;
+mod conv2d;
+mod dense;
+mod dropout;
+mod flatten;
+pub mod init;
+mod layer;
+pub mod loss;
+pub mod matmul;
+mod maxpool;
+mod model;
+mod summary;
+pub mod tensor;
+
+#[cfg(test)]
+pub(crate) mod gradcheck;
+
+pub use activation::ActivationLayer;
+pub use conv2d::Conv2d;
+pub use dense::Dense;
+pub use dropout::Dropout;
+pub use flatten::Flatten;
+pub use layer::{Context, Layer, Param};
+pub use loss::BatchStats;
+pub use maxpool::MaxPool2d;
+pub use model::Sequential;
+pub use summary::{LayerRow, summary_rows, summary_table};

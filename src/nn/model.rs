@@ -1,0 +1,333 @@
+//! The sequential model: layers built from the config with shape inference, and the buffers
+//! that carry a batch through them (allocated once, reused for every batch of that size).
+
+use ndarray::IxDyn;
+
+use super::activation::{ActivationLayer, softmax_rows};
+use super::conv2d::{Conv2d, ConvGeometry};
+use super::dense::Dense;
+use super::dropout::Dropout;
+use super::flatten::Flatten;
+use super::layer::{Context, Layer, Param};
+use super::loss::{self, BatchStats, argmax};
+use super::maxpool::MaxPool2d;
+use super::tensor::{Tensor, data, data_mut, empty, ensure_shape};
+use crate::config::{Activation, LayerSpec, LossKind, ModelConfig};
+use crate::data::{Split, fill_batch};
+use crate::error::{Error, Result};
+
+pub struct Sequential {
+    layers: Vec<Box<dyn Layer>>,
+    input_shape: [usize; 3],
+    loss: LossKind,
+    /// Layers that produce the loss's input: all, or all but a final softmax that the
+    /// cross-entropy loss applies itself.
+    logit_layers: usize,
+    /// `acts[0]` is the input batch, `acts[i + 1]` the output of layer `i`.
+    acts: Vec<Tensor>,
+    /// `grads[i]` is the loss gradient with respect to `acts[i]`.
+    grads: Vec<Tensor>,
+    labels: Vec<u8>,
+}
+
+impl Sequential {
+    /// Builds the model for images of `input_shape` (`[h, w, c]`) and `classes` outputs.
+    /// An impossible stack is a config error naming the layer.
+    pub fn build(
+        spec: &ModelConfig,
+        input_shape: [usize; 3],
+        classes: usize,
+        seed: u64,
+    ) -> Result<Sequential> {
+        let mut layers: Vec<Box<dyn Layer>> = Vec::new();
+        let mut counts = std::collections::HashMap::<&str, usize>::new();
+        let mut name = |kind: &'static str| {
+            let n = counts.entry(kind).or_insert(0);
+            *n += 1;
+            format!("{kind}{n}")
+        };
+        let mut shape: Vec<usize> = input_shape.to_vec();
+        for (i, layer_spec) in spec.layers.iter().enumerate() {
+            let at = format!("model.layers[{i}]");
+            let layer_seed = seed ^ (i as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+            let image = |shape: &[usize], what: &str| -> Result<[usize; 3]> {
+                match shape {
+                    [h, w, c] => Ok([*h, *w, *c]),
+                    _ => Err(Error::config(
+                        &at,
+                        format!(
+                            "{what} needs an image input (height, width, channels) but gets {shape:?}; put it before flatten"
+                        ),
+                    )),
+                }
+            };
+            let activation = match layer_spec {
+                LayerSpec::Conv2d {
+                    filters,
+                    kernel_size,
+                    stride,
+                    padding,
+                    activation,
+                    init,
+                } => {
+                    let input = image(&shape, "conv2d")?;
+                    let geometry = ConvGeometry::new(input, *kernel_size, *stride, *padding).ok_or_else(|| {
+                        Error::config(
+                            &at,
+                            format!(
+                                "conv2d kernel {k}x{k} does not fit its {}x{}x{} input (padding {padding:?}): the output would be empty",
+                                input[0], input[1], input[2], k = kernel_size
+                            ),
+                        )
+                    })?;
+                    layers.push(Box::new(Conv2d::new(
+                        &name("conv"),
+                        geometry,
+                        *filters,
+                        *init,
+                        layer_seed,
+                    )));
+                    *activation
+                }
+                LayerSpec::Maxpool2d { pool_size, stride } => {
+                    let input = image(&shape, "maxpool2d")?;
+                    let pool = MaxPool2d::new(
+                        &name("pool"),
+                        input,
+                        *pool_size,
+                        stride.unwrap_or(*pool_size),
+                    )
+                    .ok_or_else(|| {
+                        Error::config(
+                            &at,
+                            format!(
+                                "maxpool2d pool {p}x{p} does not fit its {}x{}x{} input",
+                                input[0],
+                                input[1],
+                                input[2],
+                                p = pool_size
+                            ),
+                        )
+                    })?;
+                    layers.push(Box::new(pool));
+                    None
+                }
+                LayerSpec::Flatten => {
+                    layers.push(Box::new(Flatten::new(&name("flatten"), &shape)));
+                    None
+                }
+                LayerSpec::Dense {
+                    units,
+                    activation,
+                    init,
+                } => {
+                    let [inputs] = shape[..] else {
+                        return Err(Error::config(
+                            &at,
+                            format!(
+                                "dense needs a flat input but gets {shape:?}; add {{ type = \"flatten\" }} before it"
+                            ),
+                        ));
+                    };
+                    layers.push(Box::new(Dense::new(
+                        &name("dense"),
+                        inputs,
+                        *units,
+                        *init,
+                        layer_seed,
+                    )));
+                    *activation
+                }
+                LayerSpec::Dropout { rate } => {
+                    layers.push(Box::new(Dropout::new(
+                        &name("dropout"),
+                        *rate,
+                        &shape,
+                        i as u64,
+                    )));
+                    None
+                }
+                LayerSpec::Relu => Some(Activation::Relu),
+                LayerSpec::Sigmoid => Some(Activation::Sigmoid),
+                LayerSpec::Tanh => Some(Activation::Tanh),
+                LayerSpec::Softmax => Some(Activation::Softmax),
+            };
+            shape = layers.last().map_or(shape, |l| l.output_shape().to_vec());
+            if let Some(act) = activation {
+                let kind = match act {
+                    Activation::Relu => "relu",
+                    Activation::Sigmoid => "sigmoid",
+                    Activation::Tanh => "tanh",
+                    Activation::Softmax => "softmax",
+                };
+                layers.push(Box::new(ActivationLayer::new(&name(kind), act, &shape)));
+            }
+        }
+        if shape != [classes] {
+            return Err(Error::config(
+                format!("model.layers[{}]", spec.layers.len() - 1),
+                format!(
+                    "the model outputs {shape:?} per sample but the data has {classes} classes; end with a flatten and a dense layer of {classes} units"
+                ),
+            ));
+        }
+        let fold_softmax = spec.loss == LossKind::SoftmaxCrossEntropy
+            && layers.last().is_some_and(|l| l.is_softmax());
+        let logit_layers = layers.len() - usize::from(fold_softmax);
+        let n = layers.len();
+        Ok(Sequential {
+            layers,
+            input_shape,
+            loss: spec.loss,
+            logit_layers,
+            acts: (0..=n).map(|_| empty()).collect(),
+            grads: (0..=n).map(|_| empty()).collect(),
+            labels: Vec::new(),
+        })
+    }
+
+    pub fn layers(&self) -> &[Box<dyn Layer>] {
+        &self.layers
+    }
+
+    pub fn input_shape(&self) -> [usize; 3] {
+        self.input_shape
+    }
+
+    /// Values per sample at the output (the number of classes).
+    pub fn output_size(&self) -> usize {
+        self.layers
+            .last()
+            .map_or(0, |l| l.output_shape().iter().product())
+    }
+
+    /// Fills the input buffer with the samples `indices` of `split`.
+    pub fn load_batch(&mut self, split: &Split, indices: &[u32]) {
+        let [h, w, c] = self.input_shape;
+        ensure_shape(&mut self.acts[0], &[indices.len(), h, w, c]);
+        fill_batch(
+            split,
+            indices,
+            data_mut(&mut self.acts[0]),
+            &mut self.labels,
+        );
+    }
+
+    /// Sets the input batch directly (`[batch, h, w, c]` values in [0, 1]).
+    pub fn set_input(&mut self, images: &[f32]) {
+        let [h, w, c] = self.input_shape;
+        let batch = images.len() / (h * w * c);
+        ensure_shape(&mut self.acts[0], &[batch, h, w, c]);
+        data_mut(&mut self.acts[0]).copy_from_slice(images);
+    }
+
+    /// Runs the loaded batch through the layers up to the logits.
+    pub fn forward(&mut self, ctx: &Context) -> &Tensor {
+        for i in 0..self.logit_layers {
+            let (ins, outs) = self.acts.split_at_mut(i + 1);
+            self.layers[i].forward(&ins[i], &mut outs[0], ctx);
+        }
+        &self.acts[self.logit_layers]
+    }
+
+    /// One forward and backward pass on the loaded batch. Afterwards every parameter's
+    /// `grad` holds the gradient of the batch's mean loss: this is the one place where a
+    /// batch's gradients are complete (where a data-parallel run would all-reduce them).
+    pub fn forward_backward(&mut self, ctx: &Context) -> BatchStats {
+        self.forward(ctx);
+        let top = self.logit_layers;
+        let stats = loss::compute(
+            self.loss,
+            &self.acts[top],
+            &self.labels,
+            Some(&mut self.grads[top]),
+        );
+        let Sequential {
+            layers,
+            acts,
+            grads,
+            ..
+        } = self;
+        for i in (0..top).rev() {
+            let (lower, upper) = grads.split_at_mut(i + 1);
+            let dx = if i > 0 { Some(&mut lower[i]) } else { None };
+            layers[i].backward(&acts[i], &acts[i + 1], &upper[0], dx);
+        }
+        stats
+    }
+
+    /// The loss and accuracy of the loaded batch without training.
+    pub fn evaluate_batch(&mut self) -> BatchStats {
+        self.forward(&Context::inference());
+        loss::compute(self.loss, &self.acts[self.logit_layers], &self.labels, None)
+    }
+
+    /// Loss, accuracy and per-sample predictions over a whole split, `batch_size` at a time.
+    pub fn evaluate(&mut self, split: &Split, batch_size: usize) -> (BatchStats, Vec<u8>) {
+        let mut total = BatchStats::default();
+        let mut loss_sum = 0.0f64;
+        let mut predictions = Vec::with_capacity(split.len());
+        let indices: Vec<u32> = (0..split.len() as u32).collect();
+        for chunk in indices.chunks(batch_size.max(1)) {
+            self.load_batch(split, chunk);
+            let stats = self.evaluate_batch();
+            let out = &self.acts[self.logit_layers];
+            let classes = out.len() / chunk.len();
+            predictions.extend(data(out).chunks_exact(classes).map(|r| argmax(r) as u8));
+            loss_sum += stats.loss as f64 * chunk.len() as f64;
+            total.correct += stats.correct;
+            total.samples += stats.samples;
+        }
+        total.loss = (loss_sum / total.samples.max(1) as f64) as f32;
+        (total, predictions)
+    }
+
+    /// Class probabilities for the loaded batch (`[batch, classes]`).
+    pub fn probabilities(&mut self) -> Tensor {
+        let logits = self.forward(&Context::inference()).clone();
+        if self.logit_layers < self.layers.len() || self.loss == LossKind::SoftmaxCrossEntropy {
+            let classes = logits.shape()[1];
+            let mut p = Tensor::zeros(IxDyn(logits.shape()));
+            softmax_rows(data(&logits), data_mut(&mut p), classes);
+            p
+        } else {
+            logits
+        }
+    }
+
+    /// The output of layer `i` for the last batch run through `forward`.
+    pub fn layer_output(&self, i: usize) -> &Tensor {
+        &self.acts[i + 1]
+    }
+
+    pub fn params(&self) -> Vec<&Param> {
+        self.layers.iter().flat_map(|l| l.params()).collect()
+    }
+
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| l.params_mut())
+            .collect()
+    }
+
+    pub fn param_count(&self) -> usize {
+        self.params().iter().map(|p| p.value.len()).sum()
+    }
+
+    /// FLOPs of one sample's forward pass.
+    pub fn forward_flops(&self) -> u64 {
+        self.layers.iter().map(|l| l.forward_flops()).sum()
+    }
+
+    /// Copies of all parameter values, to restore later (early stopping's best weights).
+    pub fn snapshot_params(&self) -> Vec<Tensor> {
+        self.params().iter().map(|p| p.value.clone()).collect()
+    }
+
+    pub fn restore_params(&mut self, values: &[Tensor]) {
+        for (p, v) in self.params_mut().into_iter().zip(values) {
+            p.value.assign(v);
+        }
+    }
+}

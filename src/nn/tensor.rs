@@ -1,0 +1,76 @@
+//! Small helpers over `ndarray::ArrayD<f32>`, the tensor type of the whole crate.
+
+use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
+use rayon::prelude::*;
+
+/// The crate's tensor: an owned, row-major, dynamically shaped `f32` array.
+pub type Tensor = ArrayD<f32>;
+
+/// Elements per parallel work item in element-wise loops.
+const PAR_CHUNK: usize = 1 << 15;
+
+/// Gives `t` the shape `shape`, reusing its allocation; contents are unspecified afterwards.
+/// A no-op when the shape already matches, so steady-state training allocates nothing.
+pub fn ensure_shape(t: &mut Tensor, shape: &[usize]) {
+    if t.shape() != shape {
+        let (mut v, _) = std::mem::take(t).into_raw_vec_and_offset();
+        v.resize(shape.iter().product(), 0.0);
+        *t = ArrayD::from_shape_vec(IxDyn(shape), v).expect("length matches shape");
+    }
+}
+
+/// An empty tensor, to be shaped by `ensure_shape`.
+pub fn empty() -> Tensor {
+    ArrayD::zeros(IxDyn(&[0]))
+}
+
+/// The tensor's data as a slice (all tensors here are contiguous).
+pub fn data(t: &Tensor) -> &[f32] {
+    t.as_slice().expect("tensors are contiguous")
+}
+
+/// The tensor's data as a mutable slice.
+pub fn data_mut(t: &mut Tensor) -> &mut [f32] {
+    t.as_slice_mut().expect("tensors are contiguous")
+}
+
+/// Views a `[batch, ...]` tensor as a `[batch, rest]` matrix.
+pub fn as_matrix(t: &Tensor) -> ArrayView2<'_, f32> {
+    let rows = t.shape()[0];
+    let cols = t.len() / rows.max(1);
+    ArrayView2::from_shape((rows, cols), data(t)).expect("contiguous")
+}
+
+/// Views a `[batch, ...]` tensor as a mutable `[batch, rest]` matrix.
+pub fn as_matrix_mut(t: &mut Tensor) -> ArrayViewMut2<'_, f32> {
+    let rows = t.shape()[0];
+    let cols = t.len() / rows.max(1);
+    ArrayViewMut2::from_shape((rows, cols), data_mut(t)).expect("contiguous")
+}
+
+/// `out[i] = f(a[i])` over equal-length slices, in parallel chunks.
+pub fn par_map(a: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
+    out.par_chunks_mut(PAR_CHUNK)
+        .zip(a.par_chunks(PAR_CHUNK))
+        .for_each(|(o, a)| o.iter_mut().zip(a).for_each(|(o, &a)| *o = f(a)));
+}
+
+/// `out[i] = f(a[i], b[i])` over equal-length slices, in parallel chunks.
+pub fn par_zip_map(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32 + Sync) {
+    out.par_chunks_mut(PAR_CHUNK)
+        .zip(a.par_chunks(PAR_CHUNK).zip(b.par_chunks(PAR_CHUNK)))
+        .for_each(|(o, (a, b))| {
+            o.iter_mut()
+                .zip(a.iter().zip(b))
+                .for_each(|(o, (&a, &b))| *o = f(a, b))
+        });
+}
+
+/// Column sums of a `[rows, cols]` matrix given as a slice, written to `out` (length `cols`).
+/// Summed in a fixed order, so the result does not depend on the thread count.
+pub fn column_sums(m: &[f32], cols: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    for row in m.chunks_exact(cols) {
+        out.iter_mut().zip(row).for_each(|(o, &v)| *o += v);
+    }
+}

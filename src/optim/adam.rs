@@ -1,0 +1,101 @@
+//! Adam with bias correction, as Keras computes it:
+//! `m += (g - m)(1 - β1)`, `v += (g² - v)(1 - β2)`,
+//! `w -= lr √(1 - β2ᵗ) / (1 - β1ᵗ) · m / (√v + ε)`.
+
+use super::{Optimizer, ensure_state};
+use crate::nn::Param;
+use crate::nn::tensor::{Tensor, data, data_mut};
+
+pub struct Adam {
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    epsilon: f32,
+    t: u64,
+    names: Vec<String>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+}
+
+impl Adam {
+    pub fn new(lr: f64, beta1: f64, beta2: f64, epsilon: f64) -> Adam {
+        Adam {
+            lr,
+            beta1,
+            beta2,
+            epsilon: epsilon as f32,
+            t: 0,
+            names: Vec::new(),
+            m: Vec::new(),
+            v: Vec::new(),
+        }
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self, params: &mut [&mut Param]) {
+        ensure_state(&mut self.m, params);
+        ensure_state(&mut self.v, params);
+        self.names = params.iter().map(|p| p.name.clone()).collect();
+        self.t += 1;
+        let t = self.t as i32;
+        let lr_t =
+            (self.lr * (1.0 - self.beta2.powi(t)).sqrt() / (1.0 - self.beta1.powi(t))) as f32;
+        let (b1, b2, eps) = (self.beta1 as f32, self.beta2 as f32, self.epsilon);
+        for ((p, m), v) in params.iter_mut().zip(&mut self.m).zip(&mut self.v) {
+            let grad = data(&p.grad);
+            for (((w, m), v), &g) in data_mut(&mut p.value)
+                .iter_mut()
+                .zip(data_mut(m))
+                .zip(data_mut(v))
+                .zip(grad)
+            {
+                *m += (g - *m) * (1.0 - b1);
+                *v += (g * g - *v) * (1.0 - b2);
+                *w -= lr_t * *m / (v.sqrt() + eps);
+            }
+        }
+    }
+
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    fn state(&self) -> Vec<(String, &Tensor)> {
+        let m = self
+            .names
+            .iter()
+            .zip(&self.m)
+            .map(|(n, t)| (format!("optim.{n}.m"), t));
+        let v = self
+            .names
+            .iter()
+            .zip(&self.v)
+            .map(|(n, t)| (format!("optim.{n}.v"), t));
+        m.chain(v).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn first_steps_move_by_about_lr() {
+        // With bias correction the first step is lr * g / (|g| + eps) = about lr.
+        let mut p = Param::new("w".into(), array![1.0f32, -1.0].into_dyn());
+        p.grad = array![0.3f32, -2.0].into_dyn();
+        let mut adam = Adam::new(0.01, 0.9, 0.999, 1e-7);
+        adam.step(&mut [&mut p]);
+        assert!((p.value[[0]] - 0.99).abs() < 1e-5, "{}", p.value);
+        assert!((p.value[[1]] + 0.99).abs() < 1e-5);
+        adam.step(&mut [&mut p]);
+        assert!((p.value[[0]] - 0.98).abs() < 1e-5);
+        assert_eq!(adam.state().len(), 2);
+    }
+}

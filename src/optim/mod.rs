@@ -1,0 +1,51 @@
+//! Optimizers (SGD with momentum or Nesterov, Adam) and learning-rate schedules.
+//! The learning rate may change between any two steps.
+
+mod adam;
+mod schedule;
+mod sgd;
+
+pub use adam::Adam;
+pub use schedule::Schedule;
+pub use sgd::Sgd;
+
+use crate::config::OptimizerConfig;
+use crate::nn::Param;
+use crate::nn::tensor::Tensor;
+
+/// Updates parameters from their gradients.
+pub trait Optimizer: Send {
+    /// Applies one update to `params` (always the same parameters, in the same order).
+    fn step(&mut self, params: &mut [&mut Param]);
+    fn lr(&self) -> f64;
+    fn set_lr(&mut self, lr: f64);
+    /// Internal state tensors with names such as `optim.conv1.weight.m`, for checkpoints.
+    fn state(&self) -> Vec<(String, &Tensor)>;
+}
+
+/// The optimizer a config asks for.
+pub fn build(config: &OptimizerConfig) -> Box<dyn Optimizer> {
+    match *config {
+        OptimizerConfig::Sgd {
+            lr,
+            momentum,
+            nesterov,
+        } => Box::new(Sgd::new(lr, momentum, nesterov)),
+        OptimizerConfig::Adam {
+            lr,
+            beta1,
+            beta2,
+            epsilon,
+        } => Box::new(Adam::new(lr, beta1, beta2, epsilon)),
+    }
+}
+
+/// Creates one zeroed state tensor per parameter on first use.
+fn ensure_state(state: &mut Vec<Tensor>, params: &[&mut Param]) {
+    if state.len() != params.len() {
+        *state = params
+            .iter()
+            .map(|p| Tensor::zeros(p.value.raw_dim()))
+            .collect();
+    }
+}

@@ -1,0 +1,101 @@
+//! Stochastic gradient descent with optional momentum and Nesterov momentum, as in Keras:
+//! `v = momentum * v - lr * g`, then `w += v` (or `w += momentum * v - lr * g` for Nesterov).
+
+use super::{Optimizer, ensure_state};
+use crate::nn::Param;
+use crate::nn::tensor::{Tensor, data, data_mut};
+
+pub struct Sgd {
+    lr: f64,
+    momentum: f32,
+    nesterov: bool,
+    names: Vec<String>,
+    velocity: Vec<Tensor>,
+}
+
+impl Sgd {
+    pub fn new(lr: f64, momentum: f64, nesterov: bool) -> Sgd {
+        Sgd {
+            lr,
+            momentum: momentum as f32,
+            nesterov,
+            names: Vec::new(),
+            velocity: Vec::new(),
+        }
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self, params: &mut [&mut Param]) {
+        let lr = self.lr as f32;
+        if self.momentum == 0.0 {
+            for p in params.iter_mut() {
+                let grad = data(&p.grad);
+                data_mut(&mut p.value)
+                    .iter_mut()
+                    .zip(grad)
+                    .for_each(|(w, &g)| *w -= lr * g);
+            }
+            return;
+        }
+        ensure_state(&mut self.velocity, params);
+        self.names = params.iter().map(|p| p.name.clone()).collect();
+        let (m, nesterov) = (self.momentum, self.nesterov);
+        for (p, v) in params.iter_mut().zip(&mut self.velocity) {
+            let grad = data(&p.grad);
+            for ((w, v), &g) in data_mut(&mut p.value).iter_mut().zip(data_mut(v)).zip(grad) {
+                *v = m * *v - lr * g;
+                *w += if nesterov { m * *v - lr * g } else { *v };
+            }
+        }
+    }
+
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    fn state(&self) -> Vec<(String, &Tensor)> {
+        self.names
+            .iter()
+            .zip(&self.velocity)
+            .map(|(n, v)| (format!("optim.{n}.momentum"), v))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn param(w: f32, g: f32) -> Param {
+        let mut p = Param::new("w".into(), array![w].into_dyn());
+        p.grad = array![g].into_dyn();
+        p
+    }
+
+    #[test]
+    fn plain_momentum_and_nesterov_steps_match_keras() {
+        let mut p = param(1.0, 0.5);
+        let mut sgd = Sgd::new(0.1, 0.0, false);
+        sgd.step(&mut [&mut p]);
+        assert!((p.value[[0]] - 0.95).abs() < 1e-7);
+
+        // Momentum 0.9: v1 = -0.05, w = 0.95; v2 = -0.045 - 0.05 = -0.095, w = 0.855.
+        let mut p = param(1.0, 0.5);
+        let mut sgd = Sgd::new(0.1, 0.9, false);
+        sgd.step(&mut [&mut p]);
+        sgd.step(&mut [&mut p]);
+        assert!((p.value[[0]] - 0.855).abs() < 1e-6);
+        assert_eq!(sgd.state()[0].0, "optim.w.momentum");
+
+        // Nesterov: v1 = -0.05, w = 1 + 0.9 * -0.05 - 0.05 = 0.905.
+        let mut p = param(1.0, 0.5);
+        Sgd::new(0.1, 0.9, true).step(&mut [&mut p]);
+        assert!((p.value[[0]] - 0.905).abs() < 1e-6);
+    }
+}

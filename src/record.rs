@@ -1,0 +1,177 @@
+//! The run directory: `config.toml`, `metrics.jsonl`, `train.log`, weights and `summary.json`.
+//! A consumer of training events like the front ends, used by all of them.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::report::describe;
+use crate::train::TrainEvent;
+
+pub struct Recorder {
+    dir: PathBuf,
+    metrics: BufWriter<File>,
+    log: BufWriter<File>,
+    every_batches: usize,
+    total_epochs: usize,
+    data_source: String,
+}
+
+/// `runs/<name>-<UTC timestamp>`, made unique with a suffix if it already exists.
+pub fn new_run_dir(root: &Path, name: &str) -> PathBuf {
+    let base = format!("{name}-{}", utc_timestamp());
+    let mut dir = root.join(&base);
+    let mut n = 2;
+    while dir.exists() {
+        dir = root.join(format!("{base}-{n}"));
+        n += 1;
+    }
+    dir
+}
+
+impl Recorder {
+    /// Creates the run directory and writes the resolved config into it.
+    pub fn create(dir: &Path, config: &Config, data_source: &str) -> Result<Recorder> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let create = |name: &str| -> Result<BufWriter<File>> {
+            let path = dir.join(name);
+            File::create(&path)
+                .map(BufWriter::new)
+                .map_err(|e| Error::io(&path, e))
+        };
+        let config_path = dir.join("config.toml");
+        std::fs::write(&config_path, config.to_toml()).map_err(|e| Error::io(&config_path, e))?;
+        Ok(Recorder {
+            dir: dir.to_path_buf(),
+            metrics: create("metrics.jsonl")?,
+            log: create("train.log")?,
+            every_batches: config.training.log_every_batches.max(1),
+            total_epochs: config.training.epochs,
+            data_source: data_source.to_string(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes what the event adds to the run directory.
+    pub fn record(&mut self, event: &TrainEvent) -> Result<()> {
+        if let Some(line) = describe(event, self.total_epochs) {
+            self.log_line(&line)?;
+        }
+        let line = match event {
+            TrainEvent::Batch {
+                epoch,
+                batch,
+                step,
+                loss,
+                accuracy,
+                lr,
+                ..
+            } if (*step as usize).is_multiple_of(self.every_batches) => json!({
+                "type": "batch", "epoch": epoch, "batch": batch, "step": step,
+                "loss": loss, "accuracy": accuracy, "lr": lr,
+            }),
+            TrainEvent::EpochEnd(m) => tagged("epoch", m),
+            TrainEvent::LrChanged {
+                step,
+                epoch,
+                from,
+                to,
+                source,
+            } => json!({
+                "type": "lr_change", "step": step, "epoch": epoch, "from": from, "to": to, "source": source,
+            }),
+            TrainEvent::Paused { step } => json!({"type": "pause", "step": step}),
+            TrainEvent::Resumed { step } => json!({"type": "resume", "step": step}),
+            TrainEvent::CheckpointSaved { path, step } => json!({
+                "type": "checkpoint", "step": step, "path": path,
+            }),
+            TrainEvent::Finished(summary) => {
+                let mut s = tagged("summary", summary);
+                s["status"] = json!("finished");
+                s["data"] = json!(self.data_source);
+                self.write_summary(&s)?;
+                tagged("finished", summary)
+            }
+            TrainEvent::Failed { message } => {
+                let diverged = message.contains("diverged");
+                let s = json!({
+                    "status": if diverged { "diverged" } else { "failed" },
+                    "error": message,
+                    "data": self.data_source,
+                });
+                self.write_summary(&s)?;
+                json!({"type": "failed", "error": message})
+            }
+            _ => return Ok(()),
+        };
+        self.write_metrics(&line)
+    }
+
+    pub fn log_line(&mut self, line: &str) -> Result<()> {
+        writeln!(self.log, "{line}")
+            .and_then(|_| self.log.flush())
+            .map_err(|e| Error::io(&self.dir.join("train.log"), e))
+    }
+
+    fn write_metrics(&mut self, line: &Value) -> Result<()> {
+        writeln!(self.metrics, "{line}")
+            .and_then(|_| self.metrics.flush())
+            .map_err(|e| Error::io(&self.dir.join("metrics.jsonl"), e))
+    }
+
+    fn write_summary(&self, summary: &Value) -> Result<()> {
+        let path = self.dir.join("summary.json");
+        let text = serde_json::to_string_pretty(summary).expect("json values serialize");
+        crate::weights::write_atomically(&path, text.as_bytes())
+    }
+}
+
+fn tagged(kind: &str, value: &impl serde::Serialize) -> Value {
+    let mut v = serde_json::to_value(value).expect("events serialize");
+    v["type"] = json!(kind);
+    v
+}
+
+/// `YYYYmmdd-HHMMSS` in UTC.
+fn utc_timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_sortable_and_fixed_width() {
+        let t = utc_timestamp();
+        assert_eq!(t.len(), 15);
+        assert!(t.starts_with("20"));
+        assert_eq!(&t[8..9], "-");
+    }
+}

@@ -1,0 +1,107 @@
+//! Plain-text lines for events, shared by the headless logger, the dashboard's log pane and
+//! the run directory's `train.log`. ASCII only, no colour, no carriage returns.
+
+use crate::train::{EpochMetrics, LrSource, RunSummary, TrainEvent};
+
+/// The log line for an event, if it deserves one (batches and snapshots do not).
+pub fn describe(event: &TrainEvent, total_epochs: usize) -> Option<String> {
+    Some(match event {
+        TrainEvent::Started {
+            train_samples,
+            validation_samples,
+            test_samples,
+            params,
+            optimizer,
+            lr,
+            threads,
+            ..
+        } => format!(
+            "training on {train_samples} samples, validating on {validation_samples}, testing on {test_samples}; {params} parameters; {optimizer} lr {lr}; {threads} threads"
+        ),
+        TrainEvent::EpochEnd(m) => epoch_line(m, total_epochs),
+        TrainEvent::LrChanged {
+            step,
+            from,
+            to,
+            source,
+            ..
+        } => format!(
+            "learning rate {} -> {} at step {step} ({})",
+            fmt_lr(*from),
+            fmt_lr(*to),
+            match source {
+                LrSource::Command => "by hand",
+                LrSource::Schedule => "schedule",
+            }
+        ),
+        TrainEvent::Paused { step } => format!("paused at step {step}"),
+        TrainEvent::Resumed { step } => format!("resumed at step {step}"),
+        TrainEvent::CheckpointSaved { path, step } => {
+            format!("checkpoint saved at step {step}: {}", path.display())
+        }
+        TrainEvent::Message(m) => m.clone(),
+        TrainEvent::Finished(s) => finished_line(s),
+        TrainEvent::Failed { message } => format!("error: {message}"),
+        TrainEvent::Phase(_) | TrainEvent::Batch { .. } | TrainEvent::Snapshot(_) => return None,
+    })
+}
+
+/// Like Keras' `verbose=2`: one line per epoch.
+pub fn epoch_line(m: &EpochMetrics, total_epochs: usize) -> String {
+    let mut s = format!(
+        "Epoch {}/{} - {:.1}s - loss: {:.4} - accuracy: {:.4}",
+        m.epoch, total_epochs, m.seconds, m.loss, m.accuracy
+    );
+    if let (Some(l), Some(a)) = (m.val_loss, m.val_accuracy) {
+        s.push_str(&format!(" - val_loss: {l:.4} - val_accuracy: {a:.4}"));
+    }
+    s.push_str(&format!(" - lr: {}", fmt_lr(m.lr)));
+    s
+}
+
+fn finished_line(s: &RunSummary) -> String {
+    format!(
+        "Test - loss: {:.4} - accuracy: {:.4} ({} epochs, {:.1}s, {:.0} samples/s, {:?})",
+        s.test_loss,
+        s.test_accuracy,
+        s.epochs_completed,
+        s.train_seconds,
+        s.samples_per_second,
+        s.stop_reason
+    )
+}
+
+/// A learning rate without float noise: `0.01`, `0.0005`, `1.25e-5`.
+pub fn fmt_lr(lr: f64) -> String {
+    if lr != 0.0 && (lr.abs() < 1e-4 || lr.abs() >= 1e4) {
+        format!("{lr:.3e}")
+    } else {
+        let s = format!("{lr:.6}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_lines_read_like_keras() {
+        let m = EpochMetrics {
+            epoch: 2,
+            step: 10,
+            loss: 0.123456,
+            accuracy: 0.9,
+            val_loss: Some(0.2),
+            val_accuracy: Some(0.95),
+            lr: 0.01,
+            seconds: 3.04,
+        };
+        assert_eq!(
+            epoch_line(&m, 5),
+            "Epoch 2/5 - 3.0s - loss: 0.1235 - accuracy: 0.9000 - val_loss: 0.2000 - val_accuracy: 0.9500 - lr: 0.01"
+        );
+        assert_eq!(fmt_lr(0.0005), "0.0005");
+        assert_eq!(fmt_lr(1.25e-5), "1.250e-5");
+    }
+}

@@ -1,0 +1,123 @@
+//! Events the training loop emits. Plain owned data: no references into the model.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::snapshot::Snapshot;
+use crate::nn::LayerRow;
+
+/// What the run is doing, as a front end shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Training,
+    Validating,
+    Testing,
+    Paused,
+}
+
+/// Why a learning rate changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSource {
+    /// A command from a front end (a key, `ctl`).
+    Command,
+    /// The configured schedule.
+    Schedule,
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// All epochs done.
+    Completed,
+    /// Early stopping: validation loss stopped improving.
+    EarlyStopped,
+    /// A front end asked to stop.
+    Stopped,
+}
+
+/// The numbers of one finished epoch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EpochMetrics {
+    /// 1-based.
+    pub epoch: usize,
+    pub step: u64,
+    pub loss: f64,
+    pub accuracy: f64,
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+    pub lr: f64,
+    pub seconds: f64,
+}
+
+/// The outcome of a run, as written to `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    pub stop_reason: StopReason,
+    pub test_loss: f64,
+    pub test_accuracy: f64,
+    pub best_val_accuracy: Option<f64>,
+    pub best_val_loss: Option<f64>,
+    pub epochs_completed: usize,
+    pub steps: u64,
+    pub train_seconds: f64,
+    pub samples_per_second: f64,
+    pub weights: PathBuf,
+}
+
+/// Everything the training loop reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainEvent {
+    Started {
+        epochs: usize,
+        batches_per_epoch: usize,
+        train_samples: usize,
+        validation_samples: usize,
+        test_samples: usize,
+        lr: f64,
+        optimizer: String,
+        layers: Vec<LayerRow>,
+        params: usize,
+        threads: usize,
+    },
+    Phase(Phase),
+    Batch {
+        epoch: usize,
+        /// 1-based within the epoch.
+        batch: usize,
+        step: u64,
+        loss: f32,
+        accuracy: f32,
+        lr: f64,
+        /// Training throughput over the epoch so far.
+        samples_per_second: f64,
+    },
+    EpochEnd(EpochMetrics),
+    LrChanged {
+        step: u64,
+        epoch: usize,
+        from: f64,
+        to: f64,
+        source: LrSource,
+    },
+    Paused {
+        step: u64,
+    },
+    Resumed {
+        step: u64,
+    },
+    Snapshot(Box<Snapshot>),
+    CheckpointSaved {
+        path: PathBuf,
+        step: u64,
+    },
+    /// A warning or note for the log.
+    Message(String),
+    Finished(RunSummary),
+    Failed {
+        message: String,
+    },
+}

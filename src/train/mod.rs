@@ -1,0 +1,13 @@
+//! The training loop on its own thread: commands in, events out. It knows nothing of
+//! terminals; the dashboard and the headless logger are consumers of the same events.
+
+mod control;
+mod early_stopping;
+mod events;
+mod snapshot;
+mod trainer;
+
+pub use control::Command;
+pub use events::{EpochMetrics, LrSource, Phase, RunSummary, StopReason, TrainEvent};
+pub use snapshot::{FilterImage, Snapshot};
+pub use trainer::{TrainHandle, TrainSetup, spawn};

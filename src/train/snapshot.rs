@@ -1,0 +1,120 @@
+//! Snapshots of what a conv layer has learned: its filters and a probe image's feature maps.
+
+use crate::nn::loss::argmax;
+use crate::nn::tensor::data;
+use crate::nn::{Context, Sequential};
+
+/// A 2-D grid of values, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterImage {
+    pub height: usize,
+    pub width: usize,
+    pub values: Vec<f32>,
+}
+
+/// The selected conv layer's filters and the probe's feature maps in that layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub step: u64,
+    /// Index among the model's conv layers, and the layer's name.
+    pub conv_layer: usize,
+    pub conv_layers: usize,
+    pub layer_name: String,
+    /// What a filter image shows when the layer has several input channels.
+    pub channel_note: Option<String>,
+    pub filters: Vec<FilterImage>,
+    pub probe_index: usize,
+    pub probe_label: u8,
+    pub probe_image: FilterImage,
+    /// After the layer's activation, when it has one.
+    pub feature_maps: Vec<FilterImage>,
+    /// The three most probable classes with their probabilities.
+    pub top3: Vec<(usize, f32)>,
+}
+
+/// Indices (into the model's layers) of the conv layers.
+pub fn conv_layer_indices(model: &Sequential) -> Vec<usize> {
+    model
+        .layers()
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.kind() == "Conv2D")
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Takes a snapshot, running the probe image (`[h, w, c]` in [0, 1]) through the model.
+pub fn take(
+    model: &mut Sequential,
+    conv_layer: usize,
+    probe: &[f32],
+    probe_index: usize,
+    probe_label: u8,
+    step: u64,
+) -> Option<Snapshot> {
+    let convs = conv_layer_indices(model);
+    let conv_layer = conv_layer.min(convs.len().checked_sub(1)?);
+    let li = convs[conv_layer];
+    let layer = &model.layers()[li];
+    let weight = &layer.params()[0].value;
+    let &[kh, kw, cin, f] = weight.shape() else {
+        return None;
+    };
+    let w = data(weight);
+    let filters = (0..f)
+        .map(|fi| FilterImage {
+            height: kh,
+            width: kw,
+            values: (0..kh * kw)
+                .map(|p| (0..cin).map(|c| w[(p * cin + c) * f + fi]).sum::<f32>() / cin as f32)
+                .collect(),
+        })
+        .collect();
+    let channel_note = (cin > 1).then(|| format!("mean over {cin} input channels"));
+    let layer_name = layer.name().to_string();
+    // Show the maps after the activation that follows the conv layer, if any.
+    let shown = match model.layers().get(li + 1) {
+        Some(next) if matches!(next.kind(), "ReLU" | "Sigmoid" | "Tanh") => li + 1,
+        _ => li,
+    };
+    model.set_input(probe);
+    let probs = model.probabilities();
+    let mut ranked: Vec<(usize, f32)> = data(&probs).iter().copied().enumerate().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    ranked.truncate(3);
+    debug_assert_eq!(ranked.first().map(|r| r.0), Some(argmax(data(&probs))));
+    let maps = model.layer_output(shown);
+    let &[_, mh, mw, mc] = maps.shape() else {
+        return None;
+    };
+    let m = data(maps);
+    let feature_maps = (0..mc)
+        .map(|c| FilterImage {
+            height: mh,
+            width: mw,
+            values: (0..mh * mw).map(|p| m[p * mc + c]).collect(),
+        })
+        .collect();
+    let [h, w, c] = model.input_shape();
+    let probe_image = FilterImage {
+        height: h,
+        width: w,
+        values: (0..h * w)
+            .map(|p| (0..c).map(|ch| probe[p * c + ch]).sum::<f32>() / c as f32)
+            .collect(),
+    };
+    let _ = Context::inference();
+    Some(Snapshot {
+        step,
+        conv_layer,
+        conv_layers: convs.len(),
+        layer_name,
+        channel_note,
+        filters,
+        probe_index,
+        probe_label,
+        probe_image,
+        feature_maps,
+        top3: ranked,
+    })
+}
