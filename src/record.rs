@@ -93,7 +93,7 @@ impl Recorder {
                 "type": "checkpoint", "step": step, "path": path,
             }),
             TrainEvent::Finished(summary) => {
-                let mut s = tagged("summary", summary);
+                let mut s = serde_json::to_value(summary).expect("summaries serialize");
                 s["status"] = json!("finished");
                 s["data"] = json!(self.data_source);
                 self.write_summary(&s)?;

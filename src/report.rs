@@ -1,6 +1,7 @@
 //! Plain-text lines for events, shared by the headless logger, the dashboard's log pane and
 //! the run directory's `train.log`. ASCII only, no colour, no carriage returns.
 
+pub use crate::config::fmt_lr;
 use crate::train::{EpochMetrics, LrSource, RunSummary, TrainEvent};
 
 /// The log line for an event, if it deserves one (batches and snapshots do not).
@@ -16,7 +17,8 @@ pub fn describe(event: &TrainEvent, total_epochs: usize) -> Option<String> {
             threads,
             ..
         } => format!(
-            "training on {train_samples} samples, validating on {validation_samples}, testing on {test_samples}; {params} parameters; {optimizer} lr {lr}; {threads} threads"
+            "training on {train_samples} samples, validating on {validation_samples}, testing on {test_samples}; {params} parameters; {optimizer} lr {}; {threads} threads",
+            fmt_lr(*lr)
         ),
         TrainEvent::EpochEnd(m) => epoch_line(m, total_epochs),
         TrainEvent::LrChanged {
@@ -69,16 +71,6 @@ fn finished_line(s: &RunSummary) -> String {
         s.samples_per_second,
         s.stop_reason
     )
-}
-
-/// A learning rate without float noise: `0.01`, `0.0005`, `1.25e-5`.
-pub fn fmt_lr(lr: f64) -> String {
-    if lr != 0.0 && (lr.abs() < 1e-4 || lr.abs() >= 1e4) {
-        format!("{lr:.3e}")
-    } else {
-        let s = format!("{lr:.6}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    }
 }
 
 #[cfg(test)]

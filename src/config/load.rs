@@ -91,13 +91,48 @@ fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> Error {
     let message = one_line(e.message());
     match e.span() {
         Some(span) => {
-            let before = &text[..span.start.min(text.len())];
+            // Tagged enums report the whole table; point at the unknown key inside it.
+            let start = unknown_key_offset(text, span.clone(), e.message()).unwrap_or(span.start);
+            let before = &text[..start.min(text.len())];
             let line = before.matches('\n').count() + 1;
             let column = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
             Error::config(format!("{origin}:{line}:{column}"), message)
         }
         None => Error::config(origin, message),
     }
+}
+
+/// Where the key named in an "unknown field `key`" message sits, in the table whose header
+/// or inline value `span` covers (up to the next table header).
+fn unknown_key_offset(text: &str, span: std::ops::Range<usize>, message: &str) -> Option<usize> {
+    let key = message.strip_prefix("unknown field `")?.split('`').next()?;
+    let region = text.get(span.start..)?;
+    let mut offset = 0;
+    for (i, line) in region.split_inclusive('\n').enumerate() {
+        let trimmed = line.trim_start();
+        if i > 0 && trimmed.starts_with('[') {
+            break;
+        }
+        let indent = line.len() - trimmed.len();
+        let at_start = trimmed
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+            .then_some(indent);
+        if let Some(at) = at_start.or_else(|| find_key(line, key)) {
+            return Some(span.start + offset + at);
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// The offset of `key = ` within an inline table on one line, e.g. `{ type = "x", key = 1 }`.
+fn find_key(line: &str, key: &str) -> Option<usize> {
+    line.match_indices(key).map(|(i, _)| i).find(|&i| {
+        let before = line[..i].trim_end();
+        (before.ends_with('{') || before.ends_with(','))
+            && line[i + key.len()..].trim_start().starts_with('=')
+    })
 }
 
 fn one_line(s: &str) -> String {

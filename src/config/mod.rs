@@ -194,6 +194,16 @@ impl Default for CheckpointConfig {
     }
 }
 
+/// A learning rate without float noise: `0.01`, `0.0005`, `1.250e-5`.
+pub fn fmt_lr(lr: f64) -> String {
+    if lr != 0.0 && (lr.abs() < 1e-4 || lr.abs() >= 1e4) {
+        format!("{lr:.3e}")
+    } else {
+        let s = format!("{lr:.6}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
 impl Config {
     /// Checks what serde cannot: value ranges that would make training meaningless.
     pub fn validate(&self) -> crate::error::Result<()> {

@@ -126,13 +126,13 @@ impl ModelConfig {
                         }
                     }
                 }
-                LayerSpec::Maxpool2d { pool_size, stride } => {
-                    if *pool_size == 0 || *stride == Some(0) {
-                        return Err(Error::config(
-                            at("pool_size"),
-                            "pool size and stride must be at least 1",
-                        ));
-                    }
+                LayerSpec::Maxpool2d { pool_size, stride }
+                    if *pool_size == 0 || *stride == Some(0) =>
+                {
+                    return Err(Error::config(
+                        at("pool_size"),
+                        "pool size and stride must be at least 1",
+                    ));
                 }
                 LayerSpec::Dense { units: 0, .. } => {
                     return Err(Error::config(at("units"), "must be at least 1"));

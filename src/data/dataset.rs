@@ -120,7 +120,7 @@ impl Dataset {
         let (test_img_path, test_img) = next();
         let (test_lbl_path, test_lbl) = next();
 
-        let image_shape = image_shape(&train_img_path, &train_img)?;
+        let image_shape = image_shape_of(&train_img_path, &train_img)?;
         let test_shape = image_shape_of(&test_img_path, &test_img)?;
         if test_shape != image_shape {
             return Err(Error::data(
@@ -190,10 +190,6 @@ fn image_shape_of(path: &Path, arr: &IdxArray) -> Result<[usize; 3]> {
             format!("expected images (3 or 4 dimensions), found dimensions {dims:?}"),
         )),
     }
-}
-
-fn image_shape(path: &Path, arr: &IdxArray) -> Result<[usize; 3]> {
-    image_shape_of(path, arr)
 }
 
 fn pair(img_path: &Path, images: IdxArray, lbl_path: &Path, labels: IdxArray) -> Result<Split> {

@@ -54,16 +54,19 @@ pub fn compute(
     let mut total = 0.0f64;
     match kind {
         LossKind::SoftmaxCrossEntropy => {
+            // -log softmax(x)[l] = log(sum(exp(x - max))) - (x[l] - max): exact for huge
+            // logits, and infinite or NaN when the logits are, so divergence is noticed.
             softmax_rows(out, g, classes);
-            for (row, &l) in g.chunks_exact_mut(classes).zip(labels) {
-                let p = row[l as usize];
-                total -= (p.max(f32::MIN_POSITIVE) as f64).ln();
+            for ((row, x), &l) in g
+                .chunks_exact_mut(classes)
+                .zip(out.chunks_exact(classes))
+                .zip(labels)
+            {
+                let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+                let sum: f64 = x.iter().map(|&v| (v as f64 - max).exp()).sum();
+                total += sum.ln() - (x[l as usize] as f64 - max);
                 row[l as usize] -= 1.0;
                 row.iter_mut().for_each(|v| *v /= batch as f32);
-            }
-            // A non-finite logit makes the loss non-finite too, so divergence is noticed.
-            if out.iter().any(|v| !v.is_finite()) {
-                total = f64::NAN;
             }
         }
         LossKind::MeanSquaredError => {

@@ -1,8 +1,8 @@
 //! Snapshots of what a conv layer has learned: its filters and a probe image's feature maps.
 
+use crate::nn::Sequential;
 use crate::nn::loss::argmax;
 use crate::nn::tensor::data;
-use crate::nn::{Context, Sequential};
 
 /// A 2-D grid of values, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,7 +103,6 @@ pub fn take(
             .map(|p| (0..c).map(|ch| probe[p * c + ch]).sum::<f32>() / c as f32)
             .collect(),
     };
-    let _ = Context::inference();
     Some(Snapshot {
         step,
         conv_layer,

@@ -12,7 +12,7 @@ use super::early_stopping::{EarlyStopping, Verdict};
 use super::events::{EpochMetrics, LrSource, Phase, RunSummary, StopReason, TrainEvent};
 use super::snapshot;
 use crate::config::Config;
-use crate::data::{Dataset, Split, epoch_order};
+use crate::data::{Dataset, epoch_order};
 use crate::error::{Error, Result};
 use crate::nn::{Context, Sequential, summary_rows};
 use crate::optim::{self, Optimizer, Schedule};
@@ -418,14 +418,6 @@ impl Trainer {
         }
     }
 
-    fn probe_split(&self) -> &Split {
-        if self.data.validation.is_empty() {
-            &self.data.test
-        } else {
-            &self.data.validation
-        }
-    }
-
     fn maybe_snapshot(&mut self, force: bool) {
         let due = match (self.snapshot_every, self.last_snapshot) {
             (Some(_), None) => true,
@@ -437,12 +429,12 @@ impl Trainer {
         }
         self.last_snapshot = Some(Instant::now());
         let data = Arc::clone(&self.data);
+        // The probe comes from the validation set, or the test set when there is none.
         let split = if data.validation.is_empty() {
             &data.test
         } else {
             &data.validation
         };
-        debug_assert!(std::ptr::eq(split, self.probe_split()));
         if split.is_empty() {
             return;
         }

@@ -1,0 +1,229 @@
+//! Training on the bundled MNIST subset through the library and the binary.
+
+use std::sync::Arc;
+
+use cnn_tui::cli::load_config;
+use cnn_tui::config::Config;
+use cnn_tui::data::{DataSource, Dataset};
+use cnn_tui::train::{Command, TrainEvent, TrainSetup, spawn};
+
+use crate::util::{cnn_tui, stdout};
+
+fn small_config(extra: &[&str]) -> Config {
+    let mut sets: Vec<String> = ["training.epochs=1", "training.validation_split=0.5"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    load_config(None, &sets).unwrap().0
+}
+
+fn bundled(validation_split: f64) -> Arc<Dataset> {
+    let mut d = Dataset::load(&DataSource::Bundled, 0.0).unwrap();
+    // 2,000 training samples keep these tests fast; validation comes from their tail.
+    d.train.images.truncate(2000 * 784);
+    d.train.labels.truncate(2000);
+    let n = (2000.0 * validation_split) as usize;
+    d.validation = d.train.split_off_tail(n);
+    Arc::new(d)
+}
+
+fn run(config: Config, data: Arc<Dataset>, commands: &[Command]) -> Vec<TrainEvent> {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = spawn(TrainSetup {
+        config,
+        dataset: data,
+        run_dir: dir.path().to_path_buf(),
+        threads: 2,
+        snapshot_every: None,
+    })
+    .unwrap();
+    for c in commands {
+        handle.commands.send(c.clone()).unwrap();
+    }
+    let events: Vec<TrainEvent> = handle.events.iter().collect();
+    handle.thread.join().unwrap().unwrap();
+    events
+}
+
+fn batch_losses(events: &[TrainEvent]) -> Vec<f32> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Batch { loss, .. } => Some(*loss),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn loss_falls_and_same_seed_gives_identical_losses() {
+    let data = bundled(0.2);
+    let a = batch_losses(&run(small_config(&[]), Arc::clone(&data), &[]));
+    let b = batch_losses(&run(small_config(&[]), Arc::clone(&data), &[]));
+    assert_eq!(a, b, "same seed and threads must give bit-identical losses");
+    let first: f32 = a[..5].iter().sum::<f32>() / 5.0;
+    let last: f32 = a[a.len() - 5..].iter().sum::<f32>() / 5.0;
+    assert!(last < first * 0.5, "loss should fall: {first} -> {last}");
+    let c = batch_losses(&run(small_config(&["training.seed=7"]), data, &[]));
+    assert_ne!(a, c, "another seed, another run");
+}
+
+#[test]
+fn dropout_model_is_reproducible_too() {
+    let config = load_config(
+        Some(std::path::Path::new("configs/mnist-convnet.toml")),
+        &["training.epochs=1".into()],
+    )
+    .unwrap()
+    .0;
+    let data = bundled(0.0);
+    let a = batch_losses(&run(config.clone(), Arc::clone(&data), &[]));
+    let b = batch_losses(&run(config, data, &[]));
+    assert_eq!(a, b);
+}
+
+#[test]
+fn commands_take_effect_before_the_next_batch() {
+    let events = run(
+        small_config(&[]),
+        bundled(0.2),
+        &[
+            Command::SetLr(0.001),
+            Command::ScaleLr(0.5),
+            Command::SetLr(-1.0),
+        ],
+    );
+    let lr_changes: Vec<(u64, f64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::LrChanged { step, to, .. } => Some((*step, *to)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lr_changes, vec![(0, 0.001), (0, 0.0005)]);
+    let first_batch_lr = events.iter().find_map(|e| match e {
+        TrainEvent::Batch { lr, .. } => Some(*lr),
+        _ => None,
+    });
+    assert_eq!(first_batch_lr, Some(0.0005));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, TrainEvent::Message(m) if m.contains("ignored learning rate -1")))
+    );
+}
+
+#[test]
+fn stop_ends_the_run_early_with_a_test_evaluation() {
+    let events = run(
+        small_config(&["training.epochs=50"]),
+        bundled(0.2),
+        &[Command::Stop],
+    );
+    let finished = events.iter().find_map(|e| match e {
+        TrainEvent::Finished(s) => Some(s.clone()),
+        _ => None,
+    });
+    let s = finished.expect("finished");
+    assert_eq!(s.epochs_completed, 0);
+    assert_eq!(s.steps, 0);
+    assert!(s.test_accuracy > 0.0);
+}
+
+#[test]
+fn huge_learning_rate_diverges_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "train",
+        "--headless",
+        "--config",
+        "configs/seed-logistic.toml",
+        "--epochs",
+        "1",
+        "--lr",
+        "1e38",
+    ];
+    let config =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/seed-logistic.toml");
+    let mut args: Vec<&str> = args.to_vec();
+    args[3] = config.to_str().unwrap();
+    args.extend(["--run-dir", "run"]);
+    let o = cnn_tui(&args, dir.path());
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("training diverged; try a lower learning rate"),
+        "{err}"
+    );
+    let summary = std::fs::read_to_string(dir.path().join("run/summary.json")).unwrap();
+    assert!(summary.contains("\"status\": \"diverged\""), "{summary}");
+}
+
+#[test]
+fn headless_train_writes_a_complete_run_directory_and_evaluates() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = cnn_tui(
+        &[
+            "train",
+            "--epochs",
+            "1",
+            "--run-dir",
+            "run",
+            "--set",
+            "training.validation_split=0.8",
+        ],
+        dir.path(),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = stdout(&o);
+    assert!(out.contains("Epoch 1/1 - "), "{out}");
+    assert!(
+        !out.contains('\r') && !out.contains('\x1b'),
+        "plain lines only"
+    );
+    let run = dir.path().join("run");
+    for f in [
+        "config.toml",
+        "metrics.jsonl",
+        "train.log",
+        "summary.json",
+        "model.safetensors",
+    ] {
+        assert!(run.join(f).is_file(), "missing {f}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    for key in [
+        "test_accuracy",
+        "test_loss",
+        "best_val_accuracy",
+        "epochs_completed",
+        "train_seconds",
+        "samples_per_second",
+    ] {
+        assert!(
+            summary[key].is_number(),
+            "summary.json lacks {key}: {summary}"
+        );
+    }
+    let o = cnn_tui(
+        &["evaluate", "--weights", "run/model.safetensors", "--json"],
+        dir.path(),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let eval: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    // The weights reproduce the run's own test accuracy exactly.
+    assert_eq!(eval["test_accuracy"], summary["test_accuracy"]);
+    assert_eq!(eval["confusion_matrix"].as_array().unwrap().len(), 10);
+}
