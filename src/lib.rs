@@ -1,7 +1,8 @@
 //! cnn-tui: train convolutional neural networks on the CPU and watch them learn.
 //!
 //! Data flows one way: [`data`] → [`nn`] → [`optim`] → [`train`] (loop, commands in, events
-//! out) → front ends ([`report`] and [`record`] for headless runs) → [`cli`].
+//! out) → front ends ([`tui`], the headless [`report`], and [`record`] for the run directory)
+//! → [`cli`].
 
 pub mod cli;
 pub mod config;
@@ -12,4 +13,5 @@ pub mod optim;
 pub mod record;
 pub mod report;
 pub mod train;
+pub mod tui;
 pub mod weights;

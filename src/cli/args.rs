@@ -23,8 +23,12 @@ pub enum Commands {
 }
 
 impl Default for Commands {
+    /// `cnn-tui` alone trains the default model on the bundled data.
     fn default() -> Self {
-        Commands::Train(TrainArgs::default())
+        let Cli { command: Some(c) } = Cli::parse_from(["cnn-tui", "train"]) else {
+            unreachable!("train parses")
+        };
+        c
     }
 }
 
@@ -42,7 +46,7 @@ pub struct ConfigArgs {
     pub data: Option<PathBuf>,
 }
 
-#[derive(Debug, Default, Args)]
+#[derive(Debug, Args)]
 pub struct TrainArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -67,6 +71,19 @@ pub struct TrainArgs {
     /// Worker threads for the arithmetic (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Dashboard: ASCII characters only (for terminals without Unicode fonts).
+    #[arg(long)]
+    pub ascii: bool,
+    /// Dashboard: the factor by which + and - change the learning rate.
+    #[arg(long, default_value_t = 2.0, value_parser = positive_factor)]
+    pub lr_factor: f64,
+}
+
+fn positive_factor(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 1.0 => Ok(v),
+        _ => Err(format!("'{s}' must be a number above 1")),
+    }
 }
 
 impl TrainArgs {

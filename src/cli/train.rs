@@ -1,16 +1,25 @@
-//! `cnn-tui train`: load data and config, start the trainer, and consume its events.
+//! `cnn-tui train`: load data and config, start the trainer, and hand its events to the
+//! dashboard (in a terminal) or the headless logger.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::args::TrainArgs;
 use super::{data_source, exit, load_config};
+use crate::config::{Config, fmt_lr};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::record::{Recorder, new_run_dir};
 use crate::report::describe;
-use crate::train::{TrainEvent, TrainSetup, spawn};
+use crate::train::{RunSummary, TrainEvent, TrainHandle, TrainSetup, spawn};
+use crate::tui::{self, Outcome, app};
+
+/// Exit code after an abort (as for SIGINT).
+const ABORTED: u8 = 130;
+/// How often the dashboard gets fresh filters and feature maps.
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 
 pub fn run(args: TrainArgs) -> Result<u8> {
     let (config, name) = load_config(args.config.config.as_deref(), &args.overrides())?;
@@ -26,18 +35,42 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         .clone()
         .unwrap_or_else(|| new_run_dir(&PathBuf::from("runs"), &name));
     let mut recorder = Recorder::create(&run_dir, &config, &source.to_string())?;
-    let headless = args.headless || !std::io::stdout().is_terminal();
-    let _ = headless; // the dashboard arrives with its own front end
+    let dashboard =
+        !args.headless && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    let info = app::RunInfo {
+        name: name.clone(),
+        run_dir: run_dir.clone(),
+        hyperparameters: hyperparameters(&config, &source.to_string(), threads),
+        lr_factor: args.lr_factor,
+    };
     let epochs = config.training.epochs;
-    println!("run directory: {}", run_dir.display());
-    println!("data: {source}");
     let handle = spawn(TrainSetup {
         config,
         dataset,
-        run_dir,
+        run_dir: run_dir.clone(),
         threads,
-        snapshot_every: None,
+        snapshot_every: dashboard.then_some(SNAPSHOT_EVERY),
     })?;
+    if dashboard {
+        let style = app::Style {
+            ascii: args.ascii,
+            color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        };
+        return match tui::run(handle, &mut recorder, app::App::new(info, style))? {
+            Outcome::Ended(result) => result.map(|_| exit::OK),
+            Outcome::Aborted => Ok(ABORTED),
+        };
+    }
+    println!("run directory: {}", run_dir.display());
+    println!("data: {source}");
+    let summary = headless(handle, &mut recorder, epochs)?;
+    println!("weights: {}", summary.weights.display());
+    println!("run directory: {}", recorder.dir().display());
+    Ok(exit::OK)
+}
+
+/// Prints one plain line per epoch (and per notable event) until the run ends.
+fn headless(handle: TrainHandle, recorder: &mut Recorder, epochs: usize) -> Result<RunSummary> {
     for event in handle.events.iter() {
         recorder.record(&event)?;
         if let TrainEvent::Failed { .. } = event {
@@ -47,14 +80,35 @@ pub fn run(args: TrainArgs) -> Result<u8> {
             println!("{line}");
         }
     }
-    let outcome = handle.thread.join().map_err(|_| {
+    handle.thread.join().map_err(|_| {
         Error::config(
             "training thread",
             "panicked (this is a bug; please report it)",
         )
-    })?;
-    let summary = outcome?;
-    println!("weights: {}", summary.weights.display());
-    println!("run directory: {}", recorder.dir().display());
-    Ok(exit::OK)
+    })?
+}
+
+/// The settings the dashboard's model pane lists.
+fn hyperparameters(config: &Config, data: &str, threads: usize) -> Vec<(String, String)> {
+    let t = &config.training;
+    let mut v = vec![
+        ("optimizer".to_string(), config.optimizer.label()),
+        ("learning rate".into(), fmt_lr(config.optimizer.lr())),
+        ("epochs".into(), t.epochs.to_string()),
+        ("batch size".into(), t.batch_size.to_string()),
+        ("validation split".into(), t.validation_split.to_string()),
+        ("seed".into(), t.seed.to_string()),
+        ("threads".into(), threads.to_string()),
+        ("data".into(), data.to_string()),
+    ];
+    if let Some(s) = &t.schedule {
+        v.push(("schedule".into(), format!("{s:?}")));
+    }
+    if let Some(e) = &t.early_stopping {
+        v.push((
+            "early stopping".into(),
+            format!("patience {}, restore best {}", e.patience, e.restore_best),
+        ));
+    }
+    v
 }

@@ -15,7 +15,7 @@ pub mod loss;
 pub mod matmul;
 mod maxpool;
 mod model;
-mod summary;
+pub mod summary;
 pub mod tensor;
 
 #[cfg(test)]

@@ -1,0 +1,254 @@
+//! Keys: one table for the footer and help overlay, and the mapping from key to action.
+//! Ctrl-S and Ctrl-Q are never bound (terminal flow control).
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::app::{App, Mode};
+use crate::train::Command;
+
+/// (keys, what they do), in the order the help shows them.
+pub const BINDINGS: &[(&str, &str)] = &[
+    ("space/p", "pause or resume (before the next batch)"),
+    ("+ / -", "multiply / divide the learning rate by the factor"),
+    ("l", "type an exact learning rate"),
+    ("s", "save a checkpoint now"),
+    ("tab/arrows", "choose the conv layer shown"),
+    ("n / N", "next / previous probe image"),
+    ("m", "model summary and hyperparameters"),
+    ("?", "this help"),
+    ("q", "quit (asks first while training)"),
+    ("ctrl-c", "stop gracefully; twice aborts"),
+];
+
+/// The short footer line.
+pub const FOOTER: &str =
+    "p pause  +/- lr  l set lr  s save  tab layer  n probe  m model  ? help  q quit";
+
+/// What a key press asks of the loop.
+#[derive(Debug, Default, PartialEq)]
+pub struct KeyOutcome {
+    pub commands: Vec<Command>,
+    /// Leave at once, without waiting for the run to end (second Ctrl-C).
+    pub abort: bool,
+}
+
+impl KeyOutcome {
+    fn command(c: Command) -> KeyOutcome {
+        KeyOutcome {
+            commands: vec![c],
+            abort: false,
+        }
+    }
+}
+
+pub fn handle_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
+    app.dirty = true;
+    if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+        app.interrupts += 1;
+        if app.interrupts >= 2 || app.state.is_over() {
+            return KeyOutcome {
+                commands: vec![],
+                abort: true,
+            };
+        }
+        app.quitting = true;
+        app.push_log("stopping after this batch (ctrl-c again to abort)".into());
+        return KeyOutcome::command(Command::Stop);
+    }
+    match app.mode.clone() {
+        Mode::Help | Mode::Model => {
+            app.mode = Mode::Normal;
+            KeyOutcome::default()
+        }
+        Mode::LrInput { mut text, .. } => match key.code {
+            KeyCode::Esc => {
+                app.mode = Mode::Normal;
+                KeyOutcome::default()
+            }
+            KeyCode::Enter => match App::parse_lr(&text) {
+                Ok(lr) => {
+                    app.mode = Mode::Normal;
+                    KeyOutcome::command(Command::SetLr(lr))
+                }
+                Err(e) => {
+                    app.mode = Mode::LrInput {
+                        text,
+                        error: Some(e),
+                    };
+                    KeyOutcome::default()
+                }
+            },
+            KeyCode::Backspace => {
+                text.pop();
+                app.mode = Mode::LrInput { text, error: None };
+                KeyOutcome::default()
+            }
+            KeyCode::Char(c) if (c.is_ascii_digit() || ".eE-+".contains(c)) && text.len() < 24 => {
+                text.push(c);
+                app.mode = Mode::LrInput { text, error: None };
+                KeyOutcome::default()
+            }
+            _ => KeyOutcome::default(),
+        },
+        Mode::QuitConfirm => match key.code {
+            KeyCode::Char('s') => {
+                app.quitting = true;
+                KeyOutcome {
+                    commands: vec![Command::SaveCheckpoint, Command::Stop],
+                    abort: false,
+                }
+            }
+            KeyCode::Char('q') | KeyCode::Char('y') => {
+                app.quitting = true;
+                KeyOutcome::command(Command::Stop)
+            }
+            _ => {
+                app.mode = Mode::Normal;
+                KeyOutcome::default()
+            }
+        },
+        Mode::Normal => normal_key(app, key),
+    }
+}
+
+fn normal_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
+    if key.modifiers.contains(KeyModifiers::CONTROL) {
+        return KeyOutcome::default();
+    }
+    let over = app.state.is_over();
+    let command = match key.code {
+        KeyCode::Char(' ') | KeyCode::Char('p') => app.toggle_pause(),
+        KeyCode::Char('+') | KeyCode::Char('=') if !over => Some(app.scale_lr(true)),
+        KeyCode::Char('-') | KeyCode::Char('_') if !over => Some(app.scale_lr(false)),
+        KeyCode::Char('s') if !over => Some(Command::SaveCheckpoint),
+        KeyCode::Char('l') if !over => {
+            app.mode = Mode::LrInput {
+                text: String::new(),
+                error: None,
+            };
+            None
+        }
+        KeyCode::Tab | KeyCode::Right | KeyCode::Down => Some(app.select_layer(1)),
+        KeyCode::BackTab | KeyCode::Left | KeyCode::Up => Some(app.select_layer(-1)),
+        KeyCode::Char('n') => Some(app.select_probe(1)),
+        KeyCode::Char('N') => Some(app.select_probe(-1)),
+        KeyCode::Char('?') => {
+            app.mode = Mode::Help;
+            None
+        }
+        KeyCode::Char('m') => {
+            app.mode = Mode::Model;
+            None
+        }
+        KeyCode::Char('q') | KeyCode::Esc if over => {
+            return KeyOutcome {
+                commands: vec![],
+                abort: true,
+            };
+        }
+        KeyCode::Char('q') => {
+            app.mode = Mode::QuitConfirm;
+            None
+        }
+        _ => None,
+    };
+    KeyOutcome {
+        commands: command.into_iter().collect(),
+        abort: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::{Phase, TrainEvent};
+    use crate::tui::app::{RunInfo, RunState, Style};
+
+    fn key(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+    }
+
+    fn app() -> App {
+        let mut app = App::new(
+            RunInfo {
+                lr_factor: 2.0,
+                ..Default::default()
+            },
+            Style {
+                ascii: true,
+                color: false,
+            },
+        );
+        app.on_train_event(&TrainEvent::Phase(Phase::Training));
+        app
+    }
+
+    #[test]
+    fn pause_lr_and_save_keys_send_commands() {
+        let mut a = app();
+        assert_eq!(handle_key(&mut a, key('p')).commands, vec![Command::Pause]);
+        a.state = RunState::Running(Phase::Paused);
+        assert_eq!(handle_key(&mut a, key(' ')).commands, vec![Command::Resume]);
+        assert_eq!(
+            handle_key(&mut a, key('+')).commands,
+            vec![Command::ScaleLr(2.0)]
+        );
+        assert_eq!(
+            handle_key(&mut a, key('-')).commands,
+            vec![Command::ScaleLr(0.5)]
+        );
+        assert_eq!(
+            handle_key(&mut a, key('s')).commands,
+            vec![Command::SaveCheckpoint]
+        );
+    }
+
+    #[test]
+    fn typed_learning_rate_is_validated() {
+        let mut a = app();
+        handle_key(&mut a, key('l'));
+        // Letters other than e are not even typed; "0.e" is typed but is no number.
+        for c in "0.xe".chars() {
+            handle_key(&mut a, key(c));
+        }
+        let enter = KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE);
+        assert!(handle_key(&mut a, enter).commands.is_empty());
+        assert!(
+            matches!(&a.mode, Mode::LrInput { text, error: Some(e) } if text == "0.e" && e.contains("not a number"))
+        );
+        handle_key(
+            &mut a,
+            KeyEvent::new(KeyCode::Backspace, KeyModifiers::NONE),
+        );
+        for c in "05".chars() {
+            handle_key(&mut a, key(c));
+        }
+        assert_eq!(
+            handle_key(&mut a, enter).commands,
+            vec![Command::SetLr(0.05)]
+        );
+        assert_eq!(a.mode, Mode::Normal);
+    }
+
+    #[test]
+    fn quit_asks_first_and_ctrl_c_twice_aborts() {
+        let mut a = app();
+        assert!(handle_key(&mut a, key('q')).commands.is_empty());
+        assert_eq!(a.mode, Mode::QuitConfirm);
+        assert!(handle_key(&mut a, key('c')).commands.is_empty());
+        assert_eq!(a.mode, Mode::Normal);
+        handle_key(&mut a, key('q'));
+        let out = handle_key(&mut a, key('s'));
+        assert_eq!(out.commands, vec![Command::SaveCheckpoint, Command::Stop]);
+        assert!(a.quitting);
+
+        let mut a = app();
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(handle_key(&mut a, ctrl_c).commands, vec![Command::Stop]);
+        assert!(handle_key(&mut a, ctrl_c).abort);
+        // Ctrl-S and Ctrl-Q do nothing (flow control).
+        let mut a = app();
+        let ctrl_s = KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL);
+        assert_eq!(handle_key(&mut a, ctrl_s), KeyOutcome::default());
+    }
+}

@@ -1,0 +1,208 @@
+//! The dashboard: watch and steer a training run in the terminal.
+//!
+//! Three sources feed one channel: key presses (an input thread), training events (a pump
+//! thread) and signals (flags checked by the loop). The loop records every training event in
+//! the run directory, updates the `App`, and redraws at most ten times a second, only when
+//! something changed. The training thread never waits for it.
+
+pub mod app;
+pub mod keys;
+pub mod ui;
+pub mod widgets;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use crossterm::event::{self, Event, KeyEventKind};
+
+use crate::error::{Error, Result};
+use crate::record::Recorder;
+use crate::train::{Command, RunSummary, TrainEvent, TrainHandle};
+use app::App;
+use keys::handle_key;
+
+/// Least time between two frames.
+const FRAME: Duration = Duration::from_millis(100);
+/// How long the loop sleeps when nothing happens (it still notices signals).
+const IDLE: Duration = Duration::from_millis(500);
+
+enum AppEvent {
+    Input(Event),
+    Train(TrainEvent),
+    /// The training thread has ended (its event channel closed).
+    TrainDone,
+}
+
+/// How the dashboard ended.
+pub enum Outcome {
+    /// The run ended (finished, stopped, diverged or failed) and the trainer was joined.
+    Ended(Result<RunSummary>),
+    /// The user aborted (second Ctrl-C or q after an abort request) before the run ended.
+    Aborted,
+}
+
+struct Signals {
+    terminate: Arc<AtomicBool>,
+    hangup: Arc<AtomicBool>,
+}
+
+impl Signals {
+    fn register() -> Result<Signals> {
+        let terminate = Arc::new(AtomicBool::new(false));
+        let hangup = Arc::new(AtomicBool::new(false));
+        let reg = |sig, flag: &Arc<AtomicBool>| {
+            signal_hook::flag::register(sig, Arc::clone(flag))
+                .map_err(|e| Error::io(std::path::Path::new("signal handler"), e))
+        };
+        reg(signal_hook::consts::SIGTERM, &terminate)?;
+        reg(signal_hook::consts::SIGINT, &terminate)?;
+        reg(signal_hook::consts::SIGHUP, &hangup)?;
+        Ok(Signals { terminate, hangup })
+    }
+}
+
+/// Runs the dashboard until the run has ended and the user leaves (or aborts).
+pub fn run(handle: TrainHandle, recorder: &mut Recorder, mut app: App) -> Result<Outcome> {
+    let signals = Signals::register()?;
+    let mut terminal =
+        ratatui::try_init().map_err(|e| Error::io(std::path::Path::new("terminal"), e))?;
+    let (tx, rx) = mpsc::channel::<AppEvent>();
+    let input_stop = Arc::new(AtomicBool::new(false));
+    {
+        let (tx, stop) = (tx.clone(), Arc::clone(&input_stop));
+        std::thread::Builder::new()
+            .name("tui-input".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match event::poll(IDLE) {
+                        Ok(true) => match event::read() {
+                            Ok(ev) => {
+                                if tx.send(AppEvent::Input(ev)).is_err() {
+                                    break;
+                                }
+                            }
+                            Err(_) => break,
+                        },
+                        Ok(false) => {}
+                        Err(_) => break, // the terminal is gone
+                    }
+                }
+            })
+            .map_err(|e| Error::io(std::path::Path::new("input thread"), e))?;
+    }
+    let TrainHandle {
+        commands,
+        events,
+        thread,
+    } = handle;
+    std::thread::Builder::new()
+        .name("tui-train-pump".into())
+        .spawn(move || {
+            for ev in events {
+                if tx.send(AppEvent::Train(ev)).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(AppEvent::TrainDone);
+        })
+        .map_err(|e| Error::io(std::path::Path::new("pump thread"), e))?;
+
+    let send = |c: Command| {
+        let _ = commands.send(c);
+    };
+    let mut last_draw: Option<Instant> = None;
+    let mut train_done = false;
+    let mut detached = false;
+    let mut aborted = false;
+    let mut record_error: Option<Error> = None;
+    loop {
+        let wait = if app.dirty && !detached {
+            last_draw.map_or(Duration::ZERO, |t| FRAME.saturating_sub(t.elapsed()))
+        } else {
+            IDLE
+        };
+        let first = match rx.recv_timeout(wait) {
+            Ok(ev) => Some(ev),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        for ev in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+        {
+            match ev {
+                AppEvent::Train(ev) => {
+                    if let Err(e) = recorder.record(&ev) {
+                        app.push_log(format!("cannot write the run directory: {e}"));
+                        record_error.get_or_insert(e);
+                    }
+                    app.on_train_event(&ev);
+                }
+                AppEvent::TrainDone => train_done = true,
+                AppEvent::Input(Event::Key(key)) if key.kind == KeyEventKind::Press => {
+                    let out = handle_key(&mut app, key);
+                    out.commands.into_iter().for_each(send);
+                    // Leaving after the run has ended is a normal quit, not an abort.
+                    if out.abort && (train_done || app.state.is_over()) {
+                        app.quitting = true;
+                    } else {
+                        aborted |= out.abort;
+                    }
+                }
+                AppEvent::Input(_) => app.dirty = true, // resize and the like: redraw
+            }
+        }
+        if signals.terminate.swap(false, Ordering::Relaxed) {
+            app.interrupts += 1;
+            if app.interrupts >= 2 {
+                aborted = true;
+            } else {
+                app.quitting = true;
+                app.push_log("signal received: stopping after this batch".into());
+                send(Command::Stop);
+            }
+        }
+        if signals.hangup.swap(false, Ordering::Relaxed) && !detached {
+            // The terminal is gone: stop drawing, keep training and recording, leave at the end.
+            detached = true;
+            app.quitting = true;
+            input_stop.store(true, Ordering::Relaxed);
+            let _ = recorder.log_line("terminal hung up: training continues without the dashboard");
+        }
+        if aborted || (train_done && app.quitting) {
+            break;
+        }
+        let frame_due = last_draw.is_none_or(|t| t.elapsed() >= FRAME);
+        if app.dirty && !detached && frame_due {
+            terminal
+                .draw(|f| ui::draw(f, &app))
+                .map_err(|e| Error::io(std::path::Path::new("terminal"), e))?;
+            app.dirty = false;
+            last_draw = Some(Instant::now());
+        }
+    }
+    input_stop.store(true, Ordering::Relaxed);
+    if !detached {
+        ratatui::restore();
+        let mut out = std::io::stdout();
+        for line in app.exit_summary() {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    if aborted {
+        return Ok(Outcome::Aborted);
+    }
+    let result = thread.join().map_err(|_| {
+        Error::config(
+            "training thread",
+            "panicked (this is a bug; please report it)",
+        )
+    })?;
+    if let Some(e) = record_error {
+        return Ok(Outcome::Ended(Err(e)));
+    }
+    Ok(Outcome::Ended(result))
+}

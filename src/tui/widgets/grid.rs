@@ -1,0 +1,245 @@
+//! Small 2-D arrays (filters, feature maps, digits) drawn as terminal cells.
+//!
+//! With colour: half blocks (`▀`, foreground the upper pixel, background the lower), or
+//! tinted ASCII shades in ASCII mode. Without colour: one shade character per cell, from
+//! ` ░▒▓█` or the ASCII ramp ` .:-=+*#%@`. Each image is scaled on its own.
+
+use ratatui::style::{Color, Style as CellStyle};
+use ratatui::text::{Line, Span};
+
+use crate::train::FilterImage;
+use crate::tui::app::Style;
+
+pub const ASCII_RAMP: &[u8] = b" .:-=+*#%@";
+pub const UNICODE_RAMP: [char; 5] = [' ', '░', '▒', '▓', '█'];
+
+/// How values map to shades.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    /// Weights: symmetric about zero by the largest magnitude; blue below, red above.
+    Diverging,
+    /// Images and activations: black at the minimum, white at the maximum.
+    Gray,
+}
+
+/// Values scaled to [0, 1] (Gray) or [-1, 1] (Diverging), by the image's own range.
+pub fn normalize(values: &[f32], scale: Scale) -> Vec<f32> {
+    match scale {
+        Scale::Diverging => {
+            let m = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            values
+                .iter()
+                .map(|v| if m > 0.0 { v / m } else { 0.0 })
+                .collect()
+        }
+        Scale::Gray => {
+            let lo = values.iter().copied().fold(f32::INFINITY, f32::min);
+            let hi = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let span = hi - lo;
+            values
+                .iter()
+                .map(|v| if span > 0.0 { (v - lo) / span } else { 0.0 })
+                .collect()
+        }
+    }
+}
+
+/// A shade from a ramp for `t` in [0, 1].
+fn ramp_index(t: f32, len: usize) -> usize {
+    ((t.clamp(0.0, 1.0) * (len - 1) as f32).round() as usize).min(len - 1)
+}
+
+/// A 256-colour index for a normalized value.
+fn color(v: f32, scale: Scale) -> Color {
+    match scale {
+        Scale::Gray => Color::Indexed(232 + ramp_index(v, 24) as u8),
+        Scale::Diverging => {
+            let level = ramp_index(v.abs(), 6) as u8;
+            // The 6x6x6 cube: 16 + 36r + 6g + b; negative blue, positive red.
+            if v < 0.0 {
+                Color::Indexed(16 + level)
+            } else {
+                Color::Indexed(16 + 36 * level)
+            }
+        }
+    }
+}
+
+/// One shade character for a normalized value (no colour).
+fn shade(v: f32, scale: Scale, ascii: bool) -> char {
+    let t = match scale {
+        Scale::Gray => v,
+        Scale::Diverging => (v + 1.0) / 2.0,
+    };
+    if ascii {
+        ASCII_RAMP[ramp_index(t, ASCII_RAMP.len())] as char
+    } else {
+        UNICODE_RAMP[ramp_index(t, UNICODE_RAMP.len())]
+    }
+}
+
+/// Nearest-neighbour sample of a normalized image at pixel-grid position (x, y) of a grid
+/// `w` x `h`.
+fn sample(img: &FilterImage, norm: &[f32], x: usize, y: usize, w: usize, h: usize) -> f32 {
+    let sx = (x * img.width / w.max(1)).min(img.width - 1);
+    let sy = (y * img.height / h.max(1)).min(img.height - 1);
+    norm[sy * img.width + sx]
+}
+
+/// Draws `img` into exactly `cols` x `rows` cells.
+pub fn grid_lines(
+    img: &FilterImage,
+    scale: Scale,
+    style: Style,
+    cols: u16,
+    rows: u16,
+) -> Vec<Line<'static>> {
+    let (cols, rows) = (cols as usize, rows as usize);
+    if img.values.is_empty() || cols == 0 || rows == 0 {
+        return Vec::new();
+    }
+    let norm = normalize(&img.values, scale);
+    (0..rows)
+        .map(|r| {
+            let spans: Vec<Span<'static>> = (0..cols)
+                .map(|c| {
+                    if style.color && !style.ascii {
+                        let top = sample(img, &norm, c, 2 * r, cols, 2 * rows);
+                        let bottom = sample(img, &norm, c, 2 * r + 1, cols, 2 * rows);
+                        Span::styled(
+                            "▀",
+                            CellStyle::default()
+                                .fg(color(top, scale))
+                                .bg(color(bottom, scale)),
+                        )
+                    } else if style.color {
+                        // ASCII shades, tinted: readable in colour and in a plain copy.
+                        let v = sample(img, &norm, c, r, cols, rows);
+                        let tint = match scale {
+                            Scale::Gray => Color::Indexed(232 + ramp_index(v.max(0.35), 24) as u8),
+                            Scale::Diverging => color(v.signum() * v.abs().max(0.6), scale),
+                        };
+                        Span::styled(
+                            shade(v, scale, true).to_string(),
+                            CellStyle::default().fg(tint),
+                        )
+                    } else {
+                        let v = sample(img, &norm, c, r, cols, rows);
+                        Span::raw(shade(v, scale, style.ascii).to_string())
+                    }
+                })
+                .collect();
+            Line::from(spans)
+        })
+        .collect()
+}
+
+/// The largest square-looking tile (`cols = 2 * rows`) that fits `n` tiles, with one-cell gaps,
+/// into `width` x `height`. Returns (tile cols, tile rows, tiles per row), or `None` when even
+/// 2x1 tiles do not fit.
+pub fn tile_layout(n: usize, width: u16, height: u16) -> Option<(u16, u16, usize)> {
+    if n == 0 {
+        return None;
+    }
+    (1..=height).rev().find_map(|th| {
+        let tw = 2 * th;
+        let per_row = ((width + 1) / (tw + 1)) as usize;
+        if per_row == 0 {
+            return None;
+        }
+        let rows_of_tiles = n.div_ceil(per_row) as u16;
+        (rows_of_tiles * (th + 1) - 1 <= height).then_some((tw, th, per_row.min(n)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(lines: &[Line]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect()
+    }
+
+    const ASCII: Style = Style {
+        ascii: true,
+        color: false,
+    };
+    const UNICODE: Style = Style {
+        ascii: false,
+        color: false,
+    };
+
+    #[test]
+    fn known_arrays_render_as_expected_characters() {
+        // A 2x2 filter with weights -1, 0 / 0.5, 1 on the diverging scale.
+        let f = FilterImage {
+            height: 2,
+            width: 2,
+            values: vec![-1.0, 0.0, 0.5, 1.0],
+        };
+        assert_eq!(
+            text(&grid_lines(&f, Scale::Diverging, ASCII, 2, 2)),
+            vec![" +", "#@"]
+        );
+        assert_eq!(
+            text(&grid_lines(&f, Scale::Diverging, UNICODE, 2, 2)),
+            vec![" ▒", "▓█"]
+        );
+        // Doubled in width for square pixels.
+        assert_eq!(
+            text(&grid_lines(&f, Scale::Diverging, ASCII, 4, 2)),
+            vec!["  ++", "##@@"]
+        );
+        // A gray image 0..3 in one row.
+        let g = FilterImage {
+            height: 1,
+            width: 4,
+            values: vec![0.0, 1.0, 2.0, 3.0],
+        };
+        assert_eq!(
+            text(&grid_lines(&g, Scale::Gray, ASCII, 4, 1)),
+            vec![" -*@"]
+        );
+    }
+
+    #[test]
+    fn colour_uses_half_blocks_with_diverging_colours() {
+        let f = FilterImage {
+            height: 2,
+            width: 1,
+            values: vec![-1.0, 1.0],
+        };
+        let lines = grid_lines(
+            &f,
+            Scale::Diverging,
+            Style {
+                ascii: false,
+                color: true,
+            },
+            1,
+            1,
+        );
+        let span = &lines[0].spans[0];
+        assert_eq!(span.content, "▀");
+        assert_eq!(
+            span.style.fg,
+            Some(Color::Indexed(16 + 5)),
+            "upper pixel full blue"
+        );
+        assert_eq!(
+            span.style.bg,
+            Some(Color::Indexed(16 + 36 * 5)),
+            "lower pixel full red"
+        );
+    }
+
+    #[test]
+    fn tiles_fit_the_area() {
+        assert_eq!(tile_layout(8, 38, 7), Some((6, 3, 5)));
+        assert_eq!(tile_layout(1, 10, 10), Some((10, 5, 1)));
+        assert_eq!(tile_layout(100, 10, 2), None);
+    }
+}

@@ -1,0 +1,145 @@
+//! Status line, epoch progress bar, log pane and footer.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style as CellStyle};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::pane;
+use crate::config::fmt_lr;
+use crate::tui::app::{App, Mode, RunState};
+use crate::tui::keys::FOOTER;
+
+/// `1h02m`, `3m20s`, `45s`.
+pub fn fmt_duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+    }
+}
+
+/// `950`, `15.8k`.
+pub fn fmt_rate(per_second: f64) -> String {
+    if per_second >= 1000.0 {
+        format!("{:.1}k", per_second / 1000.0)
+    } else {
+        format!("{per_second:.0}")
+    }
+}
+
+/// A text progress bar `[####----]` of `width` cells.
+pub fn progress_bar(ratio: f64, width: usize, ascii: bool) -> String {
+    let inner = width.saturating_sub(2);
+    let filled = ((ratio.clamp(0.0, 1.0) * inner as f64).round() as usize).min(inner);
+    let (on, off) = if ascii { ('#', '-') } else { ('█', '░') };
+    format!(
+        "[{}{}]",
+        on.to_string().repeat(filled),
+        off.to_string().repeat(inner - filled)
+    )
+}
+
+pub fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
+    let state_style = match (app.style.color, app.state) {
+        (false, _) => CellStyle::default().add_modifier(Modifier::BOLD),
+        (true, RunState::Running(crate::train::Phase::Paused)) => CellStyle::default()
+            .fg(Color::Yellow)
+            .add_modifier(Modifier::BOLD),
+        (true, RunState::Diverged | RunState::Failed) => CellStyle::default()
+            .fg(Color::Red)
+            .add_modifier(Modifier::BOLD),
+        (true, RunState::Finished(_)) => CellStyle::default()
+            .fg(Color::Green)
+            .add_modifier(Modifier::BOLD),
+        (true, _) => CellStyle::default()
+            .fg(Color::Cyan)
+            .add_modifier(Modifier::BOLD),
+    };
+    let eta = app
+        .eta_seconds()
+        .map_or("ETA --".into(), |s| format!("ETA {}", fmt_duration(s)));
+    let line = Line::from(vec![
+        Span::styled(
+            app.info.name.clone(),
+            CellStyle::default().add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(" | "),
+        Span::styled(app.state.label().to_uppercase(), state_style),
+        Span::raw(format!(
+            " | epoch {}/{} | {} samples/s | {eta} | lr {} {}",
+            app.epoch,
+            app.epochs,
+            fmt_rate(app.samples_per_second),
+            fmt_lr(app.lr),
+            app.optimizer.replace("momentum ", "m ")
+        )),
+    ]);
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+pub fn draw_progress(frame: &mut Frame, area: Rect, app: &App) {
+    let label = format!(
+        " batch {}/{} ({:.0}%) step {}",
+        app.batch,
+        app.batches_per_epoch,
+        app.epoch_progress() * 100.0,
+        app.step
+    );
+    let width = (area.width as usize).saturating_sub(label.len()).max(4);
+    let bar = progress_bar(app.epoch_progress(), width, app.style.ascii);
+    frame.render_widget(Paragraph::new(format!("{bar}{label}")), area);
+}
+
+pub fn draw_log(frame: &mut Frame, area: Rect, app: &App) {
+    let block = pane("log", app.style);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let n = inner.height as usize;
+    let lines: Vec<Line> = app
+        .log
+        .iter()
+        .skip(app.log.len().saturating_sub(n))
+        .map(|l| Line::from(l.as_str()))
+        .collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+pub fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
+    let text = match &app.mode {
+        Mode::LrInput { text, error } => {
+            let mut s = format!(
+                "new learning rate (now {}): {text}_  enter apply, esc cancel",
+                fmt_lr(app.lr)
+            );
+            if let Some(e) = error {
+                s.push_str(&format!("  ! {e}"));
+            }
+            s
+        }
+        _ if app.state.is_over() => "run over: q quit  m model  ? help".to_string(),
+        _ => FOOTER.to_string(),
+    };
+    let style = if app.style.color {
+        CellStyle::default().add_modifier(Modifier::REVERSED)
+    } else {
+        CellStyle::default()
+    };
+    frame.render_widget(Paragraph::new(text).style(style), area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_bars() {
+        assert_eq!(fmt_duration(45.2), "45s");
+        assert_eq!(fmt_duration(200.0), "3m20s");
+        assert_eq!(fmt_duration(3720.0), "1h02m");
+        assert_eq!(progress_bar(0.5, 10, true), "[####----]");
+        assert_eq!(progress_bar(1.0, 6, false), "[████]");
+    }
+}
