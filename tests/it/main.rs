@@ -2,5 +2,6 @@
 
 mod bad_input;
 mod configs;
+mod dashboard;
 mod training;
 mod util;

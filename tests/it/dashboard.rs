@@ -1,0 +1,193 @@
+//! End-to-end: the real binary's dashboard in tmux, driven by key presses as a person would.
+//!
+//! Needs tmux. Without it these tests print a note and pass, unless CNN_TUI_REQUIRE_TMUX is
+//! set (CI sets it, and installs tmux), in which case they fail.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+    session: String,
+}
+
+impl Tmux {
+    /// Starts `command` in a detached `width`x`height` session on a private tmux server.
+    fn start(name: &str, width: u16, height: u16, command: &str) -> Option<Tmux> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            assert!(
+                std::env::var_os("CNN_TUI_REQUIRE_TMUX").is_none(),
+                "tmux is required (apt-get install tmux)"
+            );
+            eprintln!("note: tmux not installed; dashboard end-to-end test skipped");
+            return None;
+        }
+        let t = Tmux {
+            socket: format!("cnn-tui-test-{}-{name}", std::process::id()),
+            session: name.to_string(),
+        };
+        let (w, h) = (width.to_string(), height.to_string());
+        t.tmux(&["new-session", "-d", "-s", name, "-x", &w, "-y", &h, command]);
+        Some(t)
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .env_remove("TMUX")
+            .output()
+            .expect("run tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", &self.session])
+    }
+
+    fn keys(&self, keys: &str) {
+        self.tmux(&["send-keys", "-t", &self.session, keys]);
+    }
+
+    /// Waits until the screen contains `text`; panics with the screen after `secs`.
+    fn wait_for(&self, text: &str, secs: u64) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                start.elapsed().as_secs() < secs,
+                "waited {secs}s for {text:?}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn alternate_screen_on(&self) -> bool {
+        self.tmux(&[
+            "display-message",
+            "-p",
+            "-t",
+            &self.session,
+            "#{alternate_on}",
+        ])
+        .trim()
+            == "1"
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+fn shell_command(dir: &Path, args: &str) -> String {
+    format!(
+        "cd '{}' && '{}' {args}; echo EXIT=$?; sleep 300",
+        dir.display(),
+        env!("CARGO_BIN_EXE_cnn-tui")
+    )
+}
+
+fn metrics(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("run/metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn keys_pause_change_lr_save_and_quit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = shell_command(dir.path(), "train --epochs 200 --run-dir run");
+    let Some(t) = Tmux::start("keys", 80, 24, &cmd) else {
+        return;
+    };
+    t.wait_for("TRAINING", 30);
+    assert!(t.alternate_screen_on());
+    t.keys("p");
+    let screen = t.wait_for("PAUSED", 10);
+    assert!(screen.contains("paused at step"), "{screen}");
+    t.keys("+");
+    t.wait_for("learning rate 0.05 -> 0.1 at step", 10);
+    t.keys("s");
+    let screen = t.wait_for("checkpoint saved at step", 10);
+    assert!(
+        screen.contains("lr 0.1 "),
+        "status shows the new rate:\n{screen}"
+    );
+    t.keys("q");
+    t.wait_for("save a checkpoint and quit", 10);
+    t.keys("q");
+    let screen = t.wait_for("EXIT=0", 60);
+    assert!(!t.alternate_screen_on(), "left the alternate screen");
+    assert!(
+        screen.contains("test accuracy:"),
+        "exit summary printed:\n{screen}"
+    );
+    assert!(screen.contains("run directory: run"), "{screen}");
+
+    let lines = metrics(dir.path());
+    let of = |kind: &str| {
+        lines
+            .iter()
+            .filter(|l| l["type"] == kind)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let pause = &of("pause")[0];
+    let lr = &of("lr_change")[0];
+    assert_eq!(
+        (lr["from"].as_f64(), lr["to"].as_f64()),
+        (Some(0.05), Some(0.1))
+    );
+    assert_eq!(lr["source"], "command");
+    assert_eq!(
+        lr["step"], pause["step"],
+        "the change took effect at the paused batch"
+    );
+    let saved = of("checkpoint");
+    let path = saved.last().unwrap()["path"].as_str().unwrap().to_string();
+    assert!(
+        path.contains("step-") && dir.path().join(&path).is_file(),
+        "{path}"
+    );
+    let summary = std::fs::read_to_string(dir.path().join("run/summary.json")).unwrap();
+    assert!(
+        summary.contains("\"stop_reason\": \"stopped\""),
+        "{summary}"
+    );
+}
+
+#[test]
+fn hangup_keeps_training_to_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = shell_command(dir.path(), "train --epochs 3 --run-dir run");
+    let Some(t) = Tmux::start("hangup", 80, 24, &cmd) else {
+        return;
+    };
+    t.wait_for("TRAINING", 30);
+    // Closing the session hangs up the terminal (SIGHUP) under the running dashboard.
+    t.tmux(&["kill-session", "-t", "hangup"]);
+    let summary = dir.path().join("run/summary.json");
+    let start = Instant::now();
+    while !summary.exists() {
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "run did not finish after the hangup"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(text.contains("\"status\": \"finished\""), "{text}");
+    assert!(text.contains("\"epochs_completed\": 3"), "{text}");
+    let log = std::fs::read_to_string(dir.path().join("run/train.log")).unwrap();
+    assert!(log.contains("terminal hung up"), "{log}");
+}
