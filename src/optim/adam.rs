@@ -34,9 +34,8 @@ impl Adam {
 
 impl Optimizer for Adam {
     fn step(&mut self, params: &mut [&mut Param]) {
-        ensure_state(&mut self.m, params);
-        ensure_state(&mut self.v, params);
-        self.names = params.iter().map(|p| p.name.clone()).collect();
+        ensure_state(&mut self.m, &mut self.names, params);
+        ensure_state(&mut self.v, &mut self.names, params);
         self.t += 1;
         let t = self.t as i32;
         let lr_t =

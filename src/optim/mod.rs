@@ -40,12 +40,13 @@ pub fn build(config: &OptimizerConfig) -> Box<dyn Optimizer> {
     }
 }
 
-/// Creates one zeroed state tensor per parameter on first use.
-fn ensure_state(state: &mut Vec<Tensor>, params: &[&mut Param]) {
+/// Creates one zeroed state tensor per parameter (and records their names) on first use.
+fn ensure_state(state: &mut Vec<Tensor>, names: &mut Vec<String>, params: &[&mut Param]) {
     if state.len() != params.len() {
         *state = params
             .iter()
             .map(|p| Tensor::zeros(p.value.raw_dim()))
             .collect();
+        *names = params.iter().map(|p| p.name.clone()).collect();
     }
 }

@@ -38,8 +38,7 @@ impl Optimizer for Sgd {
             }
             return;
         }
-        ensure_state(&mut self.velocity, params);
-        self.names = params.iter().map(|p| p.name.clone()).collect();
+        ensure_state(&mut self.velocity, &mut self.names, params);
         let (m, nesterov) = (self.momentum, self.nesterov);
         for (p, v) in params.iter_mut().zip(&mut self.velocity) {
             let grad = data(&p.grad);

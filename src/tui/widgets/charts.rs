@@ -27,7 +27,17 @@ fn draw_chart(
     y_floor: Option<f64>,
 ) {
     let block = pane(title, app.style);
-    let all = series.iter().flat_map(|s| s.points.iter());
+    // The range follows the latest 90% of the run, so the first steep drop of the loss does
+    // not squash the rest of the curve against the axis.
+    let x_end = series
+        .iter()
+        .flat_map(|s| s.points.last())
+        .map(|p| p.0)
+        .fold(0.0, f64::max);
+    let all = series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .filter(|p| p.0 >= 0.1 * x_end);
     let (mut lo, mut hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
         (lo.min(p.1), hi.max(p.1))
     });
