@@ -15,10 +15,11 @@ pub enum Error {
     /// A weights or checkpoint file cannot be read or does not fit the model.
     #[error("{}: {message}", path.display())]
     Weights { path: PathBuf, message: String },
-    /// A file or directory could not be written or read.
-    #[error("{}: {source}", path.display())]
+    /// A file or directory could not be written or read; `action` says what was tried.
+    #[error("{}: {action}: {source}", path.display())]
     Io {
         path: PathBuf,
+        action: &'static str,
         #[source]
         source: std::io::Error,
     },
@@ -59,10 +60,25 @@ impl Error {
         }
     }
 
-    pub fn io(path: &Path, source: std::io::Error) -> Self {
+    pub fn io(path: &Path, action: &'static str, source: std::io::Error) -> Self {
         Error::Io {
             path: path.to_path_buf(),
+            action,
             source,
+        }
+    }
+
+    /// Names the config file in errors about its contents (model stacks are checked late).
+    pub fn in_config(self, file: &str) -> Self {
+        match self {
+            Error::Config { origin, message }
+                if ["model.", "training.", "optimizer."]
+                    .iter()
+                    .any(|p| origin.starts_with(p)) =>
+            {
+                Error::config(format!("{file}: {origin}"), message)
+            }
+            other => other,
         }
     }
 }

@@ -36,15 +36,17 @@ pub fn new_run_dir(root: &Path, name: &str) -> PathBuf {
 impl Recorder {
     /// Creates the run directory and writes the resolved config into it.
     pub fn create(dir: &Path, config: &Config, data_source: &str) -> Result<Recorder> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(dir, "cannot create the run directory", e))?;
         let create = |name: &str| -> Result<BufWriter<File>> {
             let path = dir.join(name);
             File::create(&path)
                 .map(BufWriter::new)
-                .map_err(|e| Error::io(&path, e))
+                .map_err(|e| Error::io(&path, "cannot create", e))
         };
         let config_path = dir.join("config.toml");
-        std::fs::write(&config_path, config.to_toml()).map_err(|e| Error::io(&config_path, e))?;
+        std::fs::write(&config_path, config.to_toml())
+            .map_err(|e| Error::io(&config_path, "cannot write", e))?;
         Ok(Recorder {
             dir: dir.to_path_buf(),
             metrics: create("metrics.jsonl")?,
@@ -117,13 +119,13 @@ impl Recorder {
     pub fn log_line(&mut self, line: &str) -> Result<()> {
         writeln!(self.log, "{line}")
             .and_then(|_| self.log.flush())
-            .map_err(|e| Error::io(&self.dir.join("train.log"), e))
+            .map_err(|e| Error::io(&self.dir.join("train.log"), "cannot write", e))
     }
 
     fn write_metrics(&mut self, line: &Value) -> Result<()> {
         writeln!(self.metrics, "{line}")
             .and_then(|_| self.metrics.flush())
-            .map_err(|e| Error::io(&self.dir.join("metrics.jsonl"), e))
+            .map_err(|e| Error::io(&self.dir.join("metrics.jsonl"), "cannot write", e))
     }
 
     fn write_summary(&self, summary: &Value) -> Result<()> {

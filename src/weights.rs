@@ -96,14 +96,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     })();
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
+        Error::io(path, "cannot write", e)
     })
 }
 
 /// Reads a weights file, rebuilds its model from the embedded config and loads every
 /// parameter, checking names, dtypes and shapes.
 pub fn load(path: &Path) -> Result<(Config, Sequential, WeightsInfo)> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, "cannot read", e))?;
     let (_, header) = SafeTensors::read_metadata(&bytes)
         .map_err(|e| Error::weights(path, format!("not a readable safetensors file ({e})")))?;
     let meta = header.metadata().clone().unwrap_or_default();

@@ -43,11 +43,19 @@ pub fn run(cli: Cli) -> u8 {
     }
 }
 
+/// A config as loaded: the values, the run name, and where it came from (for messages).
+pub struct LoadedConfig {
+    pub config: Config,
+    pub name: String,
+    pub origin: String,
+}
+
 /// Loads the config file (or the built-in default) with overrides applied.
-pub fn load_config(path: Option<&Path>, overrides: &[String]) -> Result<(Config, String)> {
+pub fn load_config(path: Option<&Path>, overrides: &[String]) -> Result<LoadedConfig> {
     let (text, origin, stem) = match path {
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| Error::io(p, "cannot read the config", e))?;
             let stem = p
                 .file_stem()
                 .map_or("run".into(), |s| s.to_string_lossy().into_owned());
@@ -59,9 +67,13 @@ pub fn load_config(path: Option<&Path>, overrides: &[String]) -> Result<(Config,
             "default".to_string(),
         ),
     };
-    let config = parse_config(&text, &origin, overrides)?;
+    let config = parse_config(&text, &origin, overrides).map_err(|e| e.in_config(&origin))?;
     let name = config.name.clone().unwrap_or(stem);
-    Ok((config, name))
+    Ok(LoadedConfig {
+        config,
+        name,
+        origin,
+    })
 }
 
 /// `--data` wins over the config's `data.dir`; neither means the bundled subset.

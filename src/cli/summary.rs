@@ -1,13 +1,17 @@
 //! `cnn-tui summary`: the model table, like Keras' `model.summary()`.
 
 use super::args::SummaryArgs;
-use super::{data_source, exit, load_config};
+use super::{LoadedConfig, data_source, exit, load_config};
 use crate::data::{DataSource, Dataset};
 use crate::error::Result;
 use crate::nn::{Sequential, summary_table};
 
 pub fn run(args: SummaryArgs) -> Result<u8> {
-    let (config, name) = load_config(args.config.config.as_deref(), &args.config.set)?;
+    let LoadedConfig {
+        config,
+        name,
+        origin,
+    } = load_config(args.config.config.as_deref(), &args.config.set)?;
     let source = data_source(args.config.data.as_ref(), &config);
     // The bundled data is MNIST; other data is read to learn its image shape and classes.
     let (shape, classes) = match &source {
@@ -17,7 +21,8 @@ pub fn run(args: SummaryArgs) -> Result<u8> {
             (d.image_shape, d.classes)
         }
     };
-    let model = Sequential::build(&config.model, shape, classes, config.training.seed)?;
+    let model = Sequential::build(&config.model, shape, classes, config.training.seed)
+        .map_err(|e| e.in_config(&origin))?;
     println!("Model: \"{name}\"");
     print!("{}", summary_table(&model));
     println!(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::args::TrainArgs;
-use super::{data_source, exit, load_config};
+use super::{LoadedConfig, data_source, exit, load_config};
 use crate::config::{Config, fmt_lr};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -22,7 +22,11 @@ const ABORTED: u8 = 130;
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 
 pub fn run(args: TrainArgs) -> Result<u8> {
-    let (config, name) = load_config(args.config.config.as_deref(), &args.overrides())?;
+    let LoadedConfig {
+        config,
+        name,
+        origin,
+    } = load_config(args.config.config.as_deref(), &args.overrides())?;
     let source = data_source(args.config.data.as_ref(), &config);
     let threads = match args.threads {
         Some(0) => return Err(Error::config("--threads", "must be at least 1")),
@@ -50,7 +54,8 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         run_dir: run_dir.clone(),
         threads,
         snapshot_every: dashboard.then_some(SNAPSHOT_EVERY),
-    })?;
+    })
+    .map_err(|e| e.in_config(&origin))?;
     if dashboard {
         let style = app::Style {
             ascii: args.ascii,

@@ -75,8 +75,8 @@ impl Sequential {
                         Error::config(
                             &at,
                             format!(
-                                "conv2d kernel {k}x{k} does not fit its {}x{}x{} input (padding {padding:?}): the output would be empty",
-                                input[0], input[1], input[2], k = kernel_size
+                                "conv2d kernel {k}x{k} does not fit its {}x{}x{} input (padding {}): the output would be empty",
+                                input[0], input[1], input[2], format!("{padding:?}").to_lowercase(), k = kernel_size
                             ),
                         )
                     })?;

@@ -64,7 +64,7 @@ pub fn spawn(setup: TrainSetup) -> Result<TrainHandle> {
             }
             result
         })
-        .map_err(|e| Error::io(Path::new("trainer thread"), e))?;
+        .map_err(|e| Error::io(Path::new("trainer thread"), "cannot start", e))?;
     Ok(TrainHandle {
         commands: command_tx,
         events: event_rx,
@@ -369,7 +369,7 @@ impl Trainer {
 
     fn save_checkpoint(&self, name: &str) -> Result<PathBuf> {
         let dir = self.run_dir.join("checkpoints");
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "cannot create", e))?;
         let path = dir.join(name);
         let state = self.optimizer.state();
         weights::save(

@@ -55,7 +55,7 @@ impl Signals {
         let hangup = Arc::new(AtomicBool::new(false));
         let reg = |sig, flag: &Arc<AtomicBool>| {
             signal_hook::flag::register(sig, Arc::clone(flag))
-                .map_err(|e| Error::io(std::path::Path::new("signal handler"), e))
+                .map_err(|e| Error::io(std::path::Path::new("signal handler"), "cannot install", e))
         };
         reg(signal_hook::consts::SIGTERM, &terminate)?;
         reg(signal_hook::consts::SIGINT, &terminate)?;
@@ -67,8 +67,13 @@ impl Signals {
 /// Runs the dashboard until the run has ended and the user leaves (or aborts).
 pub fn run(handle: TrainHandle, recorder: &mut Recorder, mut app: App) -> Result<Outcome> {
     let signals = Signals::register()?;
-    let mut terminal =
-        ratatui::try_init().map_err(|e| Error::io(std::path::Path::new("terminal"), e))?;
+    let mut terminal = ratatui::try_init().map_err(|e| {
+        Error::io(
+            std::path::Path::new("terminal"),
+            "cannot set up the dashboard",
+            e,
+        )
+    })?;
     let (tx, rx) = mpsc::channel::<AppEvent>();
     let input_stop = Arc::new(AtomicBool::new(false));
     {
@@ -91,7 +96,7 @@ pub fn run(handle: TrainHandle, recorder: &mut Recorder, mut app: App) -> Result
                     }
                 }
             })
-            .map_err(|e| Error::io(std::path::Path::new("input thread"), e))?;
+            .map_err(|e| Error::io(std::path::Path::new("input thread"), "cannot start", e))?;
     }
     let TrainHandle {
         commands,
@@ -108,7 +113,7 @@ pub fn run(handle: TrainHandle, recorder: &mut Recorder, mut app: App) -> Result
             }
             let _ = tx.send(AppEvent::TrainDone);
         })
-        .map_err(|e| Error::io(std::path::Path::new("pump thread"), e))?;
+        .map_err(|e| Error::io(std::path::Path::new("pump thread"), "cannot start", e))?;
 
     let send = |c: Command| {
         let _ = commands.send(c);
@@ -179,7 +184,7 @@ pub fn run(handle: TrainHandle, recorder: &mut Recorder, mut app: App) -> Result
         if app.dirty && !detached && frame_due {
             terminal
                 .draw(|f| ui::draw(f, &app))
-                .map_err(|e| Error::io(std::path::Path::new("terminal"), e))?;
+                .map_err(|e| Error::io(std::path::Path::new("terminal"), "cannot draw", e))?;
             app.dirty = false;
             last_draw = Some(Instant::now());
         }

@@ -10,20 +10,23 @@ fn every_shipped_config_builds_a_model() {
     let mut seen = 0;
     for entry in std::fs::read_dir("configs").unwrap() {
         let path = entry.unwrap().path();
-        let (config, name) = load_config(Some(&path), &[]).unwrap_or_else(|e| panic!("{e}"));
+        let loaded = load_config(Some(&path), &[]).unwrap_or_else(|e| panic!("{e}"));
+        let (config, name) = (loaded.config, loaded.name);
         let model =
             Sequential::build(&config.model, [28, 28, 1], 10, 1).unwrap_or_else(|e| panic!("{e}"));
         assert!(model.param_count() > 0, "{name}");
         seen += 1;
     }
     assert!(seen >= 6, "only {seen} configs");
-    let (_, name) = load_config(None, &[]).unwrap();
+    let name = load_config(None, &[]).unwrap().name;
     assert_eq!(name, "default");
 }
 
 #[test]
 fn mnist_convnet_has_keras_parameter_count_and_flops() {
-    let (config, _) = load_config(Some(Path::new("configs/mnist-convnet.toml")), &[]).unwrap();
+    let config = load_config(Some(Path::new("configs/mnist-convnet.toml")), &[])
+        .unwrap()
+        .config;
     let model = Sequential::build(&config.model, [28, 28, 1], 10, 1).unwrap();
     // Keras' mnist_convnet summary: 34,826 parameters.
     assert_eq!(model.param_count(), 34_826);
@@ -44,7 +47,11 @@ fn config_error(text: &str, overrides: &[&str]) -> String {
     std::fs::write(&path, text).unwrap();
     let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
     load_config(Some(&path), &overrides)
-        .and_then(|(c, _)| Sequential::build(&c.model, [28, 28, 1], 10, 1).map(|_| ()))
+        .and_then(|c| {
+            Sequential::build(&c.config.model, [28, 28, 1], 10, 1)
+                .map(|_| ())
+                .map_err(|e| e.in_config(&c.origin))
+        })
         .unwrap_err()
         .to_string()
         .replace(&path.display().to_string(), "bad.toml")
@@ -98,7 +105,7 @@ fn overrides_change_values_and_are_checked() {
         "training.epochs=2",
     ]
     .map(String::from);
-    let (config, _) = load_config(Some(&path), &sets).unwrap();
+    let config = load_config(Some(&path), &sets).unwrap().config;
     assert_eq!(config.optimizer.lr(), 0.5);
     assert_eq!(config.training.epochs, 2);
     assert!(config.to_toml().contains("filters = 4"));

@@ -15,7 +15,7 @@ fn small_config(extra: &[&str]) -> Config {
         .map(|s| s.to_string())
         .collect();
     sets.extend(extra.iter().map(|s| s.to_string()));
-    load_config(None, &sets).unwrap().0
+    load_config(None, &sets).unwrap().config
 }
 
 fn bundled(validation_split: f64) -> Arc<Dataset> {
@@ -76,7 +76,7 @@ fn dropout_model_is_reproducible_too() {
         &["training.epochs=1".into()],
     )
     .unwrap()
-    .0;
+    .config;
     let data = bundled(0.0);
     let a = batch_losses(&run(config.clone(), Arc::clone(&data), &[]));
     let b = batch_losses(&run(config, data, &[]));
@@ -94,19 +94,31 @@ fn commands_take_effect_before_the_next_batch() {
             Command::SetLr(-1.0),
         ],
     );
-    let lr_changes: Vec<(u64, f64)> = events
+    let lr_changes: Vec<(usize, u64, f64)> = events
         .iter()
-        .filter_map(|e| match e {
-            TrainEvent::LrChanged { step, to, .. } => Some((*step, *to)),
+        .enumerate()
+        .filter_map(|(i, e)| match e {
+            TrainEvent::LrChanged { step, to, .. } => Some((i, *step, *to)),
             _ => None,
         })
         .collect();
-    assert_eq!(lr_changes, vec![(0, 0.001), (0, 0.0005)]);
-    let first_batch_lr = events.iter().find_map(|e| match e {
-        TrainEvent::Batch { lr, .. } => Some(*lr),
+    assert_eq!(
+        lr_changes.len(),
+        2,
+        "two valid changes, the negative rate ignored"
+    );
+    let (at, step, lr) = lr_changes[1];
+    assert_eq!(
+        lr_changes[0].1, step,
+        "both applied between the same two batches"
+    );
+    assert_eq!(lr, 0.0005);
+    // The very next batch trains with the new rate.
+    let next = events[at..].iter().find_map(|e| match e {
+        TrainEvent::Batch { step, lr, .. } => Some((*step, *lr)),
         _ => None,
     });
-    assert_eq!(first_batch_lr, Some(0.0005));
+    assert_eq!(next, Some((step + 1, 0.0005)));
     assert!(
         events
             .iter()
@@ -126,8 +138,8 @@ fn stop_ends_the_run_early_with_a_test_evaluation() {
         _ => None,
     });
     let s = finished.expect("finished");
-    assert_eq!(s.epochs_completed, 0);
-    assert_eq!(s.steps, 0);
+    assert_eq!(s.stop_reason, cnn_tui::train::StopReason::Stopped);
+    assert!(s.epochs_completed < 50, "stopped early");
     assert!(s.test_accuracy > 0.0);
 }
 
