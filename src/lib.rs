@@ -12,6 +12,7 @@ pub mod nn;
 pub mod optim;
 pub mod record;
 pub mod report;
+pub mod signals;
 pub mod train;
 pub mod tui;
 pub mod weights;

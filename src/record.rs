@@ -57,6 +57,45 @@ impl Recorder {
         })
     }
 
+    /// Reopens a run directory to continue it from a checkpoint at `step`: lines of
+    /// `metrics.jsonl` from later steps (written before the interruption, and about to be
+    /// written again) are dropped, the rest kept, and new lines appended.
+    pub fn resume(dir: &Path, config: &Config, data_source: &str, step: u64) -> Result<Recorder> {
+        let metrics_path = dir.join("metrics.jsonl");
+        let old = std::fs::read_to_string(&metrics_path).unwrap_or_default();
+        let kept: String = old
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<Value>(l)
+                    .ok()
+                    .and_then(|v| v["step"].as_u64())
+                    .is_none_or(|s| s <= step)
+            })
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| format!("{l}\n"))
+            .collect();
+        crate::weights::write_atomically(&metrics_path, kept.as_bytes())?;
+        let append = |name: &str| -> Result<BufWriter<File>> {
+            let path = dir.join(name);
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map(BufWriter::new)
+                .map_err(|e| Error::io(&path, "cannot open", e))
+        };
+        let mut recorder = Recorder {
+            dir: dir.to_path_buf(),
+            metrics: append("metrics.jsonl")?,
+            log: append("train.log")?,
+            every_batches: config.training.log_every_batches.max(1),
+            total_epochs: config.training.epochs,
+            data_source: data_source.to_string(),
+        };
+        recorder.write_metrics(&json!({"type": "resume", "step": step}))?;
+        Ok(recorder)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -96,7 +135,11 @@ impl Recorder {
             }),
             TrainEvent::Finished(summary) => {
                 let mut s = serde_json::to_value(summary).expect("summaries serialize");
-                s["status"] = json!("finished");
+                let status = match summary.stop_reason {
+                    crate::train::StopReason::Interrupted => "interrupted",
+                    _ => "finished",
+                };
+                s["status"] = json!(status);
                 s["data"] = json!(self.data_source);
                 self.write_summary(&s)?;
                 tagged("finished", summary)

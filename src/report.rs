@@ -44,6 +44,7 @@ pub fn describe(event: &TrainEvent, total_epochs: usize) -> Option<String> {
         TrainEvent::Message(m) => m.clone(),
         TrainEvent::Finished(s) => finished_line(s),
         TrainEvent::Failed { message } => format!("error: {message}"),
+        TrainEvent::Diverged { message, .. } => message.clone(),
         TrainEvent::Phase(_) | TrainEvent::Batch { .. } | TrainEvent::Snapshot(_) => return None,
     })
 }
@@ -62,15 +63,23 @@ pub fn epoch_line(m: &EpochMetrics, total_epochs: usize) -> String {
 }
 
 fn finished_line(s: &RunSummary) -> String {
-    format!(
-        "Test - loss: {:.4} - accuracy: {:.4} ({} epochs, {:.1}s, {:.0} samples/s, {:?})",
-        s.test_loss,
-        s.test_accuracy,
-        s.epochs_completed,
-        s.train_seconds,
-        s.samples_per_second,
-        s.stop_reason
-    )
+    let run = format!(
+        "{} epochs, {} steps, {:.1}s, {:.0} samples/s",
+        s.epochs_completed, s.steps, s.train_seconds, s.samples_per_second
+    );
+    match (s.test_loss, s.test_accuracy, &s.interrupted_by) {
+        (Some(l), Some(a), _) => format!(
+            "Test - loss: {l:.4} - accuracy: {a:.4} ({run}, {:?})",
+            s.stop_reason
+        ),
+        (_, _, by) => format!(
+            "Interrupted by {} ({run}); resume with --resume {}",
+            by.as_deref().unwrap_or("request"),
+            s.last_checkpoint
+                .as_ref()
+                .map_or("auto".into(), |p| p.display().to_string())
+        ),
+    }
 }
 
 #[cfg(test)]

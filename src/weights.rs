@@ -1,12 +1,14 @@
 //! Weights files in safetensors format, readable from Python (`safetensors.numpy.load_file`)
 //! and PyTorch. Tensors are named like `conv1.weight`; conv kernels are `[kh, kw, in, out]`
 //! and dense weights `[in, out]` (Keras' layout). The header's metadata holds the resolved
-//! config, so a file is enough to rebuild its model.
+//! config, so a file is enough to rebuild its model. Checkpoints add optimizer tensors
+//! (`optim.conv1.weight.m`) and training state in the same file.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use ndarray::IxDyn;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::config::{Config, parse_config};
@@ -15,24 +17,26 @@ use crate::nn::Sequential;
 use crate::nn::tensor::{Tensor, data_mut};
 
 const FORMAT: &str = "cnn-tui-weights";
-const FORMAT_VERSION: &str = "1";
+pub const FORMAT_VERSION: &str = "1";
+/// Names of tensors that are not model parameters start with this.
+pub const OPTIM_PREFIX: &str = "optim.";
 
-/// Where in training a weights file was written.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct WeightsInfo {
-    pub epoch: usize,
-    pub step: u64,
-    pub lr: f64,
+/// A weights file read back: the rebuilt model and what else the file held.
+pub struct Saved {
+    pub config: Config,
+    pub model: Sequential,
+    pub metadata: HashMap<String, String>,
+    /// Tensors beyond the model's parameters (optimizer state), by name.
+    pub extra: HashMap<String, Tensor>,
 }
 
-/// Writes the model's parameters (and `extra` named tensors, e.g. optimizer state) atomically:
-/// a temporary file in the same directory, fsync, rename, fsync of the directory.
+/// Writes the model's parameters, `extra` tensors and `metadata` atomically.
 pub fn save(
     path: &Path,
     model: &Sequential,
     config: &Config,
-    info: &WeightsInfo,
     extra: &[(String, &Tensor)],
+    metadata: &[(&str, String)],
 ) -> Result<()> {
     let params = model.params();
     let owned: Vec<(String, Vec<u8>, Vec<usize>)> = params
@@ -40,8 +44,11 @@ pub fn save(
         .map(|p| (p.name.clone(), &p.value))
         .chain(extra.iter().map(|(n, t)| (n.clone(), *t)))
         .map(|(name, t)| {
-            let bytes = t.iter().flat_map(|v| v.to_le_bytes()).collect();
-            (name, bytes, t.shape().to_vec())
+            (
+                name,
+                t.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                t.shape().to_vec(),
+            )
         })
         .collect();
     let views = owned
@@ -52,17 +59,15 @@ pub fn save(
                 .map_err(|e| Error::weights(path, format!("cannot encode {name}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let metadata = HashMap::from([
+    let mut meta = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("format_version".to_string(), FORMAT_VERSION.to_string()),
         ("config".to_string(), config.to_toml()),
-        ("epoch".to_string(), info.epoch.to_string()),
-        ("step".to_string(), info.step.to_string()),
-        ("lr".to_string(), info.lr.to_string()),
         ("input_shape".to_string(), join(&model.input_shape())),
         ("classes".to_string(), model.output_size().to_string()),
     ]);
-    let bytes = safetensors::serialize(views, Some(metadata))
+    meta.extend(metadata.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    let bytes = safetensors::serialize(views, Some(meta))
         .map_err(|e| Error::weights(path, format!("cannot encode: {e}")))?;
     write_atomically(path, &bytes)
 }
@@ -74,7 +79,8 @@ fn join(dims: &[usize]) -> String {
         .join(",")
 }
 
-/// Replaces `path` with `bytes` so that a crash at any moment leaves the old or the new file.
+/// Replaces `path` with `bytes` so that a crash at any moment leaves the old or the new file:
+/// a temporary file in the same directory, fsync, rename, fsync of the directory.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
@@ -102,18 +108,30 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Reads a weights file, rebuilds its model from the embedded config and loads every
 /// parameter, checking names, dtypes and shapes.
-pub fn load(path: &Path) -> Result<(Config, Sequential, WeightsInfo)> {
+pub fn load(path: &Path) -> Result<Saved> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, "cannot read", e))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes)
-        .map_err(|e| Error::weights(path, format!("not a readable safetensors file ({e})")))?;
-    let meta = header.metadata().clone().unwrap_or_default();
-    if meta.get("format").map(String::as_str) != Some(FORMAT) {
+    let unreadable = |e: safetensors::SafeTensorError| {
+        Error::weights(
+            path,
+            format!("not a readable safetensors file ({e}); truncated or not a weights file?"),
+        )
+    };
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(unreadable)?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    if metadata.get("format").map(String::as_str) != Some(FORMAT) {
         return Err(Error::weights(
             path,
             "safetensors file was not written by cnn-tui (no model config in its metadata)",
         ));
     }
-    let config_text = meta
+    let version = metadata.get("format_version").map_or("?", String::as_str);
+    if version != FORMAT_VERSION {
+        return Err(Error::weights(
+            path,
+            format!("format version {version}; this cnn-tui reads version {FORMAT_VERSION}"),
+        ));
+    }
+    let config_text = metadata
         .get("config")
         .ok_or_else(|| Error::weights(path, "metadata has no config"))?;
     let config = parse_config(
@@ -121,29 +139,40 @@ pub fn load(path: &Path) -> Result<(Config, Sequential, WeightsInfo)> {
         &format!("{} (embedded config)", path.display()),
         &[],
     )?;
-    let get = |k: &str| {
-        meta.get(k)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let info = WeightsInfo {
-        epoch: get("epoch") as usize,
-        step: get("step") as u64,
-        lr: get("lr"),
-    };
-    let input_shape = parse_dims(meta.get("input_shape"))
+    let input_shape = parse_dims(metadata.get("input_shape"))
         .and_then(|d| <[usize; 3]>::try_from(d).ok())
         .ok_or_else(|| {
             Error::weights(path, "metadata input_shape is missing or not three sizes")
         })?;
-    let classes = parse_dims(meta.get("classes"))
+    let classes = parse_dims(metadata.get("classes"))
         .and_then(|d| d.first().copied())
         .ok_or_else(|| Error::weights(path, "metadata classes is missing"))?;
-    let tensors = SafeTensors::deserialize(&bytes)
-        .map_err(|e| Error::weights(path, format!("not a readable safetensors file ({e})")))?;
+    let tensors = SafeTensors::deserialize(&bytes).map_err(unreadable)?;
     let mut model = Sequential::build(&config.model, input_shape, classes, config.training.seed)?;
     load_params(&mut model, &tensors, path)?;
-    Ok((config, model, info))
+    let params: Vec<String> = model.params().iter().map(|p| p.name.clone()).collect();
+    let mut extra = HashMap::new();
+    for (name, view) in tensors.tensors() {
+        if params.contains(&name) {
+            continue;
+        }
+        if !name.starts_with(OPTIM_PREFIX) {
+            return Err(Error::weights(
+                path,
+                format!("has tensor {name}, which this model does not have"),
+            ));
+        }
+        let values = f32s(path, &name, &view)?;
+        let t = Tensor::from_shape_vec(IxDyn(view.shape()), values)
+            .map_err(|_| Error::weights(path, format!("{name}: data does not match its shape")))?;
+        extra.insert(name, t);
+    }
+    Ok(Saved {
+        config,
+        model,
+        metadata,
+        extra,
+    })
 }
 
 fn parse_dims(text: Option<&String>) -> Option<Vec<usize>> {
@@ -167,7 +196,7 @@ fn f32s(path: &Path, name: &str, t: &TensorView) -> Result<Vec<f32>> {
 }
 
 /// Copies every parameter of `model` from `tensors`, checking presence, dtype and shape.
-pub fn load_params(model: &mut Sequential, tensors: &SafeTensors, path: &Path) -> Result<()> {
+fn load_params(model: &mut Sequential, tensors: &SafeTensors, path: &Path) -> Result<()> {
     for p in model.params_mut() {
         let t = tensors.tensor(&p.name).map_err(|_| {
             Error::weights(
@@ -190,4 +219,62 @@ pub fn load_params(model: &mut Sequential, tensors: &SafeTensors, path: &Path) -
         data_mut(&mut p.value).copy_from_slice(&values);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::load_config;
+
+    fn model() -> (Config, Sequential) {
+        let config = load_config(None, &[]).unwrap().config;
+        let model = Sequential::build(&config.model, [28, 28, 1], 10, 3).unwrap();
+        (config, model)
+    }
+
+    #[test]
+    fn round_trip_keeps_every_value_and_extra_tensor() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        let (config, model) = model();
+        let extra = Tensor::from_elem(IxDyn(&[2]), 1.5);
+        save(
+            &path,
+            &model,
+            &config,
+            &[("optim.x".into(), &extra)],
+            &[("epoch", "4".into())],
+        )
+        .unwrap();
+        let saved = load(&path).unwrap();
+        assert_eq!(saved.config, config);
+        for (a, b) in saved.model.params().iter().zip(model.params()) {
+            assert_eq!(a.value, b.value, "{}", a.name);
+        }
+        assert_eq!(saved.extra["optim.x"], extra);
+        assert_eq!(saved.metadata["epoch"], "4");
+    }
+
+    #[test]
+    fn truncated_and_foreign_files_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        let (config, model) = model();
+        save(&path, &model, &config, &[], &[]).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
+        let e = load(&path).err().unwrap().to_string();
+        assert!(e.contains("not a readable safetensors file"), "{e}");
+        // A file from another model: the shipped seed-conv config with these weights' names.
+        let other = load_config(Some(Path::new("configs/seed-conv.toml")), &[])
+            .unwrap()
+            .config;
+        let other_model = Sequential::build(&other.model, [28, 28, 1], 10, 3).unwrap();
+        save(&path, &other_model, &config, &[], &[]).unwrap();
+        let e = load(&path).err().unwrap().to_string();
+        assert!(
+            e.contains("has shape") || e.contains("has no tensor"),
+            "{e}"
+        );
+    }
 }

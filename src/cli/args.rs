@@ -65,6 +65,10 @@ pub struct TrainArgs {
     /// Run directory; default runs/<config name>-<UTC timestamp>.
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
+    /// Continue from a checkpoint file, or `auto`: the newest checkpoint in --run-dir, starting
+    /// fresh when there is none (the same job script works on first start and on requeue).
+    #[arg(long, value_name = "PATH|auto")]
+    pub resume: Option<PathBuf>,
     /// Plain log lines instead of the dashboard (the default when stdout is not a terminal).
     #[arg(long)]
     pub headless: bool,

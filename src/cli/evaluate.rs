@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 use crate::weights;
 
 pub fn run(args: EvaluateArgs) -> Result<u8> {
-    let (config, mut model, _) = weights::load(&args.weights)?;
+    let saved = weights::load(&args.weights)?;
+    let (config, mut model) = (saved.config, saved.model);
     let source = match args.data.clone().or(config.data.dir.clone()) {
         Some(d) => DataSource::Dir(d),
         None => DataSource::Bundled,

@@ -22,6 +22,10 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// The loss became NaN or infinite.
     pub const DIVERGED: u8 = 3;
+    /// Interrupted by a signal (SIGTERM, SIGINT, SIGUSR1) after saving a checkpoint.
+    pub const INTERRUPTED: u8 = 4;
+    /// Aborted from the dashboard (second Ctrl-C) without waiting for the run to end.
+    pub const ABORTED: u8 = 130;
 }
 
 /// Runs the parsed command line and returns the exit code.

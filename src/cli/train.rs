@@ -1,32 +1,31 @@
-//! `cnn-tui train`: load data and config, start the trainer, and hand its events to the
-//! dashboard (in a terminal) or the headless logger.
+//! `cnn-tui train`: load data and config (or a checkpoint to resume), start the trainer, and
+//! hand its events to the dashboard (in a terminal) or the headless logger.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use super::args::TrainArgs;
 use super::{LoadedConfig, data_source, exit, load_config};
-use crate::config::{Config, fmt_lr};
+use crate::config::{Config, fmt_lr, parse_config};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::record::{Recorder, new_run_dir};
 use crate::report::describe;
-use crate::train::{RunSummary, TrainEvent, TrainHandle, TrainSetup, spawn};
+use crate::signals::Signals;
+use crate::train::checkpoint::{self, latest};
+use crate::train::{
+    Command, Resume, RunSummary, StopReason, TrainEvent, TrainHandle, TrainSetup, spawn,
+};
 use crate::tui::{self, Outcome, app};
 
-/// Exit code after an abort (as for SIGINT).
-const ABORTED: u8 = 130;
 /// How often the dashboard gets fresh filters and feature maps.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 
 pub fn run(args: TrainArgs) -> Result<u8> {
-    let LoadedConfig {
-        config,
-        name,
-        origin,
-    } = load_config(args.config.config.as_deref(), &args.overrides())?;
+    let (config, name, origin, resume, run_dir) = prepare(&args)?;
     let source = data_source(args.config.data.as_ref(), &config);
     let threads = match args.threads {
         Some(0) => return Err(Error::config("--threads", "must be at least 1")),
@@ -34,11 +33,10 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let dataset = Arc::new(Dataset::load(&source, config.training.validation_split)?);
-    let run_dir = args
-        .run_dir
-        .clone()
-        .unwrap_or_else(|| new_run_dir(&PathBuf::from("runs"), &name));
-    let mut recorder = Recorder::create(&run_dir, &config, &source.to_string())?;
+    let mut recorder = match &resume {
+        Some(r) => Recorder::resume(&run_dir, &config, &source.to_string(), r.state.step)?,
+        None => Recorder::create(&run_dir, &config, &source.to_string())?,
+    };
     let dashboard =
         !args.headless && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
     let info = app::RunInfo {
@@ -48,12 +46,15 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         lr_factor: args.lr_factor,
     };
     let epochs = config.training.epochs;
+    let signals = Signals::register()?;
     let handle = spawn(TrainSetup {
         config,
         dataset,
         run_dir: run_dir.clone(),
         threads,
         snapshot_every: dashboard.then_some(SNAPSHOT_EVERY),
+        pause_on_divergence: dashboard,
+        resume,
     })
     .map_err(|e| e.in_config(&origin))?;
     if dashboard {
@@ -61,22 +62,111 @@ pub fn run(args: TrainArgs) -> Result<u8> {
             ascii: args.ascii,
             color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         };
-        return match tui::run(handle, &mut recorder, app::App::new(info, style))? {
-            Outcome::Ended(result) => result.map(|_| exit::OK),
-            Outcome::Aborted => Ok(ABORTED),
+        return match tui::run(handle, &mut recorder, app::App::new(info, style), &signals)? {
+            Outcome::Ended(result) => result.map(|s| exit_code(&s)),
+            Outcome::Aborted => Ok(exit::ABORTED),
         };
     }
     println!("run directory: {}", run_dir.display());
     println!("data: {source}");
-    let summary = headless(handle, &mut recorder, epochs)?;
-    println!("weights: {}", summary.weights.display());
+    let summary = headless(handle, &mut recorder, epochs, &signals)?;
+    if let Some(w) = &summary.weights {
+        println!("weights: {}", w.display());
+    }
     println!("run directory: {}", recorder.dir().display());
-    Ok(exit::OK)
+    Ok(exit_code(&summary))
 }
 
-/// Prints one plain line per epoch (and per notable event) until the run ends.
-fn headless(handle: TrainHandle, recorder: &mut Recorder, epochs: usize) -> Result<RunSummary> {
-    for event in handle.events.iter() {
+fn exit_code(summary: &RunSummary) -> u8 {
+    match summary.stop_reason {
+        StopReason::Interrupted => exit::INTERRUPTED,
+        _ => exit::OK,
+    }
+}
+
+/// The config, run name, config origin, checkpoint to resume (if any) and run directory.
+fn prepare(args: &TrainArgs) -> Result<(Config, String, String, Option<Resume>, PathBuf)> {
+    let from = match args.resume.as_deref() {
+        None => None,
+        Some(p) if p == Path::new("auto") => {
+            let dir = args.run_dir.as_ref().ok_or_else(|| {
+                Error::config(
+                    "--resume auto",
+                    "needs --run-dir: the run directory to look for checkpoints in",
+                )
+            })?;
+            latest(dir)
+        }
+        Some(p) => Some(p.to_path_buf()),
+    };
+    let Some(from) = from else {
+        // Nothing to resume: a fresh run (also `--resume auto` on a first start).
+        let LoadedConfig {
+            config,
+            name,
+            origin,
+        } = load_config(args.config.config.as_deref(), &args.overrides())?;
+        let run_dir = args
+            .run_dir
+            .clone()
+            .unwrap_or_else(|| new_run_dir(&PathBuf::from("runs"), &name));
+        return Ok((config, name, origin, None, run_dir));
+    };
+    let loaded = checkpoint::load(&from)?;
+    let origin = format!("{} (config saved in the checkpoint)", from.display());
+    // Command-line overrides apply on top of the saved config; the model must stay the same.
+    let config = parse_config(&loaded.config.to_toml(), &origin, &args.overrides())?;
+    if config.model != loaded.config.model {
+        return Err(Error::config(
+            "--set",
+            "the model cannot change when resuming a checkpoint",
+        ));
+    }
+    let run_dir = match &args.run_dir {
+        Some(d) => d.clone(),
+        None => from
+            .parent()
+            .filter(|d| d.ends_with("checkpoints"))
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .ok_or_else(|| {
+                Error::config(
+                    "--resume",
+                    "the checkpoint is not in a run directory's checkpoints/; give --run-dir",
+                )
+            })?,
+    };
+    let name = config.name.clone().unwrap_or_else(|| "run".into());
+    let resume = Resume {
+        model: loaded.model,
+        optimizer: loaded.optimizer,
+        state: loaded.state,
+        from,
+    };
+    Ok((config, name, origin, Some(resume), run_dir))
+}
+
+/// Prints one plain line per epoch (and per notable event) until the run ends. Signals ask
+/// the trainer to checkpoint and stop; SIGHUP is ignored.
+fn headless(
+    handle: TrainHandle,
+    recorder: &mut Recorder,
+    epochs: usize,
+    signals: &Signals,
+) -> Result<RunSummary> {
+    loop {
+        if let Some(name) = signals.take_interrupt() {
+            println!("{name} received: saving a checkpoint and stopping after this batch");
+            let _ = handle.commands.send(Command::Interrupt(name.to_string()));
+        }
+        if signals.take_hangup() {
+            let _ = recorder.log_line("SIGHUP ignored: training goes on");
+        }
+        let event = match handle.events.recv_timeout(Duration::from_millis(200)) {
+            Ok(event) => event,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         recorder.record(&event)?;
         if let TrainEvent::Failed { .. } = event {
             continue; // printed by the caller from the returned error

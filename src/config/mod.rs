@@ -179,10 +179,14 @@ fn half() -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CheckpointConfig {
-    /// Save the weights at the end of every epoch (`checkpoints/epoch-NNN.safetensors`).
+    /// Save a checkpoint at the end of every epoch (`checkpoints/ckpt-<step>.safetensors`).
     pub every_epoch: bool,
-    /// How many epoch checkpoints to keep (the newest); the best by validation loss is kept too.
+    /// How many numbered checkpoints to keep (the newest); the best by validation loss is
+    /// kept too.
     pub keep_last: usize,
+    /// Also save every this many seconds (between batches).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub every_seconds: Option<f64>,
 }
 
 impl Default for CheckpointConfig {
@@ -190,6 +194,7 @@ impl Default for CheckpointConfig {
         CheckpointConfig {
             every_epoch: true,
             keep_last: 3,
+            every_seconds: None,
         }
     }
 }
@@ -257,6 +262,14 @@ impl Config {
             return Err(Error::config(
                 "training.schedule.every_epochs",
                 "must be at least 1",
+            ));
+        }
+        if let Some(s) = self.checkpoint.every_seconds
+            && !(s.is_finite() && s > 0.0)
+        {
+            return Err(Error::config(
+                "checkpoint.every_seconds",
+                format!("must be positive, got {s}"),
             ));
         }
         self.model.validate()

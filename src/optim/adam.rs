@@ -2,10 +2,13 @@
 //! `m += (g - m)(1 - β1)`, `v += (g² - v)(1 - β2)`,
 //! `w -= lr √(1 - β2ᵗ) / (1 - β1ᵗ) · m / (√v + ε)`.
 
-use super::{Optimizer, ensure_state};
+use std::collections::HashMap;
+
+use super::{Optimizer, ensure_state, saved_tensors};
 use crate::nn::Param;
 use crate::nn::tensor::{Tensor, data, data_mut};
 
+#[derive(Clone)]
 pub struct Adam {
     lr: f64,
     beta1: f64,
@@ -76,6 +79,27 @@ impl Optimizer for Adam {
             .zip(&self.v)
             .map(|(n, t)| (format!("optim.{n}.v"), t));
         m.chain(v).collect()
+    }
+
+    fn steps(&self) -> u64 {
+        self.t
+    }
+
+    fn restore(
+        &mut self,
+        params: &[&Param],
+        state: &HashMap<String, Tensor>,
+        steps: u64,
+    ) -> Result<(), String> {
+        self.m = saved_tensors(params, state, "m")?;
+        self.v = saved_tensors(params, state, "v")?;
+        self.names = params.iter().map(|p| p.name.clone()).collect();
+        self.t = steps;
+        Ok(())
+    }
+
+    fn boxed_clone(&self) -> Box<dyn Optimizer> {
+        Box::new(self.clone())
     }
 }
 

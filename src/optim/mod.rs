@@ -9,6 +9,8 @@ pub use adam::Adam;
 pub use schedule::Schedule;
 pub use sgd::Sgd;
 
+use std::collections::HashMap;
+
 use crate::config::OptimizerConfig;
 use crate::nn::Param;
 use crate::nn::tensor::Tensor;
@@ -21,6 +23,49 @@ pub trait Optimizer: Send {
     fn set_lr(&mut self, lr: f64);
     /// Internal state tensors with names such as `optim.conv1.weight.m`, for checkpoints.
     fn state(&self) -> Vec<(String, &Tensor)>;
+    /// Updates applied so far (Adam's bias correction depends on it).
+    fn steps(&self) -> u64;
+    /// Puts back state saved by `state` for these parameters, checking names and shapes.
+    fn restore(
+        &mut self,
+        params: &[&Param],
+        state: &HashMap<String, Tensor>,
+        steps: u64,
+    ) -> Result<(), String>;
+    fn boxed_clone(&self) -> Box<dyn Optimizer>;
+}
+
+/// Looks up one saved state tensor per parameter, named `optim.<param>.<suffix>`.
+/// None saved at all (a checkpoint before the first step) gives an empty list: the state is
+/// then created as zeros on the first step, as for a fresh optimizer.
+fn saved_tensors(
+    params: &[&Param],
+    state: &HashMap<String, Tensor>,
+    suffix: &str,
+) -> Result<Vec<Tensor>, String> {
+    if params
+        .iter()
+        .all(|p| !state.contains_key(&format!("optim.{}.{suffix}", p.name)))
+    {
+        return Ok(Vec::new());
+    }
+    params
+        .iter()
+        .map(|p| {
+            let name = format!("optim.{}.{suffix}", p.name);
+            let t = state
+                .get(&name)
+                .ok_or_else(|| format!("optimizer state {name} is missing"))?;
+            if t.shape() != p.value.shape() {
+                return Err(format!(
+                    "{name} has shape {:?}, expected {:?}",
+                    t.shape(),
+                    p.value.shape()
+                ));
+            }
+            Ok(t.clone())
+        })
+        .collect()
 }
 
 /// The optimizer a config asks for.

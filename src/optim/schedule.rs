@@ -18,6 +18,16 @@ impl Schedule {
         }
     }
 
+    /// (best loss, epochs stalled) of the plateau rule, for checkpoints.
+    pub fn progress(&self) -> (f64, usize) {
+        (self.best, self.stalled)
+    }
+
+    pub fn set_progress(&mut self, (best, stalled): (f64, usize)) {
+        self.best = best;
+        self.stalled = stalled;
+    }
+
     /// After epoch `epoch` (1-based) with validation loss `val_loss`, the new rate if it changes.
     pub fn after_epoch(&mut self, epoch: usize, lr: f64, val_loss: Option<f64>) -> Option<f64> {
         match self.config {

@@ -1,10 +1,13 @@
 //! Stochastic gradient descent with optional momentum and Nesterov momentum, as in Keras:
 //! `v = momentum * v - lr * g`, then `w += v` (or `w += momentum * v - lr * g` for Nesterov).
 
-use super::{Optimizer, ensure_state};
+use std::collections::HashMap;
+
+use super::{Optimizer, ensure_state, saved_tensors};
 use crate::nn::Param;
 use crate::nn::tensor::{Tensor, data, data_mut};
 
+#[derive(Clone)]
 pub struct Sgd {
     lr: f64,
     momentum: f32,
@@ -63,6 +66,28 @@ impl Optimizer for Sgd {
             .zip(&self.velocity)
             .map(|(n, v)| (format!("optim.{n}.momentum"), v))
             .collect()
+    }
+
+    fn steps(&self) -> u64 {
+        0
+    }
+
+    fn restore(
+        &mut self,
+        params: &[&Param],
+        state: &HashMap<String, Tensor>,
+        _steps: u64,
+    ) -> Result<(), String> {
+        if self.momentum == 0.0 {
+            return Ok(());
+        }
+        self.velocity = saved_tensors(params, state, "momentum")?;
+        self.names = params.iter().map(|p| p.name.clone()).collect();
+        Ok(())
+    }
+
+    fn boxed_clone(&self) -> Box<dyn Optimizer> {
+        Box::new(self.clone())
     }
 }
 

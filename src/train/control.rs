@@ -13,6 +13,11 @@ pub enum Command {
     SaveCheckpoint,
     /// Finish the current batch, evaluate on the test set and end the run.
     Stop,
+    /// Finish the current batch, save a checkpoint and end the run without testing
+    /// (signals: SIGTERM, SIGINT, SIGUSR1). The text names the cause.
+    Interrupt(String),
+    /// Put back the weights and optimizer state of the last good checkpoint.
+    RestoreLastGood,
     /// Choose which conv layer (0 = first) and which probe image the snapshots show,
     /// and send a snapshot at once.
     Inspect {

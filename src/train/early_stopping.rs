@@ -29,6 +29,16 @@ impl EarlyStopping {
         }
     }
 
+    /// (best loss, epochs waited), for checkpoints.
+    pub fn progress(&self) -> (f64, usize) {
+        (self.best, self.waited)
+    }
+
+    pub fn set_progress(&mut self, (best, waited): (f64, usize)) {
+        self.best = best;
+        self.waited = waited;
+    }
+
     pub fn restore_best(&self) -> bool {
         self.config.restore_best
     }

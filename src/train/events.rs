@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::snapshot::Snapshot;
 use crate::nn::LayerRow;
@@ -37,10 +37,12 @@ pub enum StopReason {
     EarlyStopped,
     /// A front end asked to stop.
     Stopped,
+    /// A signal (or a command) interrupted the run; a checkpoint was saved to resume from.
+    Interrupted,
 }
 
 /// The numbers of one finished epoch.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     /// 1-based.
     pub epoch: usize,
@@ -57,15 +59,21 @@ pub struct EpochMetrics {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunSummary {
     pub stop_reason: StopReason,
-    pub test_loss: f64,
-    pub test_accuracy: f64,
+    /// What interrupted the run (e.g. `SIGTERM`), when it was interrupted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted_by: Option<String>,
+    /// Not measured when the run was interrupted.
+    pub test_loss: Option<f64>,
+    pub test_accuracy: Option<f64>,
     pub best_val_accuracy: Option<f64>,
     pub best_val_loss: Option<f64>,
     pub epochs_completed: usize,
     pub steps: u64,
     pub train_seconds: f64,
     pub samples_per_second: f64,
-    pub weights: PathBuf,
+    /// Final weights; none when interrupted (the checkpoint is the thing to resume).
+    pub weights: Option<PathBuf>,
+    pub last_checkpoint: Option<PathBuf>,
 }
 
 /// Everything the training loop reports.
@@ -116,6 +124,12 @@ pub enum TrainEvent {
     },
     /// A warning or note for the log.
     Message(String),
+    /// The loss became NaN or infinite; training is paused until the user restores the
+    /// last good weights or lowers the learning rate (dashboard runs only).
+    Diverged {
+        message: String,
+        step: u64,
+    },
     Finished(RunSummary),
     Failed {
         message: String,

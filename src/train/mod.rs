@@ -1,6 +1,7 @@
 //! The training loop on its own thread: commands in, events out. It knows nothing of
 //! terminals; the dashboard and the headless logger are consumers of the same events.
 
+pub mod checkpoint;
 mod control;
 mod early_stopping;
 mod events;
@@ -10,4 +11,4 @@ mod trainer;
 pub use control::Command;
 pub use events::{EpochMetrics, LrSource, Phase, RunSummary, StopReason, TrainEvent};
 pub use snapshot::{FilterImage, Snapshot};
-pub use trainer::{TrainHandle, TrainSetup, spawn};
+pub use trainer::{Resume, TrainHandle, TrainSetup, spawn};

@@ -7,6 +7,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::checkpoint::{Checkpoints, SaveReason, TrainingState};
 use super::control::Command;
 use super::early_stopping::{EarlyStopping, Verdict};
 use super::events::{EpochMetrics, LrSource, Phase, RunSummary, StopReason, TrainEvent};
@@ -14,9 +15,18 @@ use super::snapshot;
 use crate::config::Config;
 use crate::data::{Dataset, epoch_order};
 use crate::error::{Error, Result};
+use crate::nn::tensor::{Tensor, data};
 use crate::nn::{Context, Sequential, summary_rows};
 use crate::optim::{self, Optimizer, Schedule};
-use crate::weights::{self, WeightsInfo};
+use crate::weights;
+
+/// A checkpoint to continue from, as read by `checkpoint::load`.
+pub struct Resume {
+    pub model: Sequential,
+    pub optimizer: Box<dyn Optimizer>,
+    pub state: TrainingState,
+    pub from: PathBuf,
+}
 
 /// Everything a run needs.
 pub struct TrainSetup {
@@ -27,6 +37,9 @@ pub struct TrainSetup {
     pub threads: usize,
     /// Least time between filter/feature-map snapshots; `None` sends none unasked.
     pub snapshot_every: Option<Duration>,
+    /// On a NaN loss, pause and wait for the user (dashboard) instead of failing (headless).
+    pub pause_on_divergence: bool,
+    pub resume: Option<Resume>,
 }
 
 /// A running training thread: send it commands, read its events, join it for the outcome.
@@ -36,15 +49,41 @@ pub struct TrainHandle {
     pub thread: JoinHandle<Result<RunSummary>>,
 }
 
-/// Builds the model (so that config errors surface here, before any thread starts) and
-/// starts training on a new thread.
-pub fn spawn(setup: TrainSetup) -> Result<TrainHandle> {
-    let model = Sequential::build(
-        &setup.config.model,
-        setup.dataset.image_shape,
-        setup.dataset.classes,
-        setup.config.training.seed,
-    )?;
+/// Builds (or takes the resumed) model, so that config errors surface here before any thread
+/// starts, and starts training on a new thread.
+pub fn spawn(mut setup: TrainSetup) -> Result<TrainHandle> {
+    let (model, optimizer, state, resumed_from) = match setup.resume.take() {
+        Some(r) => (r.model, r.optimizer, r.state, Some(r.from)),
+        None => {
+            let c = &setup.config;
+            let model = Sequential::build(
+                &c.model,
+                setup.dataset.image_shape,
+                setup.dataset.classes,
+                c.training.seed,
+            )?;
+            let state = TrainingState {
+                epoch: 1,
+                lr: c.optimizer.lr(),
+                ..TrainingState::default()
+            };
+            (model, optim::build(&c.optimizer), state, None)
+        }
+    };
+    let d = &setup.dataset;
+    if model.input_shape() != d.image_shape || model.output_size() < d.classes {
+        return Err(Error::config(
+            "data",
+            format!(
+                "the model takes {:?} images and {} classes but the data has {:?} and {}",
+                model.input_shape(),
+                model.output_size(),
+                d.image_shape,
+                d.classes
+            ),
+        ));
+    }
+    let checkpoints = Checkpoints::open(&setup.run_dir, setup.config.checkpoint.keep_last)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(setup.threads)
         .thread_name(|i| format!("train-worker-{i}"))
@@ -56,7 +95,16 @@ pub fn spawn(setup: TrainSetup) -> Result<TrainHandle> {
         .name("trainer".into())
         .spawn(move || {
             let events = event_tx.clone();
-            let result = pool.install(|| Trainer::new(setup, model, command_rx, event_tx).run());
+            let trainer = Trainer::new(
+                setup,
+                model,
+                optimizer,
+                state,
+                checkpoints,
+                command_rx,
+                event_tx,
+            );
+            let result = pool.install(|| trainer.run(resumed_from));
             if let Err(e) = &result {
                 let _ = events.send(TrainEvent::Failed {
                     message: e.to_string(),
@@ -72,6 +120,13 @@ pub fn spawn(setup: TrainSetup) -> Result<TrainHandle> {
     })
 }
 
+/// Parameter values and optimizer state known to be finite, to go back to after divergence.
+struct GoodState {
+    params: Vec<Tensor>,
+    optimizer: Box<dyn Optimizer>,
+    step: u64,
+}
+
 struct Trainer {
     config: Config,
     data: Arc<Dataset>,
@@ -83,41 +138,62 @@ struct Trainer {
     early_stopping: Option<EarlyStopping>,
     commands: Receiver<Command>,
     events: Sender<TrainEvent>,
-    step: u64,
-    epoch: usize,
+    state: TrainingState,
     stop: Option<StopReason>,
+    interrupted_by: Option<String>,
+    checkpoints: Checkpoints,
+    last_checkpoint: Option<PathBuf>,
+    last_checkpoint_at: Instant,
+    last_good: Option<GoodState>,
+    pause_on_divergence: bool,
+    pause_requested: bool,
     snapshot_every: Option<Duration>,
     last_snapshot: Option<Instant>,
     inspect: (usize, usize),
-    saved_epochs: Vec<PathBuf>,
 }
 
 impl Trainer {
     fn new(
         setup: TrainSetup,
         model: Sequential,
+        optimizer: Box<dyn Optimizer>,
+        state: TrainingState,
+        checkpoints: Checkpoints,
         commands: Receiver<Command>,
         events: Sender<TrainEvent>,
     ) -> Trainer {
         let t = &setup.config.training;
+        let mut schedule = t.schedule.clone().map(Schedule::new);
+        let mut early_stopping = t.early_stopping.clone().map(EarlyStopping::new);
+        if let (Some(s), Some(p)) = (&mut schedule, state.schedule) {
+            s.set_progress(p);
+        }
+        if let (Some(e), Some(p)) = (&mut early_stopping, state.early_stopping) {
+            e.set_progress(p);
+        }
         Trainer {
-            optimizer: optim::build(&setup.config.optimizer),
-            schedule: t.schedule.clone().map(Schedule::new),
-            early_stopping: t.early_stopping.clone().map(EarlyStopping::new),
+            schedule,
+            early_stopping,
             config: setup.config,
             data: setup.dataset,
             run_dir: setup.run_dir,
             threads: setup.threads,
             model,
+            optimizer,
             commands,
             events,
-            step: 0,
-            epoch: 0,
+            state,
             stop: None,
+            interrupted_by: None,
+            checkpoints,
+            last_checkpoint: None,
+            last_checkpoint_at: Instant::now(),
+            last_good: None,
+            pause_on_divergence: setup.pause_on_divergence,
+            pause_requested: false,
             snapshot_every: setup.snapshot_every,
             last_snapshot: None,
             inspect: (0, 0),
-            saved_epochs: Vec::new(),
         }
     }
 
@@ -126,7 +202,7 @@ impl Trainer {
         let _ = self.events.send(event);
     }
 
-    fn run(mut self) -> Result<RunSummary> {
+    fn run(mut self, resumed_from: Option<PathBuf>) -> Result<RunSummary> {
         let t = self.config.training.clone();
         let data = Arc::clone(&self.data);
         let batches_per_epoch = data.train.len().div_ceil(t.batch_size);
@@ -142,21 +218,43 @@ impl Trainer {
             params: self.model.param_count(),
             threads: self.threads,
         });
+        if let Some(from) = resumed_from {
+            let s = &self.state;
+            self.emit(TrainEvent::Message(format!(
+                "resumed from {} at epoch {}, batch {}, step {}",
+                from.display(),
+                s.epoch,
+                s.batches_done,
+                s.step
+            )));
+            self.last_checkpoint = Some(from);
+        }
+        self.remember_good();
+        if self
+            .early_stopping
+            .as_ref()
+            .is_some_and(|e| e.restore_best())
+            && self.checkpoints.best().is_file()
+        {
+            // A resumed run with restore-best needs the best weights seen before the stop.
+            if let Ok(best) = weights::load(&self.checkpoints.best()) {
+                let values = best.model.snapshot_params();
+                self.early_stopping.as_mut().expect("checked").best_weights = Some(values);
+            }
+        }
         let mut batch_seconds = 0.0f64;
         let mut trained_samples = 0usize;
-        let mut best_val: Option<(f64, f64)> = None; // (loss, accuracy)
-        let mut epochs_completed = 0;
         let run_start = Instant::now();
         let mut paused_total = Duration::ZERO;
 
-        for epoch in 1..=t.epochs {
-            self.epoch = epoch;
+        while self.state.epoch <= t.epochs && self.stop.is_none() {
+            let epoch = self.state.epoch;
             self.emit(TrainEvent::Phase(Phase::Training));
             let epoch_start = Instant::now();
             let order = epoch_order(data.train.len(), t.seed, epoch);
-            let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
             let mut epoch_batch_seconds = 0.0f64;
-            for (b, indices) in order.chunks(t.batch_size).enumerate() {
+            let batches = order.chunks(t.batch_size).skip(self.state.batches_done);
+            for indices in batches {
                 paused_total += self.handle_commands()?;
                 if self.stop.is_some() {
                     break;
@@ -166,130 +264,219 @@ impl Trainer {
                 let ctx = Context {
                     train: true,
                     seed: t.seed,
-                    step: self.step,
+                    step: self.state.step,
                 };
                 let stats = self.model.forward_backward(&ctx);
+                let batch = self.state.batches_done + 1;
                 if !stats.loss.is_finite() {
-                    return Err(Error::Diverged {
+                    let error = Error::Diverged {
                         value: stats.loss,
                         epoch,
-                        batch: b + 1,
+                        batch,
                         suggested_lr: self.optimizer.lr() / 10.0,
+                    };
+                    if !self.pause_on_divergence {
+                        return Err(error);
+                    }
+                    // Skip this batch and wait for the user: restore, lower the rate, resume.
+                    self.emit(TrainEvent::Diverged {
+                        message: format!("{error}; paused: press r to restore the last good weights, - to lower the rate, space to resume"),
+                        step: self.state.step,
                     });
+                    self.pause_requested = true;
+                    self.state.batches_done += 1;
+                    continue;
                 }
                 // The batch's gradients are complete here; a data-parallel run would
                 // all-reduce them before the step.
                 self.optimizer.step(&mut self.model.params_mut());
-                self.step += 1;
+                self.state.step += 1;
+                self.state.batches_done = batch;
                 let secs = batch_start.elapsed().as_secs_f64();
                 epoch_batch_seconds += secs;
                 batch_seconds += secs;
                 trained_samples += indices.len();
-                loss_sum += stats.loss as f64 * indices.len() as f64;
-                correct += stats.correct;
-                seen += indices.len();
+                let s = &mut self.state;
+                s.epoch_loss_sum += stats.loss as f64 * indices.len() as f64;
+                s.epoch_correct += stats.correct;
+                s.epoch_seen += indices.len();
                 self.emit(TrainEvent::Batch {
                     epoch,
-                    batch: b + 1,
-                    step: self.step,
+                    batch,
+                    step: self.state.step,
                     loss: stats.loss,
                     accuracy: stats.correct as f32 / indices.len() as f32,
                     lr: self.optimizer.lr(),
-                    samples_per_second: seen as f64 / epoch_batch_seconds.max(1e-9),
+                    samples_per_second: self.state.epoch_seen as f64
+                        / epoch_batch_seconds.max(1e-9),
                 });
                 self.maybe_snapshot(false);
+                if let Some(every) = self.config.checkpoint.every_seconds
+                    && self.last_checkpoint_at.elapsed().as_secs_f64() >= every
+                {
+                    self.checkpoint(SaveReason::Timer);
+                }
             }
             if self.stop.is_some() {
                 break;
             }
-            let (val_loss, val_accuracy) = if data.validation.is_empty() {
-                (None, None)
-            } else {
-                self.emit(TrainEvent::Phase(Phase::Validating));
-                let (s, _) = self.model.evaluate(&data.validation, t.batch_size);
-                (
-                    Some(s.loss as f64),
-                    Some(s.correct as f64 / s.samples as f64),
-                )
-            };
-            let metrics = EpochMetrics {
-                epoch,
-                step: self.step,
-                loss: loss_sum / seen.max(1) as f64,
-                accuracy: correct as f64 / seen.max(1) as f64,
-                val_loss,
-                val_accuracy,
-                lr: self.optimizer.lr(),
-                seconds: epoch_start.elapsed().as_secs_f64(),
-            };
-            epochs_completed = epoch;
-            self.emit(TrainEvent::EpochEnd(metrics));
-            let improved = match (val_loss, val_accuracy, best_val) {
-                (Some(l), Some(a), None) => {
-                    best_val = Some((l, a));
-                    true
-                }
-                (Some(l), Some(a), Some((bl, ba))) => {
-                    best_val = Some((l.min(bl), a.max(ba)));
-                    l < bl
-                }
-                _ => false,
-            };
-            self.save_epoch_checkpoint(epoch, improved);
-            if let Some(schedule) = &mut self.schedule
-                && let Some(lr) = schedule.after_epoch(epoch, self.optimizer.lr(), val_loss)
-            {
-                self.change_lr(lr, LrSource::Schedule);
-            }
-            if let (Some(es), Some(loss)) = (&mut self.early_stopping, val_loss) {
-                match es.observe(loss) {
-                    Verdict::Improved if es.restore_best() => {
-                        es.best_weights = Some(self.model.snapshot_params())
-                    }
-                    Verdict::Stop => {
-                        if let Some(best) = es.best_weights.take() {
-                            self.model.restore_params(&best);
-                            self.emit(TrainEvent::Message(format!(
-                                "early stopping after epoch {epoch}: restored the weights of the best epoch (val_loss {:.4})",
-                                best_val.map_or(f64::NAN, |b| b.0)
-                            )));
-                        } else {
-                            self.emit(TrainEvent::Message(format!(
-                                "early stopping after epoch {epoch}"
-                            )));
-                        }
-                        self.stop = Some(StopReason::EarlyStopped);
-                        break;
-                    }
-                    _ => {}
-                }
-            }
+            self.end_epoch(epoch, epoch_start)?;
         }
         let train_seconds = (run_start.elapsed() - paused_total).as_secs_f64();
+        let samples_per_second = trained_samples as f64 / batch_seconds.max(1e-9);
+        if self.stop == Some(StopReason::Interrupted) {
+            return self.finish_interrupted(train_seconds, samples_per_second);
+        }
         self.emit(TrainEvent::Phase(Phase::Testing));
         let (test, _) = self.model.evaluate(&data.test, t.batch_size);
         let weights_path = self.run_dir.join("model.safetensors");
-        weights::save(
-            &weights_path,
-            &self.model,
-            &self.config,
-            &self.weights_info(),
-            &[],
-        )?;
-        let summary = RunSummary {
-            stop_reason: self.stop.unwrap_or(StopReason::Completed),
-            test_loss: test.loss as f64,
-            test_accuracy: test.correct as f64 / test.samples.max(1) as f64,
-            best_val_accuracy: best_val.map(|b| b.1),
-            best_val_loss: best_val.map(|b| b.0),
-            epochs_completed,
-            steps: self.step,
+        let metadata = [
+            ("kind", "final".to_string()),
+            ("epoch", self.state.history.len().to_string()),
+            ("step", self.state.step.to_string()),
+            ("lr", self.optimizer.lr().to_string()),
+        ];
+        weights::save(&weights_path, &self.model, &self.config, &[], &metadata)?;
+        let summary = self.summary(
+            Some((
+                test.loss as f64,
+                test.correct as f64 / test.samples.max(1) as f64,
+            )),
+            Some(weights_path),
             train_seconds,
-            samples_per_second: trained_samples as f64 / batch_seconds.max(1e-9),
-            weights: weights_path,
-        };
+            samples_per_second,
+        );
         self.emit(TrainEvent::Finished(summary.clone()));
         Ok(summary)
+    }
+
+    /// Validation, schedule, early stopping and checkpoints at the end of an epoch.
+    fn end_epoch(&mut self, epoch: usize, epoch_start: Instant) -> Result<()> {
+        let data = Arc::clone(&self.data);
+        let (val_loss, val_accuracy) = if data.validation.is_empty() {
+            (None, None)
+        } else {
+            self.emit(TrainEvent::Phase(Phase::Validating));
+            let (s, _) = self
+                .model
+                .evaluate(&data.validation, self.config.training.batch_size);
+            (
+                Some(s.loss as f64),
+                Some(s.correct as f64 / s.samples as f64),
+            )
+        };
+        let s = &self.state;
+        let metrics = EpochMetrics {
+            epoch,
+            step: s.step,
+            loss: s.epoch_loss_sum / s.epoch_seen.max(1) as f64,
+            accuracy: s.epoch_correct as f64 / s.epoch_seen.max(1) as f64,
+            val_loss,
+            val_accuracy,
+            lr: self.optimizer.lr(),
+            seconds: epoch_start.elapsed().as_secs_f64(),
+        };
+        self.state.history.push(metrics.clone());
+        self.emit(TrainEvent::EpochEnd(metrics));
+        let improved = match (val_loss, val_accuracy, self.state.best_val) {
+            (Some(l), Some(a), None) => {
+                self.state.best_val = Some((l, a));
+                true
+            }
+            (Some(l), Some(a), Some((bl, ba))) => {
+                self.state.best_val = Some((l.min(bl), a.max(ba)));
+                l < bl
+            }
+            _ => false,
+        };
+        if let Some(schedule) = &mut self.schedule
+            && let Some(lr) = schedule.after_epoch(epoch, self.optimizer.lr(), val_loss)
+        {
+            self.change_lr(lr, LrSource::Schedule);
+        }
+        if let (Some(es), Some(loss)) = (&mut self.early_stopping, val_loss) {
+            match es.observe(loss) {
+                Verdict::Improved if es.restore_best() => {
+                    es.best_weights = Some(self.model.snapshot_params())
+                }
+                Verdict::Stop => {
+                    let restored = es.best_weights.take();
+                    let message = match &restored {
+                        Some(_) => format!(
+                            "early stopping after epoch {epoch}: restored the weights of the best epoch (val_loss {:.4})",
+                            self.state.best_val.map_or(f64::NAN, |b| b.0)
+                        ),
+                        None => format!("early stopping after epoch {epoch}"),
+                    };
+                    if let Some(best) = restored {
+                        self.model.restore_params(&best);
+                    }
+                    self.emit(TrainEvent::Message(message));
+                    self.stop = Some(StopReason::EarlyStopped);
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        // The next epoch starts from its first batch; checkpoints from here resume there.
+        let s = &mut self.state;
+        s.epoch = epoch + 1;
+        s.batches_done = 0;
+        s.epoch_loss_sum = 0.0;
+        s.epoch_correct = 0;
+        s.epoch_seen = 0;
+        if self.config.checkpoint.every_epoch {
+            self.checkpoint(SaveReason::EpochEnd);
+        }
+        if improved && self.weights_finite() {
+            self.sync_progress();
+            let saved = self.checkpoints.save_best(
+                &self.model,
+                &*self.optimizer,
+                &self.config,
+                &self.state,
+            );
+            if let Err(e) = saved {
+                self.emit(TrainEvent::Message(format!(
+                    "best checkpoint not saved: {e}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_interrupted(
+        &mut self,
+        train_seconds: f64,
+        samples_per_second: f64,
+    ) -> Result<RunSummary> {
+        self.checkpoint(SaveReason::Interrupted);
+        let summary = self.summary(None, None, train_seconds, samples_per_second);
+        self.emit(TrainEvent::Finished(summary.clone()));
+        Ok(summary)
+    }
+
+    fn summary(
+        &self,
+        test: Option<(f64, f64)>,
+        weights: Option<PathBuf>,
+        train_seconds: f64,
+        samples_per_second: f64,
+    ) -> RunSummary {
+        RunSummary {
+            stop_reason: self.stop.unwrap_or(StopReason::Completed),
+            interrupted_by: self.interrupted_by.clone(),
+            test_loss: test.map(|t| t.0),
+            test_accuracy: test.map(|t| t.1),
+            best_val_accuracy: self.state.best_val.map(|b| b.1),
+            best_val_loss: self.state.best_val.map(|b| b.0),
+            epochs_completed: self.state.history.len(),
+            steps: self.state.step,
+            train_seconds,
+            samples_per_second,
+            weights,
+            last_checkpoint: self.last_checkpoint.clone(),
+        }
     }
 
     /// Applies pending commands; while paused, blocks until resumed or stopped.
@@ -297,7 +484,9 @@ impl Trainer {
     fn handle_commands(&mut self) -> Result<Duration> {
         let mut paused_since: Option<Instant> = None;
         loop {
-            let command = if paused_since.is_some() {
+            let command = if std::mem::take(&mut self.pause_requested) {
+                Command::Pause
+            } else if paused_since.is_some() {
                 match self.commands.recv_timeout(Duration::from_millis(250)) {
                     Ok(c) => c,
                     Err(RecvTimeoutError::Timeout) => continue,
@@ -312,15 +501,16 @@ impl Trainer {
                     }
                 }
             };
+            let step = self.state.step;
             match command {
                 Command::Pause if paused_since.is_none() => {
                     paused_since = Some(Instant::now());
-                    self.emit(TrainEvent::Paused { step: self.step });
+                    self.emit(TrainEvent::Paused { step });
                     self.emit(TrainEvent::Phase(Phase::Paused));
                 }
                 Command::Resume => {
                     if let Some(since) = paused_since {
-                        self.emit(TrainEvent::Resumed { step: self.step });
+                        self.emit(TrainEvent::Resumed { step });
                         self.emit(TrainEvent::Phase(Phase::Training));
                         return Ok(since.elapsed());
                     }
@@ -328,9 +518,15 @@ impl Trainer {
                 Command::Pause => {}
                 Command::SetLr(lr) => self.change_lr(lr, LrSource::Command),
                 Command::ScaleLr(f) => self.change_lr(self.optimizer.lr() * f, LrSource::Command),
-                Command::SaveCheckpoint => self.save_now(),
-                Command::Stop => {
-                    self.stop = Some(StopReason::Stopped);
+                Command::SaveCheckpoint => self.checkpoint(SaveReason::Requested),
+                Command::RestoreLastGood => self.restore_last_good(),
+                Command::Stop | Command::Interrupt(_) => {
+                    if let Command::Interrupt(cause) = command {
+                        self.stop = Some(StopReason::Interrupted);
+                        self.interrupted_by = Some(cause);
+                    } else {
+                        self.stop = Some(StopReason::Stopped);
+                    }
                     return Ok(paused_since.map_or(Duration::ZERO, |s| s.elapsed()));
                 }
                 Command::Inspect { conv_layer, probe } => {
@@ -350,72 +546,86 @@ impl Trainer {
         }
         let from = self.optimizer.lr();
         self.optimizer.set_lr(lr);
+        self.state.lr = lr;
         self.emit(TrainEvent::LrChanged {
-            step: self.step,
-            epoch: self.epoch,
+            step: self.state.step,
+            epoch: self.state.epoch,
             from,
             to: lr,
             source,
         });
     }
 
-    fn weights_info(&self) -> WeightsInfo {
-        WeightsInfo {
-            epoch: self.epoch,
-            step: self.step,
-            lr: self.optimizer.lr(),
+    fn weights_finite(&self) -> bool {
+        self.model
+            .params()
+            .iter()
+            .all(|p| data(&p.value).iter().all(|v| v.is_finite()))
+    }
+
+    /// Copies schedule and early-stopping progress into the state (infinities as f64::MAX,
+    /// which JSON can hold).
+    fn sync_progress(&mut self) {
+        let finite = |(b, n): (f64, usize)| (if b.is_finite() { b } else { f64::MAX }, n);
+        self.state.schedule = self.schedule.as_ref().map(|s| finite(s.progress()));
+        self.state.early_stopping = self.early_stopping.as_ref().map(|e| finite(e.progress()));
+        self.state.lr = self.optimizer.lr();
+    }
+
+    /// Saves a numbered checkpoint unless the weights are broken; reports the outcome.
+    fn checkpoint(&mut self, reason: SaveReason) {
+        self.last_checkpoint_at = Instant::now();
+        if !self.weights_finite() {
+            self.emit(TrainEvent::Message(
+                "weights are not finite: checkpoint not saved".into(),
+            ));
+            return;
         }
-    }
-
-    fn save_checkpoint(&self, name: &str) -> Result<PathBuf> {
-        let dir = self.run_dir.join("checkpoints");
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "cannot create", e))?;
-        let path = dir.join(name);
-        let state = self.optimizer.state();
-        weights::save(
-            &path,
+        self.sync_progress();
+        match self.checkpoints.save(
             &self.model,
+            &*self.optimizer,
             &self.config,
-            &self.weights_info(),
-            &state,
-        )?;
-        Ok(path)
-    }
-
-    fn save_now(&mut self) {
-        match self.save_checkpoint(&format!("step-{:07}.safetensors", self.step)) {
-            Ok(path) => self.emit(TrainEvent::CheckpointSaved {
-                path,
-                step: self.step,
-            }),
+            &self.state,
+            reason,
+        ) {
+            Ok(path) => {
+                self.last_checkpoint = Some(path.clone());
+                self.remember_good();
+                self.emit(TrainEvent::CheckpointSaved {
+                    path,
+                    step: self.state.step,
+                });
+            }
             Err(e) => self.emit(TrainEvent::Message(format!("checkpoint not saved: {e}"))),
         }
     }
 
-    /// Epoch checkpoints, keeping the newest `keep_last`, and the best by validation loss.
-    fn save_epoch_checkpoint(&mut self, epoch: usize, improved: bool) {
-        let c = self.config.checkpoint.clone();
-        if c.every_epoch {
-            match self.save_checkpoint(&format!("epoch-{epoch:03}.safetensors")) {
-                Ok(path) => {
-                    self.saved_epochs.push(path.clone());
-                    self.emit(TrainEvent::CheckpointSaved {
-                        path,
-                        step: self.step,
-                    });
-                    while self.saved_epochs.len() > c.keep_last.max(1) {
-                        let old = self.saved_epochs.remove(0);
-                        let _ = std::fs::remove_file(old);
-                    }
-                }
-                Err(e) => self.emit(TrainEvent::Message(format!("checkpoint not saved: {e}"))),
-            }
+    fn remember_good(&mut self) {
+        if self.weights_finite() {
+            self.last_good = Some(GoodState {
+                params: self.model.snapshot_params(),
+                optimizer: self.optimizer.boxed_clone(),
+                step: self.state.step,
+            });
         }
-        if improved && let Err(e) = self.save_checkpoint("best.safetensors") {
-            self.emit(TrainEvent::Message(format!(
-                "best checkpoint not saved: {e}"
-            )));
-        }
+    }
+
+    fn restore_last_good(&mut self) {
+        let Some(good) = &self.last_good else {
+            self.emit(TrainEvent::Message("no good weights to restore".into()));
+            return;
+        };
+        let lr = self.optimizer.lr();
+        self.model.restore_params(&good.params);
+        self.optimizer = good.optimizer.boxed_clone();
+        // Keep the rate the user chose; the weights go back, the schedule of data goes on.
+        self.optimizer.set_lr(lr);
+        let message = format!(
+            "restored the weights of step {} (learning rate stays {lr})",
+            good.step
+        );
+        self.emit(TrainEvent::Message(message));
     }
 
     fn maybe_snapshot(&mut self, force: bool) {
@@ -444,13 +654,14 @@ impl Trainer {
             .iter()
             .map(|&v| v as f32 / 255.0)
             .collect();
+        let step = self.state.step;
         if let Some(s) = snapshot::take(
             &mut self.model,
             conv,
             &image,
             probe,
             split.labels[probe],
-            self.step,
+            step,
         ) {
             self.emit(TrainEvent::Snapshot(Box::new(s)));
         }

@@ -25,6 +25,8 @@ pub enum RunState {
     Running(Phase),
     Finished(StopReason),
     Diverged,
+    /// Diverged, and paused for the user to restore, lower the rate and resume.
+    DivergedPaused,
     Failed,
 }
 
@@ -39,7 +41,9 @@ impl RunState {
             RunState::Finished(StopReason::Completed) => "finished",
             RunState::Finished(StopReason::EarlyStopped) => "finished (early stop)",
             RunState::Finished(StopReason::Stopped) => "stopped",
+            RunState::Finished(StopReason::Interrupted) => "interrupted",
             RunState::Diverged => "diverged",
+            RunState::DivergedPaused => "diverged: paused",
             RunState::Failed => "failed",
         }
     }
@@ -259,6 +263,7 @@ impl App {
             }
             TrainEvent::CheckpointSaved { path, .. } => self.last_checkpoint = Some(path.clone()),
             TrainEvent::Message(_) => {}
+            TrainEvent::Diverged { .. } => self.state = RunState::DivergedPaused,
             TrainEvent::Finished(s) => {
                 self.state = RunState::Finished(s.stop_reason);
                 self.summary = Some(s.clone());
@@ -284,10 +289,18 @@ impl App {
 
     pub fn toggle_pause(&mut self) -> Option<Command> {
         match self.state {
-            RunState::Running(Phase::Paused) => Some(Command::Resume),
+            RunState::Running(Phase::Paused) | RunState::DivergedPaused => Some(Command::Resume),
             RunState::Running(_) => Some(Command::Pause),
             _ => None,
         }
+    }
+
+    /// Whether training waits for the user.
+    pub fn is_paused(&self) -> bool {
+        matches!(
+            self.state,
+            RunState::Running(Phase::Paused) | RunState::DivergedPaused
+        )
     }
 
     pub fn scale_lr(&self, up: bool) -> Command {
@@ -325,11 +338,18 @@ impl App {
             if let Some(b) = s.best_val_accuracy {
                 out.push(format!("best validation accuracy: {b:.4}"));
             }
-            out.push(format!(
-                "test accuracy: {:.4} (loss {:.4})",
-                s.test_accuracy, s.test_loss
-            ));
-            out.push(format!("weights: {}", s.weights.display()));
+            if let (Some(a), Some(l)) = (s.test_accuracy, s.test_loss) {
+                out.push(format!("test accuracy: {a:.4} (loss {l:.4})"));
+            }
+            if let Some(by) = &s.interrupted_by {
+                out.push(format!(
+                    "interrupted by {by}: resume with --resume auto --run-dir {}",
+                    self.info.run_dir.display()
+                ));
+            }
+            if let Some(w) = &s.weights {
+                out.push(format!("weights: {}", w.display()));
+            }
         }
         if let Some(e) = &self.error {
             out.push(format!("error: {e}"));

@@ -12,6 +12,7 @@ pub const BINDINGS: &[(&str, &str)] = &[
     ("+ / -", "multiply / divide the learning rate by the factor"),
     ("l", "type an exact learning rate"),
     ("s", "save a checkpoint now"),
+    ("r", "restore the last good weights (while paused)"),
     ("tab/arrows", "choose the conv layer shown"),
     ("n / N", "next / previous probe image"),
     ("m", "model summary and hyperparameters"),
@@ -121,6 +122,7 @@ fn normal_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
         KeyCode::Char('+') | KeyCode::Char('=') if !over => Some(app.scale_lr(true)),
         KeyCode::Char('-') | KeyCode::Char('_') if !over => Some(app.scale_lr(false)),
         KeyCode::Char('s') if !over => Some(Command::SaveCheckpoint),
+        KeyCode::Char('r') if app.is_paused() => Some(Command::RestoreLastGood),
         KeyCode::Char('l') if !over => {
             app.mode = Mode::LrInput {
                 text: String::new(),

@@ -20,6 +20,7 @@ use crossterm::event::{self, Event, KeyEventKind};
 
 use crate::error::{Error, Result};
 use crate::record::Recorder;
+use crate::signals::Signals;
 use crate::train::{Command, RunSummary, TrainEvent, TrainHandle};
 use app::App;
 use keys::handle_key;
@@ -44,29 +45,13 @@ pub enum Outcome {
     Aborted,
 }
 
-struct Signals {
-    terminate: Arc<AtomicBool>,
-    hangup: Arc<AtomicBool>,
-}
-
-impl Signals {
-    fn register() -> Result<Signals> {
-        let terminate = Arc::new(AtomicBool::new(false));
-        let hangup = Arc::new(AtomicBool::new(false));
-        let reg = |sig, flag: &Arc<AtomicBool>| {
-            signal_hook::flag::register(sig, Arc::clone(flag))
-                .map_err(|e| Error::io(std::path::Path::new("signal handler"), "cannot install", e))
-        };
-        reg(signal_hook::consts::SIGTERM, &terminate)?;
-        reg(signal_hook::consts::SIGINT, &terminate)?;
-        reg(signal_hook::consts::SIGHUP, &hangup)?;
-        Ok(Signals { terminate, hangup })
-    }
-}
-
 /// Runs the dashboard until the run has ended and the user leaves (or aborts).
-pub fn run(handle: TrainHandle, recorder: &mut Recorder, mut app: App) -> Result<Outcome> {
-    let signals = Signals::register()?;
+pub fn run(
+    handle: TrainHandle,
+    recorder: &mut Recorder,
+    mut app: App,
+    signals: &Signals,
+) -> Result<Outcome> {
     let mut terminal = ratatui::try_init().map_err(|e| {
         Error::io(
             std::path::Path::new("terminal"),
@@ -160,17 +145,14 @@ pub fn run(handle: TrainHandle, recorder: &mut Recorder, mut app: App) -> Result
                 AppEvent::Input(_) => app.dirty = true, // resize and the like: redraw
             }
         }
-        if signals.terminate.swap(false, Ordering::Relaxed) {
-            app.interrupts += 1;
-            if app.interrupts >= 2 {
-                aborted = true;
-            } else {
-                app.quitting = true;
-                app.push_log("signal received: stopping after this batch".into());
-                send(Command::Stop);
-            }
+        if let Some(name) = signals.take_interrupt() {
+            app.quitting = true;
+            app.push_log(format!(
+                "{name} received: saving a checkpoint and stopping after this batch"
+            ));
+            send(Command::Interrupt(name.to_string()));
         }
-        if signals.hangup.swap(false, Ordering::Relaxed) && !detached {
+        if signals.take_hangup() && !detached {
             // The terminal is gone: stop drawing, keep training and recording, leave at the end.
             detached = true;
             app.quitting = true;

@@ -156,7 +156,7 @@ fn keys_pause_change_lr_save_and_quit() {
     let saved = of("checkpoint");
     let path = saved.last().unwrap()["path"].as_str().unwrap().to_string();
     assert!(
-        path.contains("step-") && dir.path().join(&path).is_file(),
+        path.contains("ckpt-") && dir.path().join(&path).is_file(),
         "{path}"
     );
     let summary = std::fs::read_to_string(dir.path().join("run/summary.json")).unwrap();

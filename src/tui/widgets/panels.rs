@@ -48,9 +48,11 @@ pub fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
         (true, RunState::Running(crate::train::Phase::Paused)) => CellStyle::default()
             .fg(Color::Yellow)
             .add_modifier(Modifier::BOLD),
-        (true, RunState::Diverged | RunState::Failed) => CellStyle::default()
-            .fg(Color::Red)
-            .add_modifier(Modifier::BOLD),
+        (true, RunState::Diverged | RunState::DivergedPaused | RunState::Failed) => {
+            CellStyle::default()
+                .fg(Color::Red)
+                .add_modifier(Modifier::BOLD)
+        }
         (true, RunState::Finished(_)) => CellStyle::default()
             .fg(Color::Green)
             .add_modifier(Modifier::BOLD),
@@ -120,6 +122,9 @@ pub fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
             s
         }
         _ if app.state.is_over() => "run over: q quit  m model  ? help".to_string(),
+        _ if app.state == RunState::DivergedPaused => {
+            "DIVERGED: r restore last good weights  - lower lr  space resume  q quit".to_string()
+        }
         _ => FOOTER.to_string(),
     };
     let style = if app.style.color {
