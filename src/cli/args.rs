@@ -127,4 +127,7 @@ pub struct EvaluateArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// With --json: also print the model's outputs (logits) for the first N test images.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub logits: usize,
 }

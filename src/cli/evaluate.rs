@@ -6,6 +6,8 @@ use super::args::EvaluateArgs;
 use super::exit;
 use crate::data::{DataSource, Dataset};
 use crate::error::{Error, Result};
+use crate::nn::Context;
+use crate::nn::tensor::data as data_of;
 use crate::weights;
 
 pub fn run(args: EvaluateArgs) -> Result<u8> {
@@ -41,7 +43,13 @@ pub fn run(args: EvaluateArgs) -> Result<u8> {
         .collect();
     let accuracy = stats.correct as f64 / stats.samples.max(1) as f64;
     if args.json {
+        let n = args.logits.min(data.test.len());
+        let indices: Vec<u32> = (0..n as u32).collect();
+        model.load_batch(&data.test, &indices);
+        let logits = model.forward(&Context::inference());
+        let logits: Vec<&[f32]> = data_of(logits).chunks(classes).collect();
         let v = json!({
+            "logits": logits,
             "weights": args.weights,
             "data": source.to_string(),
             "samples": stats.samples,

@@ -1,6 +1,6 @@
 //! Fully connected layer: `y = x · W + b` with `W` stored `[in, out]` (as Keras).
 
-use ndarray::{ArrayView2, ArrayViewMut2, IxDyn};
+use ndarray::{ArrayView2, IxDyn};
 
 use super::init::init_weights;
 use super::layer::{Context, Layer, Param};
@@ -70,10 +70,7 @@ impl Layer for Dense {
         column_sums(data(dy), self.units(), data_mut(&mut self.bias.grad));
         if let Some(dx) = dx {
             ensure_shape(dx, x.shape());
-            let (rows, cols) = (x.shape()[0], x.len() / x.shape()[0].max(1));
-            let mut dx_m =
-                ArrayViewMut2::from_shape((rows, cols), data_mut(dx)).expect("contiguous");
-            matmul(dy_m, self.w().t(), &mut dx_m, false);
+            matmul(dy_m, self.w().t(), &mut as_matrix_mut(dx), false);
         }
     }
 

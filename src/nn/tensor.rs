@@ -37,14 +37,14 @@ pub fn data_mut(t: &mut Tensor) -> &mut [f32] {
 /// Views a `[batch, ...]` tensor as a `[batch, rest]` matrix.
 pub fn as_matrix(t: &Tensor) -> ArrayView2<'_, f32> {
     let rows = t.shape()[0];
-    let cols = t.len() / rows.max(1);
+    let cols = t.shape()[1..].iter().product();
     ArrayView2::from_shape((rows, cols), data(t)).expect("contiguous")
 }
 
 /// Views a `[batch, ...]` tensor as a mutable `[batch, rest]` matrix.
 pub fn as_matrix_mut(t: &mut Tensor) -> ArrayViewMut2<'_, f32> {
     let rows = t.shape()[0];
-    let cols = t.len() / rows.max(1);
+    let cols = t.shape()[1..].iter().product();
     ArrayViewMut2::from_shape((rows, cols), data_mut(t)).expect("contiguous")
 }
 
@@ -72,5 +72,16 @@ pub fn column_sums(m: &[f32], cols: usize, out: &mut [f32]) {
     out.fill(0.0);
     for row in m.chunks_exact(cols) {
         out.iter_mut().zip(row).for_each(|(o, &v)| *o += v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_batches_have_the_right_matrix_shape() {
+        let t = Tensor::zeros(IxDyn(&[0, 4, 4, 2]));
+        assert_eq!(as_matrix(&t).dim(), (0, 32));
     }
 }

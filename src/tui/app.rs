@@ -220,6 +220,9 @@ impl App {
                 self.params = *params;
                 self.state = RunState::Running(Phase::Training);
             }
+            // A divergence pause stays visible as such until the user resumes.
+            TrainEvent::Phase(Phase::Paused) | TrainEvent::Paused { .. }
+                if self.state == RunState::DivergedPaused => {}
             TrainEvent::Phase(p) => self.state = RunState::Running(*p),
             TrainEvent::Batch {
                 epoch,

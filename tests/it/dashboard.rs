@@ -191,3 +191,48 @@ fn hangup_keeps_training_to_the_end() {
     let log = std::fs::read_to_string(dir.path().join("run/train.log")).unwrap();
     assert!(log.contains("terminal hung up"), "{log}");
 }
+
+#[test]
+fn divergence_pauses_and_offers_restore_and_a_lower_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/seed-logistic.toml");
+    let args = format!(
+        "train --config '{}' --lr 1e38 --epochs 50 --run-dir run",
+        config.display()
+    );
+    let Some(t) = Tmux::start("diverge", 80, 24, &shell_command(dir.path(), &args)) else {
+        return;
+    };
+    let screen = t.wait_for("DIVERGED: PAUSED", 30);
+    assert!(screen.contains("loss became NaN"), "{screen}");
+    assert!(screen.contains("r restore last good weights"), "{screen}");
+    t.keys("r");
+    t.wait_for("restored the weights of step 0", 10);
+    t.keys("l");
+    t.keys("0.01");
+    t.keys("Enter");
+    t.wait_for("-> 0.01 at step", 10);
+    t.keys("Space");
+    // Training goes on to the end with the restored weights and the lower rate.
+    let screen = t.wait_for("FINISHED", 60);
+    assert!(screen.contains("lr 0.01"), "{screen}");
+    t.keys("q");
+    t.wait_for("EXIT=0", 60);
+    // Nothing broken was saved: every checkpoint loads and has finite weights.
+    let summary = std::fs::read_to_string(dir.path().join("run/summary.json")).unwrap();
+    assert!(summary.contains("\"epochs_completed\": 50"), "{summary}");
+    for entry in std::fs::read_dir(dir.path().join("run/checkpoints")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "safetensors") {
+            let o = crate::util::cnn_tui(
+                &["evaluate", "--weights", path.to_str().unwrap(), "--json"],
+                dir.path(),
+            );
+            let eval: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert!(
+                eval["test_accuracy"].as_f64().unwrap() > 0.5,
+                "{path:?}: {eval}"
+            );
+        }
+    }
+}
