@@ -22,7 +22,7 @@ pub mod tensor;
 pub(crate) mod gradcheck;
 
 pub use activation::ActivationLayer;
-pub use conv2d::Conv2d;
+pub use conv2d::{Conv2d, ConvGeometry};
 pub use dense::Dense;
 pub use dropout::Dropout;
 pub use flatten::Flatten;
