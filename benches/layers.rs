@@ -53,8 +53,8 @@ fn layers(c: &mut Criterion) {
     // mnist-convnet
     bench_layer(
         c,
-        "mnist-convnet conv1 32x3x3 (first layer)",
-        &mut Conv2d::new("c", g([28, 28, 1], 3), 32, Init::GlorotUniform, 1),
+        "mnist-convnet conv1 32x3x3+relu (first layer)",
+        &mut Conv2d::new("c", g([28, 28, 1], 3), 32, Init::GlorotUniform, 1, true),
         &[28, 28, 1],
         false,
     );
@@ -74,8 +74,8 @@ fn layers(c: &mut Criterion) {
     );
     bench_layer(
         c,
-        "mnist-convnet conv2 64x3x3",
-        &mut Conv2d::new("c", g([13, 13, 32], 3), 64, Init::GlorotUniform, 1),
+        "mnist-convnet conv2 64x3x3+relu",
+        &mut Conv2d::new("c", g([13, 13, 32], 3), 64, Init::GlorotUniform, 1, true),
         &[13, 13, 32],
         true,
     );
@@ -96,8 +96,8 @@ fn layers(c: &mut Criterion) {
     // seed-conv and seed-logistic
     bench_layer(
         c,
-        "seed-conv conv1 16x3x3 (first layer)",
-        &mut Conv2d::new("c", g([28, 28, 1], 3), 16, Init::GlorotUniform, 1),
+        "seed-conv conv1 16x3x3+relu (first layer)",
+        &mut Conv2d::new("c", g([28, 28, 1], 3), 16, Init::GlorotUniform, 1, true),
         &[28, 28, 1],
         false,
     );

@@ -20,6 +20,9 @@ pub enum Commands {
     Summary(SummaryArgs),
     /// Test a saved model: loss, accuracy, per-class accuracy and the confusion matrix.
     Evaluate(EvaluateArgs),
+    /// Time training steps and inference on the config's model: samples/s, ms per step,
+    /// GFLOP/s, peak memory.
+    Bench(BenchArgs),
 }
 
 impl Default for Commands {
@@ -130,4 +133,19 @@ pub struct EvaluateArgs {
     /// With --json: also print the model's outputs (logits) for the first N test images.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub logits: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Training steps to time (after 5 warm-up steps).
+    #[arg(long, default_value_t = 50)]
+    pub batches: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -1,6 +1,7 @@
-//! The command line: `train` (the default), `summary`, `evaluate`.
+//! The command line: `train` (the default), `summary`, `evaluate`, `bench`.
 
 mod args;
+mod bench;
 mod evaluate;
 mod summary;
 mod train;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> u8 {
         Commands::Train(args) => train::run(args),
         Commands::Summary(args) => summary::run(args),
         Commands::Evaluate(args) => evaluate::run(args),
+        Commands::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

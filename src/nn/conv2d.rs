@@ -2,14 +2,17 @@
 //!
 //! The input patches of the whole batch form a `[batch*oh*ow, kh*kw*cin]` matrix (reused
 //! between batches); the kernel is stored `[kh, kw, cin, filters]` as Keras does, so the output
-//! `[batch, oh, ow, filters]` is `patches · kernel + bias` with no transposes.
+//! `[batch, oh, ow, filters]` is `patches · kernel + bias` with no transposes. Layers with few
+//! input channels (the first layer) skip the patches and convolve directly (`conv_direct`).
+//! A ReLU that follows the convolution is applied in place (`relu`), saving a pass and a buffer.
 
 use ndarray::{ArrayView2, ArrayViewMut2, IxDyn};
 use rayon::prelude::*;
 
+use super::conv_direct;
 use super::init::init_weights;
 use super::layer::{Context, Layer, Param};
-use super::matmul::matmul;
+use super::matmul::{matmul, matmul_serial};
 use super::tensor::{Tensor, column_sums, data, data_mut, ensure_shape};
 use crate::config::{Init, Padding};
 
@@ -69,10 +72,19 @@ impl ConvGeometry {
 
     /// The input pixel that kernel tap `(i, j)` reads at output `(oh, ow)`, if inside.
     #[inline]
-    fn source(&self, oh: usize, ow: usize, i: usize, j: usize) -> Option<usize> {
+    pub(super) fn source(&self, oh: usize, ow: usize, i: usize, j: usize) -> Option<usize> {
         let ih = (oh * self.stride + i).checked_sub(self.pad_top)?;
         let iw = (ow * self.stride + j).checked_sub(self.pad_left)?;
         (ih < self.in_h && iw < self.in_w).then_some((ih * self.in_w + iw) * self.in_c)
+    }
+
+    /// The first input value of kernel row `i` at output `(oh, ow)` when the whole row is
+    /// inside the image.
+    #[inline]
+    fn row_source(&self, oh: usize, ow: usize, i: usize) -> Option<usize> {
+        let first = self.source(oh, ow, i, 0)?;
+        let iw = (ow * self.stride).checked_sub(self.pad_left)?;
+        (iw + self.kernel <= self.in_w).then_some(first)
     }
 
     /// Writes one sample's patches (`positions × patch_len`) from its image.
@@ -83,11 +95,17 @@ impl ConvGeometry {
             for ow in 0..self.out_w {
                 let row = rows.next().expect("sized");
                 for i in 0..self.kernel {
-                    for j in 0..self.kernel {
-                        let dst = &mut row[(i * self.kernel + j) * c..][..c];
-                        match self.source(oh, ow, i, j) {
-                            Some(s) => dst.copy_from_slice(&image[s..s + c]),
-                            None => dst.fill(0.0),
+                    let dst = &mut row[i * self.kernel * c..][..self.kernel * c];
+                    // A kernel row reads consecutive pixels: one copy when all are inside.
+                    match self.row_source(oh, ow, i) {
+                        Some(s) => dst.copy_from_slice(&image[s..s + self.kernel * c]),
+                        None => {
+                            for (j, d) in dst.chunks_exact_mut(c).enumerate() {
+                                match self.source(oh, ow, i, j) {
+                                    Some(s) => d.copy_from_slice(&image[s..s + c]),
+                                    None => d.fill(0.0),
+                                }
+                            }
                         }
                     }
                 }
@@ -119,14 +137,28 @@ impl ConvGeometry {
     }
 }
 
+/// Fixed number of batch chunks for weight gradients: partial sums are added in chunk order,
+/// so results do not depend on the thread count.
+const GRAD_CHUNKS: usize = 8;
+
 pub struct Conv2d {
     name: String,
     geometry: ConvGeometry,
     weight: Param,
     bias: Param,
     out_shape: [usize; 3],
+    /// ReLU applied to the output in place.
+    relu: bool,
+    /// Few input channels: convolve directly instead of building patches.
+    direct: bool,
     /// Patches of the last forward batch; reused as patch gradients in backward.
     patches: Vec<f32>,
+    /// The output gradient masked by the ReLU (patch path).
+    masked: Vec<f32>,
+    /// Per-chunk partial kernel and bias gradients.
+    partials: Vec<f32>,
+    /// Per-chunk scratch for the direct path's masked gradients.
+    scratch: Vec<f32>,
 }
 
 impl Conv2d {
@@ -136,6 +168,7 @@ impl Conv2d {
         filters: usize,
         init: Init,
         seed: u64,
+        relu: bool,
     ) -> Conv2d {
         let k = geometry.kernel;
         let mut w = Tensor::zeros(IxDyn(&[k, k, geometry.in_c, filters]));
@@ -152,7 +185,12 @@ impl Conv2d {
             weight: Param::new(format!("{name}.weight"), w),
             bias: Param::new(format!("{name}.bias"), Tensor::zeros(IxDyn(&[filters]))),
             out_shape: [geometry.out_h, geometry.out_w, filters],
+            relu,
+            direct: geometry.in_c <= 4 && filters <= conv_direct::MAX_FILTERS,
             patches: Vec::new(),
+            masked: Vec::new(),
+            partials: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -168,22 +206,23 @@ impl Conv2d {
         )
         .expect("contiguous")
     }
-}
 
-impl Layer for Conv2d {
-    fn name(&self) -> &str {
-        &self.name
+    /// Sums the per-chunk partials (kernel gradient, then bias gradient) into the params.
+    fn reduce_partials(&mut self, chunks: usize) {
+        let (klen, f) = (self.weight.value.len(), self.filters());
+        let (dk, db) = (
+            data_mut(&mut self.weight.grad),
+            data_mut(&mut self.bias.grad),
+        );
+        dk.fill(0.0);
+        db.fill(0.0);
+        for part in self.partials.chunks_exact(klen + f).take(chunks) {
+            dk.iter_mut().zip(&part[..klen]).for_each(|(d, p)| *d += p);
+            db.iter_mut().zip(&part[klen..]).for_each(|(d, p)| *d += p);
+        }
     }
 
-    fn kind(&self) -> &'static str {
-        "Conv2D"
-    }
-
-    fn output_shape(&self) -> &[usize] {
-        &self.out_shape
-    }
-
-    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &Context) {
+    fn forward_patches(&mut self, x: &Tensor, y: &mut Tensor) {
         let g = self.geometry;
         let batch = x.shape()[0];
         let rows = batch * g.positions();
@@ -193,9 +232,7 @@ impl Layer for Conv2d {
             .par_chunks_mut(g.positions() * g.patch_len())
             .zip(data(x).par_chunks(image_len))
             .for_each(|(p, img)| g.im2col(img, p));
-
-        let [oh, ow, f] = self.out_shape;
-        ensure_shape(y, &[batch, oh, ow, f]);
+        let f = self.filters();
         let bias = data(&self.bias.value);
         data_mut(y)
             .chunks_exact_mut(f)
@@ -203,24 +240,123 @@ impl Layer for Conv2d {
         let patches = ArrayView2::from_shape((rows, g.patch_len()), &self.patches).expect("sized");
         let mut out = ArrayViewMut2::from_shape((rows, f), data_mut(y)).expect("contiguous");
         matmul(patches, self.kernel_matrix(), &mut out, true);
+        if self.relu {
+            data_mut(y)
+                .par_chunks_mut(1 << 15)
+                .for_each(|c| c.iter_mut().for_each(|v| *v = v.max(0.0)));
+        }
     }
 
-    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+    fn backward_direct(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+        let g = self.geometry;
+        let (f, relu) = (self.filters(), self.relu);
+        let batch = x.shape()[0];
+        let (image_len, out_len) = (g.in_h * g.in_w * g.in_c, g.positions() * f);
+        let part_len = self.weight.value.len() + f;
+        let per_chunk = batch.div_ceil(GRAD_CHUNKS).max(1);
+        let chunks = batch.div_ceil(per_chunk);
+        self.partials.resize(GRAD_CHUNKS * part_len, 0.0);
+        let (xs, ys, dys) = (data(x), data(y), data(dy));
+        let klen = self.weight.value.len();
+        self.scratch.resize(GRAD_CHUNKS * out_len, 0.0);
+        self.partials
+            .par_chunks_mut(part_len)
+            .zip(self.scratch.par_chunks_mut(out_len))
+            .take(chunks)
+            .enumerate()
+            .for_each(|(ci, (part, scratch))| {
+                part.fill(0.0);
+                let (dk, db) = part.split_at_mut(klen);
+                for n in ci * per_chunk..((ci + 1) * per_chunk).min(batch) {
+                    let mut sample = conv_direct::Sample {
+                        image: &xs[n * image_len..][..image_len],
+                        out: &ys[n * out_len..][..out_len],
+                        scratch: &mut *scratch,
+                    };
+                    conv_direct::weight_grad(
+                        &g,
+                        f,
+                        &mut sample,
+                        &dys[n * out_len..][..out_len],
+                        dk,
+                        db,
+                        relu,
+                    );
+                }
+            });
+        self.reduce_partials(chunks);
+        let Some(dx) = dx else { return };
+        ensure_shape(dx, x.shape());
+        let kernel = data(&self.weight.value);
+        data_mut(dx)
+            .par_chunks_mut(image_len)
+            .zip(dys.par_chunks(out_len).zip(ys.par_chunks(out_len)))
+            .for_each(|(dxs, (dyn_, yn))| {
+                let masked: Vec<f32> = dyn_
+                    .iter()
+                    .zip(yn)
+                    .map(|(&d, &o)| if relu && o <= 0.0 { 0.0 } else { d })
+                    .collect();
+                conv_direct::input_grad(&g, f, kernel, &masked, dxs);
+            });
+    }
+
+    fn backward_patches(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
         let g = self.geometry;
         let f = self.filters();
-        let rows = x.shape()[0] * g.positions();
-        let dy_m = ArrayView2::from_shape((rows, f), data(dy)).expect("contiguous");
-        {
-            let patches =
-                ArrayView2::from_shape((rows, g.patch_len()), &self.patches).expect("sized");
-            let mut dw =
-                ArrayViewMut2::from_shape((g.patch_len(), f), data_mut(&mut self.weight.grad))
-                    .expect("contiguous");
-            matmul(patches.t(), dy_m, &mut dw, false);
-        }
-        column_sums(data(dy), f, data_mut(&mut self.bias.grad));
+        let batch = x.shape()[0];
+        let rows = batch * g.positions();
+        let grad: &[f32] = if self.relu {
+            self.masked.resize(dy.len(), 0.0);
+            self.masked
+                .par_chunks_mut(1 << 15)
+                .zip(
+                    data(dy)
+                        .par_chunks(1 << 15)
+                        .zip(data(y).par_chunks(1 << 15)),
+                )
+                .for_each(|(m, (d, o))| {
+                    m.iter_mut()
+                        .zip(d.iter().zip(o))
+                        .for_each(|(m, (&d, &o))| *m = if o > 0.0 { d } else { 0.0 })
+                });
+            &self.masked
+        } else {
+            data(dy)
+        };
+        // Kernel gradient: patches^T · dy, summed over fixed chunks of samples in parallel.
+        let klen = self.weight.value.len();
+        let part_len = klen + f;
+        let per_chunk = batch.div_ceil(GRAD_CHUNKS).max(1);
+        let chunks = batch.div_ceil(per_chunk);
+        self.partials.resize(GRAD_CHUNKS * part_len, 0.0);
+        let (plen, positions, patches) = (g.patch_len(), g.positions(), &self.patches);
+        self.partials
+            .par_chunks_mut(part_len)
+            .take(chunks)
+            .enumerate()
+            .for_each(|(ci, part)| {
+                let (r0, r1) = (
+                    ci * per_chunk * positions,
+                    ((ci + 1) * per_chunk).min(batch) * positions,
+                );
+                let p = ArrayView2::from_shape((r1 - r0, plen), &patches[r0 * plen..r1 * plen])
+                    .expect("sized");
+                let d = ArrayView2::from_shape((r1 - r0, f), &grad[r0 * f..r1 * f]).expect("sized");
+                let (dk, db) = part.split_at_mut(klen);
+                matmul_serial(
+                    p.t(),
+                    d,
+                    &mut ArrayViewMut2::from_shape((plen, f), dk).expect("sized"),
+                    false,
+                );
+                column_sums(&grad[r0 * f..r1 * f], f, db);
+            });
+        self.reduce_partials(chunks);
         let Some(dx) = dx else { return };
         // The patches are no longer needed: their buffer now receives the patch gradients.
+        let grad: &[f32] = if self.relu { &self.masked } else { data(dy) };
+        let dy_m = ArrayView2::from_shape((rows, f), grad).expect("contiguous");
         let kernel = ArrayView2::from_shape((g.patch_len(), f), data(&self.weight.value))
             .expect("contiguous");
         let mut dpatches =
@@ -232,6 +368,43 @@ impl Layer for Conv2d {
             .par_chunks_mut(image_len)
             .zip(self.patches.par_chunks(g.positions() * g.patch_len()))
             .for_each(|(img, p)| g.col2im(p, img));
+    }
+}
+
+impl Layer for Conv2d {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        // As Keras names it; a fused ReLU is an implementation detail.
+        "Conv2D"
+    }
+
+    fn output_shape(&self) -> &[usize] {
+        &self.out_shape
+    }
+
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &Context) {
+        let g = self.geometry;
+        let [oh, ow, f] = self.out_shape;
+        ensure_shape(y, &[x.shape()[0], oh, ow, f]);
+        if !self.direct {
+            return self.forward_patches(x, y);
+        }
+        let (kernel, bias, relu) = (data(&self.weight.value), data(&self.bias.value), self.relu);
+        data_mut(y)
+            .par_chunks_mut(oh * ow * f)
+            .zip(data(x).par_chunks(g.in_h * g.in_w * g.in_c))
+            .for_each(|(out, img)| conv_direct::forward(&g, f, kernel, bias, img, out, relu));
+    }
+
+    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+        if self.direct {
+            self.backward_direct(x, y, dy, dx)
+        } else {
+            self.backward_patches(x, y, dy, dx)
+        }
     }
 
     fn params(&self) -> Vec<&Param> {
@@ -266,7 +439,7 @@ mod tests {
     fn convolves_a_known_image() {
         // 3x3 image 1..9, one 2x2 all-ones filter: each output is the sum of a 2x2 window.
         let g = ConvGeometry::new([3, 3, 1], 2, 1, Padding::Valid).unwrap();
-        let mut conv = Conv2d::new("conv1", g, 1, Init::GlorotUniform, 0);
+        let mut conv = Conv2d::new("conv1", g, 1, Init::GlorotUniform, 0, false);
         data_mut(&mut conv.weight.value).fill(1.0);
         data_mut(&mut conv.bias.value).fill(0.5);
         let x = Tensor::from_shape_vec(IxDyn(&[1, 3, 3, 1]), (1..=9).map(|v| v as f32).collect())
@@ -277,18 +450,56 @@ mod tests {
         assert_eq!(data(&y), &[12.5, 16.5, 24.5, 28.5]);
     }
 
+    /// Both paths (direct for few input channels, patches for many), with and without the
+    /// fused ReLU, padding and strides.
     #[test]
     fn gradients_match_finite_differences() {
-        for (input, kernel, stride, padding, filters) in [
-            ([6, 6, 1], 3, 1, Padding::Valid, 3),
-            ([5, 6, 3], 3, 2, Padding::Same, 2),
-            ([7, 7, 2], 4, 2, Padding::Same, 2),
-        ] {
-            let g = ConvGeometry::new(input, kernel, stride, padding).unwrap();
-            let mut conv = Conv2d::new("conv1", g, filters, Init::HeNormal, 5);
-            let mut shape = vec![2];
-            shape.extend(input);
-            check_layer(&mut conv, &shape);
+        for relu in [false, true] {
+            for (input, kernel, stride, padding, filters) in [
+                ([6, 6, 1], 3, 1, Padding::Valid, 3),
+                ([5, 6, 3], 3, 2, Padding::Same, 2),
+                ([7, 7, 2], 4, 2, Padding::Same, 2),
+                ([5, 5, 6], 3, 1, Padding::Same, 3),
+                ([6, 5, 8], 2, 2, Padding::Valid, 4),
+            ] {
+                let g = ConvGeometry::new(input, kernel, stride, padding).unwrap();
+                let mut conv = Conv2d::new("conv1", g, filters, Init::HeNormal, 5, relu);
+                let mut shape = vec![2];
+                shape.extend(input);
+                check_layer(&mut conv, &shape);
+            }
+        }
+    }
+
+    #[test]
+    fn direct_and_patch_paths_agree() {
+        let g = ConvGeometry::new([9, 8, 3], 3, 2, Padding::Same).unwrap();
+        let mut direct = Conv2d::new("c", g, 5, Init::HeNormal, 2, true);
+        let mut patches = Conv2d::new("c", g, 5, Init::HeNormal, 2, true);
+        patches.direct = false;
+        assert!(direct.direct);
+        let x = Tensor::from_shape_vec(
+            IxDyn(&[3, 9, 8, 3]),
+            (0..648)
+                .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+                .collect(),
+        )
+        .unwrap();
+        let (mut a, mut b) = (crate::nn::tensor::empty(), crate::nn::tensor::empty());
+        direct.forward(&x, &mut a, &Context::inference());
+        patches.forward(&x, &mut b, &Context::inference());
+        for (u, v) in data(&a).iter().zip(data(&b)) {
+            assert!((u - v).abs() < 1e-5, "{u} vs {v}");
+        }
+        let (mut da, mut db) = (crate::nn::tensor::empty(), crate::nn::tensor::empty());
+        direct.backward(&x, &a, &a, Some(&mut da));
+        patches.backward(&x, &b, &b, Some(&mut db));
+        for (u, v) in data(&da).iter().zip(data(&db)).chain(
+            data(&direct.weight.grad)
+                .iter()
+                .zip(data(&patches.weight.grad)),
+        ) {
+            assert!((u - v).abs() < 1e-4, "{u} vs {v}");
         }
     }
 }

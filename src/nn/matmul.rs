@@ -7,7 +7,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 /// Products smaller than this many multiply-adds run on one thread.
 const PARALLEL_THRESHOLD: usize = 1 << 18;
 
-/// `c = a · b`, or `c += a · b` when `accumulate`.
+/// `c = a · b`, or `c += a · b` when `accumulate`; large products use the rayon pool.
 ///
 /// # Panics
 /// When the shapes do not chain (`a: m×k`, `b: k×n`, `c: m×n`).
@@ -16,6 +16,26 @@ pub fn matmul(
     b: ArrayView2<f32>,
     c: &mut ArrayViewMut2<f32>,
     accumulate: bool,
+) {
+    multiply(a, b, c, accumulate, true);
+}
+
+/// `matmul` on the calling thread only, for use inside parallel loops.
+pub fn matmul_serial(
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    c: &mut ArrayViewMut2<f32>,
+    accumulate: bool,
+) {
+    multiply(a, b, c, accumulate, false);
+}
+
+fn multiply(
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    c: &mut ArrayViewMut2<f32>,
+    accumulate: bool,
+    parallel: bool,
 ) {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
@@ -30,11 +50,12 @@ pub fn matmul(
         }
         return;
     }
-    let parallelism = if m * n * k >= PARALLEL_THRESHOLD && rayon::current_num_threads() > 1 {
-        Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        Parallelism::None
-    };
+    let parallelism =
+        if parallel && m * n * k >= PARALLEL_THRESHOLD && rayon::current_num_threads() > 1 {
+            Parallelism::Rayon(rayon::current_num_threads())
+        } else {
+            Parallelism::None
+        };
     let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
     let (b_rs, b_cs) = (b.strides()[0], b.strides()[1]);
     let (c_rs, c_cs) = (c.strides()[0], c.strides()[1]);

@@ -68,11 +68,15 @@ impl Layer for MaxPool2d {
                         for i in 0..pool {
                             for j in 0..pool {
                                 let s = ((r * stride + i) * w + q * stride + j) * c;
-                                for ch in 0..c {
-                                    if img[s + ch] > out[o + ch] {
-                                        out[o + ch] = img[s + ch];
-                                        arg[o + ch] = (s + ch) as u32;
-                                    }
+                                // Selects rather than branches: this loop vectorizes.
+                                let taps = img[s..s + c]
+                                    .iter()
+                                    .zip(out[o..o + c].iter_mut())
+                                    .zip(arg[o..o + c].iter_mut());
+                                for (ch, ((&v, m), a)) in taps.enumerate() {
+                                    let gt = v > *m;
+                                    *m = if gt { v } else { *m };
+                                    *a = if gt { (s + ch) as u32 } else { *a };
                                 }
                             }
                         }

@@ -6,6 +6,7 @@
 
 mod activation;
 mod conv2d;
+mod conv_direct;
 mod dense;
 mod dropout;
 mod flatten;

@@ -80,14 +80,17 @@ impl Sequential {
                             ),
                         )
                     })?;
+                    // A ReLU right after the convolution is applied inside it.
+                    let relu = *activation == Some(Activation::Relu);
                     layers.push(Box::new(Conv2d::new(
                         &name("conv"),
                         geometry,
                         *filters,
                         *init,
                         layer_seed,
+                        relu,
                     )));
-                    *activation
+                    activation.filter(|a| *a != Activation::Relu)
                 }
                 LayerSpec::Maxpool2d { pool_size, stride } => {
                     let input = image(&shape, "maxpool2d")?;

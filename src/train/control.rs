@@ -18,6 +18,9 @@ pub enum Command {
     Interrupt(String),
     /// Put back the weights and optimizer state of the last good checkpoint.
     RestoreLastGood,
+    /// Nobody is watching any more (the terminal hung up): resume if paused, and treat a
+    /// divergence as a headless run does.
+    Unattended,
     /// Choose which conv layer (0 = first) and which probe image the snapshots show,
     /// and send a snapshot at once.
     Inspect {

@@ -520,6 +520,16 @@ impl Trainer {
                 Command::ScaleLr(f) => self.change_lr(self.optimizer.lr() * f, LrSource::Command),
                 Command::SaveCheckpoint => self.checkpoint(SaveReason::Requested),
                 Command::RestoreLastGood => self.restore_last_good(),
+                Command::Unattended => {
+                    self.pause_on_divergence = false;
+                    self.emit(TrainEvent::Message(
+                        "unattended: continuing without the dashboard".into(),
+                    ));
+                    if let Some(since) = paused_since {
+                        self.emit(TrainEvent::Resumed { step });
+                        return Ok(since.elapsed());
+                    }
+                }
                 Command::Stop | Command::Interrupt(_) => {
                     if let Command::Interrupt(cause) = command {
                         self.stop = Some(StopReason::Interrupted);

@@ -35,6 +35,36 @@ enum AppEvent {
     Train(TrainEvent),
     /// The training thread has ended (its event channel closed).
     TrainDone,
+    /// The terminal is gone (seen by the input thread).
+    HangUp,
+}
+
+/// How often the input thread looks for resizes when no key arrives.
+const TICK: Duration = Duration::from_millis(100);
+
+#[derive(PartialEq)]
+enum Terminal {
+    Gone,
+    Alive,
+}
+
+/// Waits up to `timeout` for input on stdin (the dashboard's terminal).
+fn terminal_input(timeout: Duration) -> Terminal {
+    let mut fd = libc::pollfd {
+        fd: 0,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `fd` is one valid pollfd for the duration of the call.
+    let n = unsafe { libc::poll(&mut fd, 1, timeout.as_millis() as libc::c_int) };
+    let interrupted =
+        n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted;
+    if (n < 0 && !interrupted) || fd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+    {
+        Terminal::Gone
+    } else {
+        Terminal::Alive
+    }
 }
 
 /// How the dashboard ended.
@@ -67,17 +97,21 @@ pub fn run(
             .name("tui-input".into())
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    match event::poll(IDLE) {
-                        Ok(true) => match event::read() {
-                            Ok(ev) => {
-                                if tx.send(AppEvent::Input(ev)).is_err() {
-                                    break;
-                                }
-                            }
-                            Err(_) => break,
-                        },
-                        Ok(false) => {}
-                        Err(_) => break, // the terminal is gone
+                    // Wait on the terminal ourselves: on a hung-up terminal crossterm's poll
+                    // would spin, and we want to notice the hang-up even without SIGHUP.
+                    if terminal_input(TICK) == Terminal::Gone {
+                        let _ = tx.send(AppEvent::HangUp);
+                        return;
+                    }
+                    // Keys that arrived, and resizes (which come by signal, not input).
+                    while let Ok(true) = event::poll(Duration::ZERO) {
+                        let Ok(ev) = event::read() else {
+                            let _ = tx.send(AppEvent::HangUp);
+                            return;
+                        };
+                        if tx.send(AppEvent::Input(ev)).is_err() {
+                            return;
+                        }
                     }
                 }
             })
@@ -106,6 +140,7 @@ pub fn run(
     let mut last_draw: Option<Instant> = None;
     let mut train_done = false;
     let mut detached = false;
+    let mut hung_up = false;
     let mut aborted = false;
     let mut record_error: Option<Error> = None;
     loop {
@@ -132,6 +167,7 @@ pub fn run(
                     app.on_train_event(&ev);
                 }
                 AppEvent::TrainDone => train_done = true,
+                AppEvent::HangUp => hung_up = true,
                 AppEvent::Input(Event::Key(key)) if key.kind == KeyEventKind::Press => {
                     let out = handle_key(&mut app, key);
                     out.commands.into_iter().for_each(send);
@@ -152,11 +188,12 @@ pub fn run(
             ));
             send(Command::Interrupt(name.to_string()));
         }
-        if signals.take_hangup() && !detached {
+        if (signals.take_hangup() || hung_up) && !detached {
             // The terminal is gone: stop drawing, keep training and recording, leave at the end.
             detached = true;
             app.quitting = true;
             input_stop.store(true, Ordering::Relaxed);
+            send(Command::Unattended);
             let _ = recorder.log_line("terminal hung up: training continues without the dashboard");
         }
         if aborted || (train_done && app.quitting) {

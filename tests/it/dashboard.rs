@@ -174,7 +174,10 @@ fn hangup_keeps_training_to_the_end() {
         return;
     };
     t.wait_for("TRAINING", 30);
-    // Closing the session hangs up the terminal (SIGHUP) under the running dashboard.
+    // Paused, then the session is closed: the terminal hangs up under the dashboard. Nobody
+    // can resume it any more, so training resumes by itself and runs to the end.
+    t.keys("p");
+    t.wait_for("PAUSED", 10);
     t.tmux(&["kill-session", "-t", "hangup"]);
     let summary = dir.path().join("run/summary.json");
     let start = Instant::now();
@@ -190,6 +193,36 @@ fn hangup_keeps_training_to_the_end() {
     assert!(text.contains("\"epochs_completed\": 3"), "{text}");
     let log = std::fs::read_to_string(dir.path().join("run/train.log")).unwrap();
     assert!(log.contains("terminal hung up"), "{log}");
+    assert!(
+        log.contains("unattended: continuing without the dashboard"),
+        "{log}"
+    );
+}
+
+#[test]
+fn hangup_during_a_divergence_pause_ends_the_run_like_a_batch_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/seed-logistic.toml");
+    let args = format!(
+        "train --config '{}' --lr 1e38 --run-dir run",
+        config.display()
+    );
+    let Some(t) = Tmux::start("hupdiv", 80, 24, &shell_command(dir.path(), &args)) else {
+        return;
+    };
+    t.wait_for("DIVERGED: PAUSED", 30);
+    t.tmux(&["kill-session", "-t", "hupdiv"]);
+    let summary = dir.path().join("run/summary.json");
+    let start = Instant::now();
+    while !summary.exists() {
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "the run waited for a user who is gone"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(text.contains("\"status\": \"diverged\""), "{text}");
 }
 
 #[test]

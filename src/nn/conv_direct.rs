@@ -1,0 +1,355 @@
+//! Direct convolution for layers with few input channels (the first layer of an MNIST model
+//! has one): every output pixel accumulates `kh*kw*cin` rows of the kernel, each `filters`
+//! wide, so no patch matrix is built. Kernels are compiled for AVX-512 and AVX2 as well as the
+//! baseline and picked at run time; all of them add in the same order, so results are
+//! bit-identical whichever runs.
+
+use super::conv2d::ConvGeometry;
+
+/// The direct path keeps one output pixel's ReLU-masked gradient on the stack.
+pub const MAX_FILTERS: usize = 256;
+
+/// One sample's image and output, and scratch space for its masked gradient
+/// (`out_h * out_w * filters` values).
+pub struct Sample<'a> {
+    pub image: &'a [f32],
+    pub out: &'a [f32],
+    pub scratch: &'a mut [f32],
+}
+
+/// `out = conv(image) + bias`, then ReLU when `relu`, for one sample.
+pub fn forward(
+    g: &ConvGeometry,
+    filters: usize,
+    kernel: &[f32],
+    bias: &[f32],
+    image: &[f32],
+    out: &mut [f32],
+    relu: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports the features the function was compiled for.
+            return unsafe { forward_avx512(g, filters, kernel, bias, image, out, relu) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: as above.
+            return unsafe { forward_avx2(g, filters, kernel, bias, image, out, relu) };
+        }
+    }
+    forward_body(g, filters, kernel, bias, image, out, relu)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn forward_avx512(
+    g: &ConvGeometry,
+    f: usize,
+    k: &[f32],
+    b: &[f32],
+    x: &[f32],
+    y: &mut [f32],
+    relu: bool,
+) {
+    forward_body(g, f, k, b, x, y, relu)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn forward_avx2(
+    g: &ConvGeometry,
+    f: usize,
+    k: &[f32],
+    b: &[f32],
+    x: &[f32],
+    y: &mut [f32],
+    relu: bool,
+) {
+    forward_body(g, f, k, b, x, y, relu)
+}
+
+/// Dispatches to a kernel specialized for the filter count (accumulators in registers).
+#[inline(always)]
+fn forward_body(
+    g: &ConvGeometry,
+    filters: usize,
+    kernel: &[f32],
+    bias: &[f32],
+    image: &[f32],
+    out: &mut [f32],
+    relu: bool,
+) {
+    match filters {
+        8 => forward_fixed::<8>(g, kernel, bias, image, out, relu),
+        16 => forward_fixed::<16>(g, kernel, bias, image, out, relu),
+        32 => forward_fixed::<32>(g, kernel, bias, image, out, relu),
+        64 => forward_fixed::<64>(g, kernel, bias, image, out, relu),
+        _ => forward_any(g, filters, kernel, bias, image, out, relu),
+    }
+}
+
+#[inline(always)]
+fn forward_fixed<const F: usize>(
+    g: &ConvGeometry,
+    kernel: &[f32],
+    bias: &[f32],
+    image: &[f32],
+    out: &mut [f32],
+    relu: bool,
+) {
+    let c = g.in_c;
+    let bias: [f32; F] = bias.try_into().expect("bias length");
+    for (p, px) in out.chunks_exact_mut(F).enumerate() {
+        let (oh, ow) = (p / g.out_w, p % g.out_w);
+        let mut acc = bias;
+        for i in 0..g.kernel {
+            for j in 0..g.kernel {
+                let Some(s) = g.source(oh, ow, i, j) else {
+                    continue;
+                };
+                for ch in 0..c {
+                    let xv = image[s + ch];
+                    let at = ((i * g.kernel + j) * c + ch) * F;
+                    let row: &[f32; F] = kernel[at..at + F].try_into().expect("row");
+                    for f in 0..F {
+                        acc[f] += xv * row[f];
+                    }
+                }
+            }
+        }
+        if relu {
+            acc.iter_mut().for_each(|a| *a = a.max(0.0));
+        }
+        px.copy_from_slice(&acc);
+    }
+}
+
+#[inline(always)]
+fn forward_any(
+    g: &ConvGeometry,
+    filters: usize,
+    kernel: &[f32],
+    bias: &[f32],
+    image: &[f32],
+    out: &mut [f32],
+    relu: bool,
+) {
+    let c = g.in_c;
+    for (p, acc) in out.chunks_exact_mut(filters).enumerate() {
+        let (oh, ow) = (p / g.out_w, p % g.out_w);
+        acc.copy_from_slice(bias);
+        for i in 0..g.kernel {
+            for j in 0..g.kernel {
+                let Some(s) = g.source(oh, ow, i, j) else {
+                    continue;
+                };
+                for ch in 0..c {
+                    let xv = image[s + ch];
+                    let row = &kernel[((i * g.kernel + j) * c + ch) * filters..][..filters];
+                    for (a, &w) in acc.iter_mut().zip(row) {
+                        *a += xv * w;
+                    }
+                }
+            }
+        }
+        if relu {
+            acc.iter_mut().for_each(|a| *a = a.max(0.0));
+        }
+    }
+}
+
+/// Adds one sample's contribution to the kernel and bias gradients. With `relu`, `dy` is
+/// masked where the (post-ReLU) output is zero.
+pub fn weight_grad(
+    g: &ConvGeometry,
+    filters: usize,
+    s: &mut Sample,
+    dy: &[f32],
+    dkernel: &mut [f32],
+    dbias: &mut [f32],
+    relu: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports the features the function was compiled for.
+            return unsafe { weight_grad_avx512(g, filters, s, dy, dkernel, dbias, relu) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: as above.
+            return unsafe { weight_grad_avx2(g, filters, s, dy, dkernel, dbias, relu) };
+        }
+    }
+    weight_grad_body(g, filters, s, dy, dkernel, dbias, relu)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn weight_grad_avx512(
+    g: &ConvGeometry,
+    f: usize,
+    s: &mut Sample,
+    dy: &[f32],
+    dk: &mut [f32],
+    db: &mut [f32],
+    relu: bool,
+) {
+    weight_grad_body(g, f, s, dy, dk, db, relu)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn weight_grad_avx2(
+    g: &ConvGeometry,
+    f: usize,
+    s: &mut Sample,
+    dy: &[f32],
+    dk: &mut [f32],
+    db: &mut [f32],
+    relu: bool,
+) {
+    weight_grad_body(g, f, s, dy, dk, db, relu)
+}
+
+#[inline(always)]
+fn weight_grad_body(
+    g: &ConvGeometry,
+    filters: usize,
+    s: &mut Sample,
+    dy: &[f32],
+    dkernel: &mut [f32],
+    dbias: &mut [f32],
+    relu: bool,
+) {
+    match filters {
+        8 => weight_grad_fixed::<8>(g, s, dy, dkernel, dbias, relu),
+        16 => weight_grad_fixed::<16>(g, s, dy, dkernel, dbias, relu),
+        32 => weight_grad_fixed::<32>(g, s, dy, dkernel, dbias, relu),
+        64 => weight_grad_fixed::<64>(g, s, dy, dkernel, dbias, relu),
+        _ => weight_grad_any(g, filters, s, dy, dkernel, dbias, relu),
+    }
+}
+
+/// Tap by tap over all pixels, so each kernel row's gradient stays in registers.
+#[inline(always)]
+fn weight_grad_fixed<const F: usize>(
+    g: &ConvGeometry,
+    s: &mut Sample,
+    dy: &[f32],
+    dkernel: &mut [f32],
+    dbias: &mut [f32],
+    relu: bool,
+) {
+    let c = g.in_c;
+    let positions = g.out_h * g.out_w;
+    // The ReLU-masked gradient of this sample, once (it is read once per tap).
+    let masked = &mut s.scratch[..positions * F];
+    let mut db = [0.0f32; F];
+    for ((m, grad), out) in masked
+        .chunks_exact_mut(F)
+        .zip(dy.chunks_exact(F))
+        .zip(s.out.chunks_exact(F))
+    {
+        for f in 0..F {
+            m[f] = if !relu || out[f] > 0.0 { grad[f] } else { 0.0 };
+            db[f] += m[f];
+        }
+    }
+    for (d, v) in dbias.iter_mut().zip(db) {
+        *d += v;
+    }
+    for i in 0..g.kernel {
+        for j in 0..g.kernel {
+            for ch in 0..c {
+                let mut acc = [0.0f32; F];
+                for (p, gv) in masked.chunks_exact(F).enumerate() {
+                    let Some(src) = g.source(p / g.out_w, p % g.out_w, i, j) else {
+                        continue;
+                    };
+                    let xv = s.image[src + ch];
+                    for f in 0..F {
+                        acc[f] += xv * gv[f];
+                    }
+                }
+                let at = ((i * g.kernel + j) * c + ch) * F;
+                dkernel[at..at + F]
+                    .iter_mut()
+                    .zip(acc)
+                    .for_each(|(d, a)| *d += a);
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn weight_grad_any(
+    g: &ConvGeometry,
+    filters: usize,
+    s: &mut Sample,
+    dy: &[f32],
+    dkernel: &mut [f32],
+    dbias: &mut [f32],
+    relu: bool,
+) {
+    assert!(
+        filters <= MAX_FILTERS,
+        "direct convolution supports at most {MAX_FILTERS} filters"
+    );
+    let c = g.in_c;
+    let mut masked = [0.0f32; MAX_FILTERS];
+    for (p, (grad, out)) in dy
+        .chunks_exact(filters)
+        .zip(s.out.chunks_exact(filters))
+        .enumerate()
+    {
+        let grad: &[f32] = if relu {
+            for ((m, &gv), &o) in masked.iter_mut().zip(grad).zip(out) {
+                *m = if o > 0.0 { gv } else { 0.0 };
+            }
+            &masked[..filters]
+        } else {
+            grad
+        };
+        for (b, &gv) in dbias.iter_mut().zip(grad) {
+            *b += gv;
+        }
+        let (oh, ow) = (p / g.out_w, p % g.out_w);
+        for i in 0..g.kernel {
+            for j in 0..g.kernel {
+                let Some(src) = g.source(oh, ow, i, j) else {
+                    continue;
+                };
+                for ch in 0..c {
+                    let xv = s.image[src + ch];
+                    let row = &mut dkernel[((i * g.kernel + j) * c + ch) * filters..][..filters];
+                    for (d, &gv) in row.iter_mut().zip(grad) {
+                        *d += xv * gv;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One sample's input gradient (zeroed first). `dy` must already be masked for ReLU.
+pub fn input_grad(g: &ConvGeometry, filters: usize, kernel: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let c = g.in_c;
+    dx.fill(0.0);
+    for (p, grad) in dy.chunks_exact(filters).enumerate() {
+        let (oh, ow) = (p / g.out_w, p % g.out_w);
+        for i in 0..g.kernel {
+            for j in 0..g.kernel {
+                let Some(src) = g.source(oh, ow, i, j) else {
+                    continue;
+                };
+                for ch in 0..c {
+                    let row = &kernel[((i * g.kernel + j) * c + ch) * filters..][..filters];
+                    dx[src + ch] += row.iter().zip(grad).map(|(w, gv)| w * gv).sum::<f32>();
+                }
+            }
+        }
+    }
+}
