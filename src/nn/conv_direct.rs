@@ -17,58 +17,40 @@ pub struct Sample<'a> {
     pub scratch: &'a mut [f32],
 }
 
-/// `out = conv(image) + bias`, then ReLU when `relu`, for one sample.
-pub fn forward(
-    g: &ConvGeometry,
-    filters: usize,
-    kernel: &[f32],
-    bias: &[f32],
-    image: &[f32],
-    out: &mut [f32],
-    relu: bool,
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports the features the function was compiled for.
-            return unsafe { forward_avx512(g, filters, kernel, bias, image, out, relu) };
+/// Defines `pub fn $name` that runs `$body` compiled for AVX-512 or AVX2+FMA when the CPU
+/// has them, and for the baseline otherwise.
+macro_rules! multiversion {
+    ($(#[$doc:meta])* $name:ident => $body:ident ($($arg:ident: $ty:ty),*)) => {
+        $(#[$doc])*
+        pub fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports the features `avx512` was compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU supports the features `avx2` was compiled for.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body($($arg),*)
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: as above.
-            return unsafe { forward_avx2(g, filters, kernel, bias, image, out, relu) };
-        }
-    }
-    forward_body(g, filters, kernel, bias, image, out, relu)
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn forward_avx512(
-    g: &ConvGeometry,
-    f: usize,
-    k: &[f32],
-    b: &[f32],
-    x: &[f32],
-    y: &mut [f32],
-    relu: bool,
-) {
-    forward_body(g, f, k, b, x, y, relu)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn forward_avx2(
-    g: &ConvGeometry,
-    f: usize,
-    k: &[f32],
-    b: &[f32],
-    x: &[f32],
-    y: &mut [f32],
-    relu: bool,
-) {
-    forward_body(g, f, k, b, x, y, relu)
-}
+multiversion!(
+    /// `out = conv(image) + bias`, then ReLU when `relu`, for one sample.
+    forward => forward_body(g: &ConvGeometry, filters: usize, kernel: &[f32], bias: &[f32], image: &[f32], out: &mut [f32], relu: bool)
+);
 
 /// Dispatches to a kernel specialized for the filter count (accumulators in registers).
 #[inline(always)]
@@ -160,59 +142,11 @@ fn forward_any(
     }
 }
 
-/// Adds one sample's contribution to the kernel and bias gradients. With `relu`, `dy` is
-/// masked where the (post-ReLU) output is zero.
-pub fn weight_grad(
-    g: &ConvGeometry,
-    filters: usize,
-    s: &mut Sample,
-    dy: &[f32],
-    dkernel: &mut [f32],
-    dbias: &mut [f32],
-    relu: bool,
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports the features the function was compiled for.
-            return unsafe { weight_grad_avx512(g, filters, s, dy, dkernel, dbias, relu) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: as above.
-            return unsafe { weight_grad_avx2(g, filters, s, dy, dkernel, dbias, relu) };
-        }
-    }
-    weight_grad_body(g, filters, s, dy, dkernel, dbias, relu)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn weight_grad_avx512(
-    g: &ConvGeometry,
-    f: usize,
-    s: &mut Sample,
-    dy: &[f32],
-    dk: &mut [f32],
-    db: &mut [f32],
-    relu: bool,
-) {
-    weight_grad_body(g, f, s, dy, dk, db, relu)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn weight_grad_avx2(
-    g: &ConvGeometry,
-    f: usize,
-    s: &mut Sample,
-    dy: &[f32],
-    dk: &mut [f32],
-    db: &mut [f32],
-    relu: bool,
-) {
-    weight_grad_body(g, f, s, dy, dk, db, relu)
-}
+multiversion!(
+    /// Adds one sample's contribution to the kernel and bias gradients. With `relu`, `dy` is
+    /// masked where the (post-ReLU) output is zero.
+    weight_grad => weight_grad_body(g: &ConvGeometry, filters: usize, s: &mut Sample, dy: &[f32], dkernel: &mut [f32], dbias: &mut [f32], relu: bool)
+);
 
 #[inline(always)]
 fn weight_grad_body(
