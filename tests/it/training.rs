@@ -241,3 +241,31 @@ fn headless_train_writes_a_complete_run_directory_and_evaluates() {
     assert_eq!(eval["test_accuracy"], summary["test_accuracy"]);
     assert_eq!(eval["confusion_matrix"].as_array().unwrap().len(), 10);
 }
+
+#[test]
+fn early_stopping_ends_the_run_and_restores_the_best_weights() {
+    // min_delta so large that no epoch after the first counts as an improvement.
+    let config = small_config(&[
+        "training.epochs=10",
+        "training.early_stopping.patience=2",
+        "training.early_stopping.min_delta=100.0",
+        "training.early_stopping.restore_best=true",
+    ]);
+    let events = run(config, bundled(0.2), &[]);
+    let summary = events
+        .iter()
+        .find_map(|e| match e {
+            TrainEvent::Finished(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        summary.stop_reason,
+        cnn_tui::train::StopReason::EarlyStopped
+    );
+    assert_eq!(
+        summary.epochs_completed, 3,
+        "epoch 1 is the best, 2 and 3 wait, then stop"
+    );
+    assert!(events.iter().any(|e| matches!(e, TrainEvent::Message(m) if m.contains("restored the weights of the best epoch"))));
+}
