@@ -1,8 +1,7 @@
 //! Inverted dropout: during training each value is zeroed with probability `rate` and the rest
 //! scaled by `1 / (1 - rate)`; at inference it is the identity.
 
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use super::layer::{Context, Layer};
 use super::tensor::{Tensor, data, data_mut, ensure_shape, par_zip_map};
@@ -14,6 +13,16 @@ pub struct Dropout {
     salt: u64,
     shape: Vec<usize>,
     mask: Vec<f32>,
+    /// Whether the last forward pass dropped anything (training with a positive rate).
+    active: bool,
+}
+
+/// SplitMix64's finalizer: a well-mixed 64-bit hash of a counter.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 impl Dropout {
@@ -24,6 +33,7 @@ impl Dropout {
             salt,
             shape: shape.to_vec(),
             mask: Vec::new(),
+            active: false,
         }
     }
 }
@@ -43,30 +53,40 @@ impl Layer for Dropout {
 
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &Context) {
         ensure_shape(y, x.shape());
-        self.mask.resize(x.len(), 1.0);
-        if ctx.train && self.rate > 0.0 {
-            // The mask is a function of (seed, step, layer): reproducible and resumable.
-            let mut rng = ChaCha8Rng::seed_from_u64(
-                ctx.seed ^ ctx.step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.salt.rotate_left(32),
-            );
-            let keep = 1.0 / (1.0 - self.rate);
-            for m in self.mask.iter_mut() {
-                *m = if rng.random::<f32>() < self.rate {
-                    0.0
-                } else {
-                    keep
-                };
-            }
-        } else {
-            self.mask.fill(1.0);
+        self.active = ctx.train && self.rate > 0.0;
+        if !self.active {
+            data_mut(y).copy_from_slice(data(x));
+            return;
         }
+        self.mask.resize(x.len(), 0.0);
+        // Each element's draw is a hash of (seed, step, layer, index): reproducible, resumable,
+        // and computed in parallel.
+        let key =
+            ctx.seed ^ ctx.step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.salt.rotate_left(32);
+        let (threshold, keep) = (
+            (self.rate as f64 * 2f64.powi(32)) as u64,
+            1.0 / (1.0 - self.rate),
+        );
+        self.mask
+            .par_chunks_mut(1 << 14)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                for (i, m) in chunk.iter_mut().enumerate() {
+                    let r = splitmix64(key ^ ((c << 14) + i) as u64) >> 32;
+                    *m = if r < threshold { 0.0 } else { keep };
+                }
+            });
         par_zip_map(data(x), &self.mask, data_mut(y), |x, m| x * m);
     }
 
     fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
         if let Some(dx) = dx {
             ensure_shape(dx, x.shape());
-            par_zip_map(data(dy), &self.mask, data_mut(dx), |g, m| g * m);
+            if self.active {
+                par_zip_map(data(dy), &self.mask, data_mut(dx), |g, m| g * m);
+            } else {
+                data_mut(dx).copy_from_slice(data(dy));
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 use rayon::prelude::*;
 
 use super::layer::{Context, Layer};
+use super::simd::multiversion;
 use super::tensor::{Tensor, data, data_mut, ensure_shape};
 
 pub struct MaxPool2d {
@@ -34,6 +35,100 @@ impl MaxPool2d {
     }
 }
 
+multiversion!(
+    /// One sample: each output is the largest value of its window, `arg` its input index.
+    pool_sample => pool_body(input: [usize; 3], output: [usize; 3], pool: usize, stride: usize, img: &[f32], out: &mut [f32], arg: &mut [u32])
+);
+
+/// Dispatches to a version specialized for the channel count (whole vectors, no remainder).
+#[inline(always)]
+fn pool_body(
+    input: [usize; 3],
+    output: [usize; 3],
+    pool: usize,
+    stride: usize,
+    img: &[f32],
+    out: &mut [f32],
+    arg: &mut [u32],
+) {
+    match input[2] {
+        8 => pool_fixed::<8>(input, output, pool, stride, img, out, arg),
+        16 => pool_fixed::<16>(input, output, pool, stride, img, out, arg),
+        32 => pool_fixed::<32>(input, output, pool, stride, img, out, arg),
+        64 => pool_fixed::<64>(input, output, pool, stride, img, out, arg),
+        _ => pool_any(input, output, pool, stride, img, out, arg),
+    }
+}
+
+#[inline(always)]
+fn pool_fixed<const C: usize>(
+    input: [usize; 3],
+    output: [usize; 3],
+    pool: usize,
+    stride: usize,
+    img: &[f32],
+    out: &mut [f32],
+    arg: &mut [u32],
+) {
+    let w = input[1];
+    let [oh, ow, _] = output;
+    for r in 0..oh {
+        for q in 0..ow {
+            let o = (r * ow + q) * C;
+            let mut best = [f32::NEG_INFINITY; C];
+            let mut at = [0u32; C];
+            for i in 0..pool {
+                for j in 0..pool {
+                    let s = ((r * stride + i) * w + q * stride + j) * C;
+                    let v: &[f32; C] = img[s..s + C].try_into().expect("pixel");
+                    for ch in 0..C {
+                        // Selects rather than branches: this loop vectorizes.
+                        let gt = v[ch] > best[ch];
+                        best[ch] = if gt { v[ch] } else { best[ch] };
+                        at[ch] = if gt { (s + ch) as u32 } else { at[ch] };
+                    }
+                }
+            }
+            out[o..o + C].copy_from_slice(&best);
+            arg[o..o + C].copy_from_slice(&at);
+        }
+    }
+}
+
+#[inline(always)]
+fn pool_any(
+    input: [usize; 3],
+    output: [usize; 3],
+    pool: usize,
+    stride: usize,
+    img: &[f32],
+    out: &mut [f32],
+    arg: &mut [u32],
+) {
+    let [_, w, c] = input;
+    let [oh, ow, _] = output;
+    for r in 0..oh {
+        for q in 0..ow {
+            let o = (r * ow + q) * c;
+            out[o..o + c].fill(f32::NEG_INFINITY);
+            for i in 0..pool {
+                for j in 0..pool {
+                    let s = ((r * stride + i) * w + q * stride + j) * c;
+                    let taps = img[s..s + c]
+                        .iter()
+                        .zip(out[o..o + c].iter_mut())
+                        .zip(arg[o..o + c].iter_mut());
+                    for (ch, ((&v, m), a)) in taps.enumerate() {
+                        let gt = v > *m;
+                        *m = if gt { v } else { *m };
+                        *a = if gt { (s + ch) as u32 } else { *a };
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl Layer for MaxPool2d {
     fn name(&self) -> &str {
         &self.name
@@ -49,39 +144,19 @@ impl Layer for MaxPool2d {
 
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &Context) {
         let batch = x.shape()[0];
-        let [_, w, c] = self.in_shape;
-        let [oh, ow, _] = self.out_shape;
+        let [oh, ow, c] = self.out_shape;
         ensure_shape(y, &[batch, oh, ow, c]);
         let out_len = oh * ow * c;
         self.argmax.resize(batch * out_len, 0);
         let in_len: usize = self.in_shape.iter().product();
         let (pool, stride) = (self.pool, self.stride);
+        let (in_shape, out_shape) = (self.in_shape, self.out_shape);
         data_mut(y)
             .par_chunks_mut(out_len)
             .zip(self.argmax.par_chunks_mut(out_len))
             .zip(data(x).par_chunks(in_len))
             .for_each(|((out, arg), img)| {
-                for r in 0..oh {
-                    for q in 0..ow {
-                        let o = (r * ow + q) * c;
-                        out[o..o + c].fill(f32::NEG_INFINITY);
-                        for i in 0..pool {
-                            for j in 0..pool {
-                                let s = ((r * stride + i) * w + q * stride + j) * c;
-                                // Selects rather than branches: this loop vectorizes.
-                                let taps = img[s..s + c]
-                                    .iter()
-                                    .zip(out[o..o + c].iter_mut())
-                                    .zip(arg[o..o + c].iter_mut());
-                                for (ch, ((&v, m), a)) in taps.enumerate() {
-                                    let gt = v > *m;
-                                    *m = if gt { v } else { *m };
-                                    *a = if gt { (s + ch) as u32 } else { *a };
-                                }
-                            }
-                        }
-                    }
-                }
+                pool_sample(in_shape, out_shape, pool, stride, img, out, arg)
             });
     }
 

@@ -16,6 +16,7 @@ pub mod loss;
 pub mod matmul;
 mod maxpool;
 mod model;
+mod simd;
 pub mod summary;
 pub mod tensor;
 
