@@ -67,6 +67,19 @@ fn terminal_input(timeout: Duration) -> Terminal {
     }
 }
 
+/// Leaves the alternate screen and raw mode when dropped, unless disarmed.
+struct RestoreOnDrop {
+    armed: bool,
+}
+
+impl Drop for RestoreOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            ratatui::restore();
+        }
+    }
+}
+
 /// How the dashboard ended.
 pub enum Outcome {
     /// The run ended (finished, stopped, diverged or failed) and the trainer was joined.
@@ -89,6 +102,9 @@ pub fn run(
             e,
         )
     })?;
+    // Restores the terminal on every way out of this function, errors included (panics are
+    // covered by the hook `try_init` installed).
+    let mut restore = RestoreOnDrop { armed: true };
     let (tx, rx) = mpsc::channel::<AppEvent>();
     let input_stop = Arc::new(AtomicBool::new(false));
     {
@@ -209,8 +225,10 @@ pub fn run(
         }
     }
     input_stop.store(true, Ordering::Relaxed);
+    // A hung-up terminal is not written to again.
+    restore.armed = !detached;
+    drop(restore);
     if !detached {
-        ratatui::restore();
         let mut out = std::io::stdout();
         for line in app.exit_summary() {
             let _ = writeln!(out, "{line}");

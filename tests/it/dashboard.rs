@@ -81,6 +81,11 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
+        // Training survives a hang-up by design: end what the pane started, then the server.
+        let shells = self.tmux(&["list-panes", "-a", "-F", "#{pane_pid}"]);
+        for shell in shells.lines() {
+            let _ = Command::new("pkill").args(["-KILL", "-P", shell]).output();
+        }
         let _ = Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
             .output();
@@ -268,4 +273,44 @@ fn divergence_pauses_and_offers_restore_and_a_lower_rate() {
             );
         }
     }
+}
+
+#[test]
+fn sigterm_saves_restores_the_terminal_and_exits_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run-sigterm");
+    let cmd = shell_command(
+        dir.path(),
+        &format!("train --epochs 200 --run-dir '{}'", run.display()),
+    );
+    let Some(t) = Tmux::start("sigterm", 80, 24, &cmd) else {
+        return;
+    };
+    t.wait_for("TRAINING", 30);
+    let pattern = format!("{}.*{}", env!("CARGO_BIN_EXE_cnn-tui"), run.display());
+    // The dashboard itself, not the shell around it (whose command line matches too).
+    let out = Command::new("pgrep")
+        .args(["-f", &pattern])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "cnn-tui")
+        })
+        .expect("the dashboard's process")
+        .to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let screen = t.wait_for("EXIT=4", 30);
+    assert!(!t.alternate_screen_on(), "left the alternate screen");
+    assert!(
+        screen.contains("interrupted by SIGTERM: resume with --resume auto"),
+        "{screen}"
+    );
+    let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
+    assert!(
+        summary.contains("\"interrupted_by\": \"SIGTERM\""),
+        "{summary}"
+    );
 }
