@@ -23,6 +23,8 @@ pub enum Commands {
     /// Time training steps and inference on the config's model: samples/s, ms per step,
     /// GFLOP/s, peak memory.
     Bench(BenchArgs),
+    /// Classify pictures of digits (PNG or JPEG, any size) with a trained model.
+    Predict(PredictArgs),
 }
 
 impl Default for Commands {
@@ -146,6 +148,24 @@ pub struct BenchArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// A weights file written by `train` (model.safetensors or a checkpoint).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Pictures of one digit each: dark on light paper or light on dark, any size.
+    pub inputs: Vec<PathBuf>,
+    /// An IDX images file (such as t10k-images-idx3-ubyte.gz) to take one image from.
+    #[arg(long, requires = "index")]
+    pub idx: Option<PathBuf>,
+    /// Which image of --idx (0-based).
+    #[arg(long, requires = "idx")]
+    pub index: Option<usize>,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }

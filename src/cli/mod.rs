@@ -1,8 +1,9 @@
-//! The command line: `train` (the default), `summary`, `evaluate`, `bench`.
+//! The command line: `train` (the default), `summary`, `evaluate`, `bench`, `predict`.
 
 mod args;
 mod bench;
 mod evaluate;
+mod predict;
 mod summary;
 mod train;
 
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> u8 {
         Commands::Summary(args) => summary::run(args),
         Commands::Evaluate(args) => evaluate::run(args),
         Commands::Bench(args) => bench::run(args),
+        Commands::Predict(args) => predict::run(args),
     };
     match result {
         Ok(code) => code,

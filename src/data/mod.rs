@@ -2,6 +2,7 @@
 
 mod batches;
 mod dataset;
+pub mod digit;
 pub mod idx;
 
 pub use batches::{epoch_order, fill_batch};

@@ -4,5 +4,6 @@ mod bad_input;
 mod checkpoints;
 mod configs;
 mod dashboard;
+mod predict;
 mod training;
 mod util;
