@@ -10,6 +10,7 @@ pub mod data;
 pub mod error;
 pub mod nn;
 pub mod optim;
+pub mod plots;
 pub mod record;
 pub mod report;
 pub mod signals;

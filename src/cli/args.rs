@@ -25,6 +25,8 @@ pub enum Commands {
     Bench(BenchArgs),
     /// Classify pictures of digits (PNG or JPEG, any size) with a trained model.
     Predict(PredictArgs),
+    /// Write PNG charts of a run (loss and accuracy curves) into RUN_DIR/plots/.
+    Plot(PlotArgs),
 }
 
 impl Default for Commands {
@@ -83,6 +85,9 @@ pub struct TrainArgs {
     /// Dashboard: ASCII characters only (for terminals without Unicode fonts).
     #[arg(long)]
     pub ascii: bool,
+    /// Do not write PNG charts into the run directory at the end.
+    #[arg(long)]
+    pub no_plots: bool,
     /// Dashboard: the factor by which + and - change the learning rate.
     #[arg(long, default_value_t = 2.0, value_parser = positive_factor)]
     pub lr_factor: f64,
@@ -168,4 +173,10 @@ pub struct PredictArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// The run directory (with its metrics.jsonl).
+    pub run_dir: PathBuf,
 }

@@ -1,4 +1,4 @@
-//! The command line: `train` (the default), `summary`, `evaluate`, `bench`, `predict`.
+//! The command line: `train` (the default), `summary`, `evaluate`, `bench`, `predict`, `plot`.
 
 mod args;
 mod bench;
@@ -38,6 +38,10 @@ pub fn run(cli: Cli) -> u8 {
         Commands::Evaluate(args) => evaluate::run(args),
         Commands::Bench(args) => bench::run(args),
         Commands::Predict(args) => predict::run(args),
+        Commands::Plot(args) => crate::plots::write_all(&args.run_dir).map(|paths| {
+            paths.iter().for_each(|p| println!("{}", p.display()));
+            exit::OK
+        }),
     };
     match result {
         Ok(code) => code,

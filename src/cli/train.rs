@@ -62,19 +62,51 @@ pub fn run(args: TrainArgs) -> Result<u8> {
             ascii: args.ascii,
             color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         };
-        return match tui::run(handle, &mut recorder, app::App::new(info, style), &signals)? {
+        let outcome = tui::run(handle, &mut recorder, app::App::new(info, style), &signals)?;
+        if !args.no_plots {
+            plot(&run_dir, &mut recorder);
+        }
+        return match outcome {
             Outcome::Ended(result) => result.map(|s| exit_code(&s)),
             Outcome::Aborted => Ok(exit::ABORTED),
         };
     }
-    println!("run directory: {}", run_dir.display());
-    println!("data: {source}");
-    let summary = headless(handle, &mut recorder, epochs, &signals)?;
-    if let Some(w) = &summary.weights {
-        println!("weights: {}", w.display());
+    say(&format!("run directory: {}", run_dir.display()));
+    say(&format!("data: {source}"));
+    let outcome = headless(handle, &mut recorder, epochs, &signals);
+    if !args.no_plots {
+        plot(&run_dir, &mut recorder);
     }
-    println!("run directory: {}", recorder.dir().display());
+    let summary = outcome?;
+    if let Some(w) = &summary.weights {
+        say(&format!("weights: {}", w.display()));
+    }
+    say(&format!("run directory: {}", recorder.dir().display()));
     Ok(exit_code(&summary))
+}
+
+/// Prints a line to stdout. A stdout that went away (a hung-up terminal, a closed pipe) must not
+/// end a training run: everything is in the run directory's train.log as well.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// Charts of the run; a failure to draw is reported, never fatal.
+fn plot(run_dir: &Path, recorder: &mut Recorder) {
+    let line = match crate::plots::write_all(run_dir) {
+        Ok(paths) => format!(
+            "plots: {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Err(e) => format!("plots not written: {e}"),
+    };
+    say(&line);
+    let _ = recorder.log_line(&line);
 }
 
 fn exit_code(summary: &RunSummary) -> u8 {
@@ -156,7 +188,9 @@ fn headless(
 ) -> Result<RunSummary> {
     loop {
         if let Some(name) = signals.take_interrupt() {
-            println!("{name} received: saving a checkpoint and stopping after this batch");
+            say(&format!(
+                "{name} received: saving a checkpoint and stopping after this batch"
+            ));
             let _ = handle.commands.send(Command::Interrupt(name.to_string()));
         }
         if signals.take_hangup() {
@@ -172,7 +206,7 @@ fn headless(
             continue; // printed by the caller from the returned error
         }
         if let Some(line) = describe(&event, epochs) {
-            println!("{line}");
+            say(&line);
         }
     }
     handle.thread.join().map_err(|_| {

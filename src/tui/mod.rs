@@ -228,6 +228,10 @@ pub fn run(
     // A hung-up terminal is not written to again.
     restore.armed = !detached;
     drop(restore);
+    if detached {
+        // Its drop would try to show the cursor on a terminal that is gone.
+        std::mem::forget(terminal);
+    }
     if !detached {
         let mut out = std::io::stdout();
         for line in app.exit_summary() {

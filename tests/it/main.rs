@@ -4,6 +4,7 @@ mod bad_input;
 mod checkpoints;
 mod configs;
 mod dashboard;
+mod plots;
 mod predict;
 mod training;
 mod util;

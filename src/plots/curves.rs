@@ -1,0 +1,294 @@
+//! Loss and accuracy curves, with the learning-rate changes made by hand marked.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+use serde_json::Value;
+
+use super::Area;
+use crate::config::fmt_lr;
+use crate::error::{Error, Result};
+
+/// Weight of a new point in the smoothed batch loss.
+const SMOOTHING: f64 = 0.1;
+
+/// One epoch's numbers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochPoint {
+    pub epoch: f64,
+    pub loss: f64,
+    pub accuracy: f64,
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+}
+
+/// What the curves need from `metrics.jsonl`. x values are in epochs.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Metrics {
+    /// (epoch, smoothed batch loss).
+    pub batch_loss: Vec<(f64, f64)>,
+    pub epochs: Vec<EpochPoint>,
+    /// (epoch, from, to) of learning-rate changes made by hand.
+    pub lr_changes: Vec<(f64, f64, f64)>,
+}
+
+/// Reads `metrics.jsonl`; lines that do not parse (a writer killed mid-line) are skipped.
+pub fn read_metrics(path: &Path) -> Result<Metrics> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "cannot read", e))?;
+    let lines: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let of = |kind: &'static str| lines.iter().filter(move |l| l["type"] == kind);
+    // Steps per epoch, from the first epoch line (steps on the x axis before one exists).
+    let per_epoch = of("epoch")
+        .find_map(|l| l["step"].as_f64())
+        .filter(|&s| s > 0.0)
+        .unwrap_or(1.0);
+    let x = |l: &Value| l["step"].as_f64().unwrap_or(0.0) / per_epoch;
+    let mut smoothed: Option<f64> = None;
+    let batch_loss: Vec<(f64, f64)> = of("batch")
+        .filter_map(|l| {
+            let loss = l["loss"].as_f64()?;
+            let s = smoothed.map_or(loss, |s| s + SMOOTHING * (loss - s));
+            smoothed = Some(s);
+            Some((x(l), s))
+        })
+        .collect();
+    let epochs: Vec<EpochPoint> = of("epoch")
+        .filter_map(|l| {
+            Some(EpochPoint {
+                epoch: l["epoch"].as_f64()?,
+                loss: l["loss"].as_f64()?,
+                accuracy: l["accuracy"].as_f64()?,
+                val_loss: l["val_loss"].as_f64(),
+                val_accuracy: l["val_accuracy"].as_f64(),
+            })
+        })
+        .collect();
+    let lr_changes = of("lr_change")
+        .filter(|l| l["source"] == "command")
+        .filter_map(|l| Some((x(l), l["from"].as_f64()?, l["to"].as_f64()?)))
+        .collect();
+    if batch_loss.is_empty() && epochs.is_empty() {
+        return Err(Error::data(path, "no training progress to plot yet"));
+    }
+    Ok(Metrics {
+        batch_loss,
+        epochs,
+        lr_changes,
+    })
+}
+
+fn range(values: impl Iterator<Item = f64>, floor: Option<f64>) -> (f64, f64) {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    let lo = floor.map_or(lo, |f| lo.min(f));
+    // No points, or none finite: any range will do, but it must be a proper one.
+    if !(lo.is_finite() && hi.is_finite() && hi >= lo) {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-3);
+    (lo - pad, hi + pad)
+}
+
+/// Vertical lines at the hand-made learning-rate changes, labelled with the new rate.
+fn draw_lr_changes<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    m: &Metrics,
+    (lo, hi): (f64, f64),
+) -> std::result::Result<(), String> {
+    let style = RGBColor(200, 60, 0);
+    for &(x, from, to) in &m.lr_changes {
+        chart
+            .draw_series(LineSeries::new([(x, lo), (x, hi)], style.stroke_width(1)))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series([Text::new(
+                format!("lr {} -> {}", fmt_lr(from), fmt_lr(to)),
+                (x, hi - (hi - lo) * 0.04),
+                ("sans-serif", 14).into_font().color(&style),
+            )])
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+pub(super) fn draw_loss(area: &Area, m: &Metrics) -> std::result::Result<(), String> {
+    area.fill(&WHITE).map_err(|e| e.to_string())?;
+    let x_max = m
+        .batch_loss
+        .iter()
+        .map(|p| p.0)
+        .chain(m.epochs.iter().map(|e| e.epoch))
+        .fold(1.0, f64::max);
+    let ys = m.batch_loss.iter().map(|p| p.1).chain(
+        m.epochs
+            .iter()
+            .flat_map(|e| [Some(e.loss), e.val_loss])
+            .flatten(),
+    );
+    let (lo, hi) = range(ys, Some(0.0));
+    let mut chart = ChartBuilder::on(area)
+        .caption("Loss", ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_max, lo.max(0.0)..hi)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc("loss")
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(LineSeries::new(
+            m.batch_loss.iter().copied(),
+            BLUE.mix(0.6).stroke_width(1),
+        ))
+        .map_err(|e| e.to_string())?
+        .label("batch loss (smoothed)")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
+    let train: Vec<(f64, f64)> = m.epochs.iter().map(|e| (e.epoch, e.loss)).collect();
+    chart
+        .draw_series(LineSeries::new(train, BLUE.stroke_width(2)).point_size(4))
+        .map_err(|e| e.to_string())?
+        .label("training loss (epoch)")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    let val: Vec<(f64, f64)> = m
+        .epochs
+        .iter()
+        .filter_map(|e| Some((e.epoch, e.val_loss?)))
+        .collect();
+    if !val.is_empty() {
+        chart
+            .draw_series(LineSeries::new(val.iter().copied(), RED.stroke_width(2)).point_size(4))
+            .map_err(|e| e.to_string())?
+            .label("validation loss")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
+    }
+    draw_lr_changes(&mut chart, m, (lo.max(0.0), hi))?;
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 14))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
+pub(super) fn draw_accuracy(area: &Area, m: &Metrics) -> std::result::Result<(), String> {
+    area.fill(&WHITE).map_err(|e| e.to_string())?;
+    let x_max = m.epochs.iter().map(|e| e.epoch).fold(1.0, f64::max);
+    let (lo, hi) = range(
+        m.epochs
+            .iter()
+            .flat_map(|e| [Some(e.accuracy), e.val_accuracy])
+            .flatten(),
+        None,
+    );
+    let (lo, hi) = (lo.max(0.0), hi.min(1.0).max(lo + 1e-3));
+    let mut chart = ChartBuilder::on(area)
+        .caption("Accuracy", ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_max, lo..hi)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc("accuracy")
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let train: Vec<(f64, f64)> = m.epochs.iter().map(|e| (e.epoch, e.accuracy)).collect();
+    chart
+        .draw_series(LineSeries::new(train, BLUE.stroke_width(2)).point_size(4))
+        .map_err(|e| e.to_string())?
+        .label("training")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
+    let val: Vec<(f64, f64)> = m
+        .epochs
+        .iter()
+        .filter_map(|e| Some((e.epoch, e.val_accuracy?)))
+        .collect();
+    if !val.is_empty() {
+        chart
+            .draw_series(LineSeries::new(val, RED.stroke_width(2)).point_size(4))
+            .map_err(|e| e.to_string())?
+            .label("validation")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
+    }
+    draw_lr_changes(&mut chart, m, (lo, hi))?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font(("sans-serif", 14))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_never_empty_or_infinite() {
+        assert_eq!(range(std::iter::empty(), Some(0.0)), (0.0, 1.0));
+        assert_eq!(range([f64::NAN].into_iter(), None), (0.0, 1.0));
+        let (lo, hi) = range([0.5, 0.7].into_iter(), None);
+        assert!(lo < 0.5 && hi > 0.7);
+    }
+
+    #[test]
+    fn a_run_without_progress_is_not_plotted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        std::fs::write(&path, "{\"type\":\"failed\",\"error\":\"diverged\"}\n").unwrap();
+        let e = read_metrics(&path).unwrap_err().to_string();
+        assert!(e.ends_with("no training progress to plot yet"), "{e}");
+    }
+
+    #[test]
+    fn reads_metrics_and_skips_a_torn_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        std::fs::write(
+            &path,
+            concat!(
+                r#"{"type":"batch","step":50,"loss":1.0}"#, "\n",
+                r#"{"type":"lr_change","step":60,"from":0.1,"to":0.05,"source":"command"}"#, "\n",
+                r#"{"type":"lr_change","step":70,"from":0.05,"to":0.025,"source":"schedule"}"#, "\n",
+                r#"{"type":"epoch","epoch":1,"step":100,"loss":0.5,"accuracy":0.9,"val_loss":0.4,"val_accuracy":0.92}"#, "\n",
+                r#"{"type":"batch","step":150,"loss":0.2"#,
+            ),
+        )
+        .unwrap();
+        let m = read_metrics(&path).unwrap();
+        assert_eq!(m.batch_loss, vec![(0.5, 1.0)]);
+        assert_eq!(
+            m.epochs,
+            vec![EpochPoint {
+                epoch: 1.0,
+                loss: 0.5,
+                accuracy: 0.9,
+                val_loss: Some(0.4),
+                val_accuracy: Some(0.92)
+            }]
+        );
+        assert_eq!(
+            m.lr_changes,
+            vec![(0.6, 0.1, 0.05)],
+            "only changes made by hand"
+        );
+    }
+}
