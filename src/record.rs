@@ -38,19 +38,29 @@ impl Recorder {
     pub fn create(dir: &Path, config: &Config, data_source: &str) -> Result<Recorder> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(dir, "cannot create the run directory", e))?;
-        let create = |name: &str| -> Result<BufWriter<File>> {
-            let path = dir.join(name);
-            File::create(&path)
-                .map(BufWriter::new)
-                .map_err(|e| Error::io(&path, "cannot create", e))
-        };
         let config_path = dir.join("config.toml");
         std::fs::write(&config_path, config.to_toml())
             .map_err(|e| Error::io(&config_path, "cannot write", e))?;
+        Recorder::open(dir, config, data_source, false)
+    }
+
+    /// Opens `metrics.jsonl` and `train.log`, truncated for a new run or appended to.
+    fn open(dir: &Path, config: &Config, data_source: &str, append: bool) -> Result<Recorder> {
+        let file = |name: &str| -> Result<BufWriter<File>> {
+            let path = dir.join(name);
+            std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(append)
+                .truncate(!append)
+                .open(&path)
+                .map(BufWriter::new)
+                .map_err(|e| Error::io(&path, "cannot open", e))
+        };
         Ok(Recorder {
             dir: dir.to_path_buf(),
-            metrics: create("metrics.jsonl")?,
-            log: create("train.log")?,
+            metrics: file("metrics.jsonl")?,
+            log: file("train.log")?,
             every_batches: config.training.log_every_batches.max(1),
             total_epochs: config.training.epochs,
             data_source: data_source.to_string(),
@@ -75,23 +85,7 @@ impl Recorder {
             .map(|l| format!("{l}\n"))
             .collect();
         crate::weights::write_atomically(&metrics_path, kept.as_bytes())?;
-        let append = |name: &str| -> Result<BufWriter<File>> {
-            let path = dir.join(name);
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map(BufWriter::new)
-                .map_err(|e| Error::io(&path, "cannot open", e))
-        };
-        let mut recorder = Recorder {
-            dir: dir.to_path_buf(),
-            metrics: append("metrics.jsonl")?,
-            log: append("train.log")?,
-            every_batches: config.training.log_every_batches.max(1),
-            total_epochs: config.training.epochs,
-            data_source: data_source.to_string(),
-        };
+        let mut recorder = Recorder::open(dir, config, data_source, true)?;
         recorder.write_metrics(&json!({"type": "resume", "step": step}))?;
         Ok(recorder)
     }
