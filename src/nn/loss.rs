@@ -24,6 +24,14 @@ pub fn argmax(row: &[f32]) -> usize {
         .0
 }
 
+/// The `k` largest values of `row` with their indices, largest first (ties: lower index first).
+pub fn top_k(row: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let mut ranked: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    ranked.truncate(k);
+    ranked
+}
+
 /// Computes the loss of `output` (`[batch, classes]`) against `labels`; when `grad` is given,
 /// writes the gradient of the mean loss with respect to `output` into it.
 pub fn compute(
@@ -40,51 +48,43 @@ pub fn compute(
         .zip(labels)
         .filter(|(row, l)| argmax(row) == **l as usize)
         .count();
-    let mut scratch;
-    let g: &mut [f32] = match grad {
-        Some(g) => {
-            ensure_shape(g, output.shape());
-            data_mut(g)
-        }
-        None => {
-            scratch = vec![0.0; out.len()];
-            &mut scratch
-        }
-    };
-    let mut total = 0.0f64;
-    match kind {
-        LossKind::SoftmaxCrossEntropy => {
-            // -log softmax(x)[l] = log(sum(exp(x - max))) - (x[l] - max): exact for huge
-            // logits, and infinite or NaN when the logits are, so divergence is noticed.
-            softmax_rows(out, g, classes);
-            for ((row, x), &l) in g
-                .chunks_exact_mut(classes)
-                .zip(out.chunks_exact(classes))
-                .zip(labels)
-            {
+    let mut grad = grad.map(|g| {
+        ensure_shape(g, output.shape());
+        data_mut(g)
+    });
+    let (mut total, mut squares) = (0.0f64, 0.0f64);
+    for (r, (x, &l)) in out.chunks_exact(classes).zip(labels).enumerate() {
+        let l = l as usize;
+        let row_grad = grad
+            .as_deref_mut()
+            .map(|g| &mut g[r * classes..(r + 1) * classes]);
+        match kind {
+            LossKind::SoftmaxCrossEntropy => {
+                // -log softmax(x)[l] = log(sum(exp(x - max))) - (x[l] - max): exact for huge
+                // logits, and infinite or NaN when the logits are, so divergence is noticed.
                 let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
                 let sum: f64 = x.iter().map(|&v| (v as f64 - max).exp()).sum();
-                total += sum.ln() - (x[l as usize] as f64 - max);
-                row[l as usize] -= 1.0;
-                row.iter_mut().for_each(|v| *v /= batch as f32);
-            }
-        }
-        LossKind::MeanSquaredError => {
-            let scale = 2.0 / (batch * classes) as f32;
-            for ((row, g), &l) in out
-                .chunks_exact(classes)
-                .zip(g.chunks_exact_mut(classes))
-                .zip(labels)
-            {
-                for (c, (&y, g)) in row.iter().zip(g.iter_mut()).enumerate() {
-                    let d = y - if c == l as usize { 1.0 } else { 0.0 };
-                    total += (d * d) as f64;
-                    *g = scale * d;
+                total += sum.ln() - (x[l] as f64 - max);
+                if let Some(g) = row_grad {
+                    softmax_rows(x, g, classes);
+                    g[l] -= 1.0;
+                    g.iter_mut().for_each(|v| *v /= batch as f32);
                 }
             }
-            total /= classes as f64;
+            LossKind::MeanSquaredError => {
+                let scale = 2.0 / (batch * classes) as f32;
+                let mut row_grad = row_grad;
+                for (c, &y) in x.iter().enumerate() {
+                    let d = y - if c == l { 1.0 } else { 0.0 };
+                    squares += (d * d) as f64;
+                    if let Some(g) = row_grad.as_deref_mut() {
+                        g[c] = scale * d;
+                    }
+                }
+            }
         }
     }
+    total += squares / classes as f64;
     BatchStats {
         loss: (total / batch as f64) as f32,
         correct,
