@@ -5,7 +5,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use super::args::BenchArgs;
-use super::{LoadedConfig, data_source, exit, load_config};
+use super::{LoadedConfig, data_source, exit, load_config, threads};
 use crate::data::{Dataset, epoch_order};
 use crate::error::{Error, Result};
 use crate::nn::{Context, Sequential};
@@ -21,14 +21,9 @@ pub fn run(args: BenchArgs) -> Result<u8> {
         name,
         origin,
     } = load_config(args.config.config.as_deref(), &args.config.set)?;
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if threads == 0 || args.batches == 0 {
-        return Err(Error::config(
-            "bench",
-            "--threads and --batches must be at least 1",
-        ));
+    let threads = threads(args.threads)?;
+    if args.batches == 0 {
+        return Err(Error::config("--batches", "must be at least 1"));
     }
     let source = data_source(args.config.data.as_ref(), &config);
     let data = Dataset::load(&source, 0.0)?;

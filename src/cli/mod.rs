@@ -88,6 +88,15 @@ pub fn load_config(path: Option<&Path>, overrides: &[String]) -> Result<LoadedCo
     })
 }
 
+/// `--threads`, or all cores.
+pub fn threads(flag: Option<usize>) -> Result<usize> {
+    match flag {
+        Some(0) => Err(Error::config("--threads", "must be at least 1")),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
 /// `--data` wins over the config's `data.dir`; neither means the bundled subset.
 pub fn data_source(flag: Option<&PathBuf>, config: &Config) -> DataSource {
     match flag.or(config.data.dir.as_ref()) {

@@ -10,8 +10,11 @@ use crate::data::digit::{Gray, SIDE, mnist_like};
 use crate::data::idx::read_idx_file;
 use crate::error::{Error, Result};
 use crate::nn::Sequential;
+use crate::nn::loss::top_k;
 use crate::nn::tensor::data;
-use crate::tui::widgets::grid::ASCII_RAMP;
+use crate::train::FilterImage;
+use crate::tui::app::Style;
+use crate::tui::widgets::grid::{Scale, grid_lines};
 use crate::weights;
 
 pub fn run(args: PredictArgs) -> Result<u8> {
@@ -109,24 +112,29 @@ fn idx_image(path: &Path, index: usize) -> Result<Vec<f32>> {
 /// The three most probable classes with their probabilities.
 fn classify(model: &mut Sequential, image: &[f32]) -> Vec<(usize, f32)> {
     model.set_input(image);
-    let probs = model.probabilities();
-    let mut ranked: Vec<(usize, f32)> = data(&probs).iter().copied().enumerate().collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-    ranked.truncate(3);
-    ranked
+    top_k(data(&model.probabilities()), 3)
 }
 
 /// The 28x28 image as the model sees it, two characters per pixel.
 pub fn ascii_art(image: &[f32]) -> String {
-    let ramp = ASCII_RAMP;
-    let mut out = String::new();
-    for row in image.chunks(SIDE) {
-        for &v in row {
-            let c = ramp[((v.clamp(0.0, 1.0) * (ramp.len() - 1) as f32).round()) as usize] as char;
-            out.push(c);
-            out.push(c);
-        }
-        out.push('\n');
-    }
-    out
+    let img = FilterImage {
+        height: SIDE,
+        width: SIDE,
+        values: image.to_vec(),
+    };
+    let style = Style {
+        ascii: true,
+        color: false,
+    };
+    let lines = grid_lines(&img, Scale::Gray, style, 2 * SIDE as u16, SIDE as u16);
+    lines
+        .iter()
+        .map(|l| {
+            l.spans
+                .iter()
+                .map(|s| s.content.as_ref())
+                .collect::<String>()
+                + "\n"
+        })
+        .collect()
 }

@@ -8,7 +8,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use super::args::TrainArgs;
-use super::{LoadedConfig, data_source, exit, load_config};
+use super::{LoadedConfig, data_source, exit, load_config, threads};
 use crate::config::{Config, fmt_lr, parse_config};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -27,11 +27,7 @@ const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 pub fn run(args: TrainArgs) -> Result<u8> {
     let (config, name, origin, resume, run_dir) = prepare(&args)?;
     let source = data_source(args.config.data.as_ref(), &config);
-    let threads = match args.threads {
-        Some(0) => return Err(Error::config("--threads", "must be at least 1")),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
+    let threads = threads(args.threads)?;
     let dataset = Arc::new(Dataset::load(&source, config.training.validation_split)?);
     let mut recorder = match &resume {
         Some(r) => Recorder::resume(&run_dir, &config, &source.to_string(), r.state.step)?,

@@ -1,7 +1,7 @@
 //! Snapshots of what a conv layer has learned: its filters and a probe image's feature maps.
 
 use crate::nn::Sequential;
-use crate::nn::loss::argmax;
+use crate::nn::loss::top_k;
 use crate::nn::tensor::data;
 
 /// A 2-D grid of values, row-major.
@@ -79,10 +79,7 @@ pub fn take(
     };
     model.set_input(probe);
     let probs = model.probabilities();
-    let mut ranked: Vec<(usize, f32)> = data(&probs).iter().copied().enumerate().collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-    ranked.truncate(3);
-    debug_assert_eq!(ranked.first().map(|r| r.0), Some(argmax(data(&probs))));
+    let top3 = top_k(data(&probs), 3);
     let maps = model.layer_output(shown);
     let &[_, mh, mw, mc] = maps.shape() else {
         return None;
@@ -114,6 +111,6 @@ pub fn take(
         probe_label,
         probe_image,
         feature_maps,
-        top3: ranked,
+        top3,
     })
 }
