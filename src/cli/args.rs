@@ -25,7 +25,8 @@ pub enum Commands {
     Bench(BenchArgs),
     /// Classify pictures of digits (PNG or JPEG, any size) with a trained model.
     Predict(PredictArgs),
-    /// Write PNG charts of a run (loss and accuracy curves) into RUN_DIR/plots/.
+    /// Write PNG pictures of a run into RUN_DIR/plots/: loss and accuracy curves, filters,
+    /// feature maps, confusion matrix, most confidently wrong test digits.
     Plot(PlotArgs),
 }
 
@@ -177,6 +178,9 @@ pub struct PredictArgs {
 
 #[derive(Debug, Args)]
 pub struct PlotArgs {
-    /// The run directory (with its metrics.jsonl).
+    /// The run directory (with its metrics.jsonl, weights or checkpoints).
     pub run_dir: PathBuf,
+    /// Data directory for the test-set pictures, instead of the one the run used.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
 }

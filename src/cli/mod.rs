@@ -38,10 +38,7 @@ pub fn run(cli: Cli) -> u8 {
         Commands::Evaluate(args) => evaluate::run(args),
         Commands::Bench(args) => bench::run(args),
         Commands::Predict(args) => predict::run(args),
-        Commands::Plot(args) => crate::plots::write_all(&args.run_dir).map(|paths| {
-            paths.iter().for_each(|p| println!("{}", p.display()));
-            exit::OK
-        }),
+        Commands::Plot(args) => plot(args),
     };
     match result {
         Ok(code) => code,
@@ -53,6 +50,20 @@ pub fn run(cli: Cli) -> u8 {
             }
         }
     }
+}
+
+/// `cnn-tui plot`: prints the pictures written, and why the model's were not, if so.
+fn plot(args: args::PlotArgs) -> Result<u8> {
+    let data = args.data.map(DataSource::Dir);
+    let written = crate::plots::write_all(&args.run_dir, data.as_ref())?;
+    written
+        .paths
+        .iter()
+        .for_each(|p| println!("{}", p.display()));
+    if let Some(why) = written.skipped {
+        eprintln!("{why}");
+    }
+    Ok(exit::OK)
 }
 
 /// A config as loaded: the values, the run name, and where it came from (for messages).

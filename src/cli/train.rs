@@ -25,8 +25,13 @@ use crate::tui::{self, Outcome, app};
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 
 pub fn run(args: TrainArgs) -> Result<u8> {
-    let (config, name, origin, resume, run_dir) = prepare(&args)?;
+    let (mut config, name, origin, resume, run_dir) = prepare(&args)?;
     let source = data_source(args.config.data.as_ref(), &config);
+    // The run directory keeps where its data came from (absolute), so that `plot`, `evaluate`
+    // and a resume find it again from anywhere.
+    if let crate::data::DataSource::Dir(dir) = &source {
+        config.data.dir = Some(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()));
+    }
     let threads = threads(args.threads)?;
     let dataset = Arc::new(Dataset::load(&source, config.training.validation_split)?);
     let mut recorder = match &resume {
@@ -90,19 +95,26 @@ fn say(line: &str) {
 
 /// Charts of the run; a failure to draw is reported, never fatal.
 fn plot(run_dir: &Path, recorder: &mut Recorder) {
-    let line = match crate::plots::write_all(run_dir) {
-        Ok(paths) => format!(
-            "plots: {}",
-            paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Err(e) => format!("plots not written: {e}"),
+    let lines = match crate::plots::write_all(run_dir, None) {
+        Ok(written) => {
+            let mut lines = vec![format!(
+                "plots: {}",
+                written
+                    .paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )];
+            lines.extend(written.skipped);
+            lines
+        }
+        Err(e) => vec![format!("plots not written: {e}")],
     };
-    say(&line);
-    let _ = recorder.log_line(&line);
+    for line in lines {
+        say(&line);
+        let _ = recorder.log_line(&line);
+    }
 }
 
 fn exit_code(summary: &RunSummary) -> u8 {

@@ -1,9 +1,14 @@
 //! PNG pictures of a run for people who cannot open a window on the cluster: loss and
-//! accuracy curves, read from the run directory's `metrics.jsonl`.
+//! accuracy curves from the run directory's `metrics.jsonl`, and from its weights and test set
+//! the filters, feature maps, confusion matrix and most confidently wrong digits.
 //!
 //! Text is drawn with DejaVu Sans compiled into the binary, so no system fonts are needed.
 
+mod confusion;
 mod curves;
+mod filters;
+mod learned;
+mod tiles;
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
@@ -12,7 +17,11 @@ use plotters::prelude::*;
 
 use crate::error::{Error, Result};
 
+pub use confusion::{CONFUSION_SIZE, MOST_WRONG_SIZE};
 pub use curves::{Metrics, read_metrics};
+pub use filters::filter_picture_size;
+
+use crate::data::DataSource;
 
 /// Size of every chart, in pixels.
 pub const CHART_SIZE: (u32, u32) = (960, 540);
@@ -27,24 +36,79 @@ fn register_font() {
     });
 }
 
-/// Writes every picture for `run_dir` into `run_dir/plots/` and returns their paths.
-pub fn write_all(run_dir: &Path) -> Result<Vec<PathBuf>> {
+/// The pictures written, and why the model's own pictures were not, if they were not.
+#[derive(Debug)]
+pub struct Written {
+    pub paths: Vec<PathBuf>,
+    pub skipped: Option<String>,
+}
+
+/// Writes every picture for `run_dir` into `run_dir/plots/`. The curves need only
+/// `metrics.jsonl`; the model's pictures need its weights and test set (`data`, or the run's
+/// own data directory), and are skipped with a reason when those cannot be had.
+pub fn write_all(run_dir: &Path, data: Option<&DataSource>) -> Result<Written> {
     register_font();
     let metrics = read_metrics(&run_dir.join("metrics.jsonl"))?;
     let dir = run_dir.join("plots");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "cannot create", e))?;
     let loss = dir.join("loss.png");
-    render(&loss, |area| curves::draw_loss(area, &metrics))?;
+    render(&loss, CHART_SIZE, |area| curves::draw_loss(area, &metrics))?;
     let accuracy = dir.join("accuracy.png");
-    render(&accuracy, |area| curves::draw_accuracy(area, &metrics))?;
-    Ok(vec![loss, accuracy])
+    render(&accuracy, CHART_SIZE, |area| {
+        curves::draw_accuracy(area, &metrics)
+    })?;
+    let mut paths = vec![loss, accuracy];
+    let skipped = match learned::examine(run_dir, data) {
+        Ok(mut learned) => {
+            paths.extend(write_learned(&dir, &mut learned)?);
+            None
+        }
+        Err(e) => Some(format!("no pictures of the model: {e}")),
+    };
+    Ok(Written { paths, skipped })
+}
+
+fn write_learned(dir: &Path, learned: &mut learned::Learned) -> Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    for (name, shape, values) in learned.conv_weights() {
+        let path = dir.join(format!("filters-{name}.png"));
+        let conv = filters::ConvWeights {
+            name: &name,
+            shape,
+            values: &values,
+        };
+        render(&path, filter_picture_size(shape), |area| {
+            filters::draw_filters(area, &conv)
+        })?;
+        paths.push(path);
+    }
+    for (name, probes) in learned.feature_maps() {
+        let path = dir.join(format!("feature-maps-{name}.png"));
+        render(&path, filters::feature_picture_size(&probes), |area| {
+            filters::draw_feature_maps(area, &name, &probes)
+        })?;
+        paths.push(path);
+    }
+    let path = dir.join("confusion.png");
+    render(&path, CONFUSION_SIZE, |area| {
+        confusion::draw_confusion(area, &learned.confusion)
+    })?;
+    paths.push(path);
+    let path = dir.join("most-wrong.png");
+    render(&path, MOST_WRONG_SIZE, |area| {
+        confusion::draw_most_wrong(area, &learned.mistakes, learned.wrong)
+    })?;
+    paths.push(path);
+    Ok(paths)
 }
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 
+/// What drawing functions return: plotters' errors as text.
+type Drawn = std::result::Result<(), String>;
+
 /// Draws into an RGB buffer and saves it as PNG (atomically).
-fn render(path: &Path, draw: impl FnOnce(&Area) -> std::result::Result<(), String>) -> Result<()> {
-    let (w, h) = CHART_SIZE;
+fn render(path: &Path, (w, h): (u32, u32), draw: impl FnOnce(&Area) -> Drawn) -> Result<()> {
     let mut buffer = vec![255u8; (w * h * 3) as usize];
     {
         let area = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();

@@ -44,3 +44,78 @@ fn runs_write_loss_and_accuracy_charts_with_the_hand_made_lr_change_marked() {
         stderr(&o)
     );
 }
+
+/// Pixels of a PNG that are clearly red (positive weights) and clearly blue (negative).
+fn reds_and_blues(path: &std::path::Path) -> (usize, usize) {
+    let img = image::open(path).unwrap().to_rgb8();
+    let red = img
+        .pixels()
+        .filter(|p| p.0[0] > p.0[2].saturating_add(60))
+        .count();
+    let blue = img
+        .pixels()
+        .filter(|p| p.0[2] > p.0[0].saturating_add(60))
+        .count();
+    (red, blue)
+}
+
+#[test]
+fn runs_draw_filters_feature_maps_confusion_and_most_wrong_digits() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = cnn_tui(
+        &["train", "--headless", "--epochs", "1", "--run-dir", "run"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let plots = dir.path().join("run/plots");
+    // The default model: conv1 has 8 filters of 5x5x1, conv2 16 of 3x3x8.
+    for (name, shape) in [("conv1", [5, 5, 1, 8]), ("conv2", [3, 3, 8, 16])] {
+        let path = plots.join(format!("filters-{name}.png"));
+        let (w, h, inked, _) = ink(&path);
+        assert_eq!((w, h), cnn_tui::plots::filter_picture_size(shape), "{name}");
+        let (red, blue) = reds_and_blues(&path);
+        // Every weight is a zoomed square: trained filters have both signs.
+        let weights = shape.iter().product::<usize>();
+        assert!(
+            red > weights && blue > weights,
+            "{name}: {red} red, {blue} blue pixels"
+        );
+        assert!(inked > 4 * weights, "{name}");
+        let (fw, fh, finked, fcolours) = ink(&plots.join(format!("feature-maps-{name}.png")));
+        assert!(fw >= 560 && fh > 4 * 28 * 3, "{name}: {fw}x{fh}");
+        assert!(
+            finked > 20_000 && fcolours > 50,
+            "{name}: {finked} inked, {fcolours} colours"
+        );
+    }
+    let (w, h, inked, _) = ink(&plots.join("confusion.png"));
+    assert_eq!((w, h), cnn_tui::plots::CONFUSION_SIZE);
+    let (red, blue) = reds_and_blues(&plots.join("confusion.png"));
+    assert!(
+        inked > 50_000 && red > 1_000 && blue > 10 * 3_000,
+        "{inked} {red} {blue}"
+    );
+    let (w, h, inked, _) = ink(&plots.join("most-wrong.png"));
+    assert_eq!((w, h), cnn_tui::plots::MOST_WRONG_SIZE);
+    assert!(inked > 32 * 1_000, "32 digits drawn: {inked} inked pixels");
+
+    // A run directory copied to a machine without its data: curves still, and a reason.
+    let copied = dir.path().join("copied");
+    std::fs::create_dir(&copied).unwrap();
+    std::fs::copy(
+        dir.path().join("run/metrics.jsonl"),
+        copied.join("metrics.jsonl"),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(dir.path().join("run/config.toml")).unwrap();
+    assert!(!config.contains("dir ="), "bundled data is not a directory");
+    let o = cnn_tui(&["plot", "copied"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(copied.join("plots/loss.png").is_file());
+    assert!(
+        stderr(&o)
+            .contains("no pictures of the model: copied: no model.safetensors and no checkpoint"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -1,0 +1,216 @@
+//! Pictures of the trained model itself: its filters, the feature maps of a few test digits,
+//! the confusion matrix and the most confidently wrong test digits. They need the run's
+//! weights (final, or the latest checkpoint) and its test set.
+
+use std::path::{Path, PathBuf};
+
+use super::confusion::{MOST_WRONG_GRID, Mistake};
+use super::filters::ProbeMaps;
+use crate::data::{DataSource, Dataset, Split};
+use crate::error::{Error, Result};
+use crate::nn::Sequential;
+use crate::nn::loss::argmax;
+use crate::nn::tensor::data as values_of;
+use crate::train::FilterImage;
+use crate::train::checkpoint::latest;
+use crate::weights;
+
+/// Test digits whose feature maps are drawn.
+pub const PROBES: usize = 4;
+
+const BATCH: usize = 256;
+
+/// The weights to draw: the final ones, or the latest checkpoint of an unfinished run.
+pub fn weights_of(run_dir: &Path) -> Result<PathBuf> {
+    let last = run_dir.join("model.safetensors");
+    if last.is_file() {
+        return Ok(last);
+    }
+    latest(run_dir).ok_or_else(|| {
+        Error::data(
+            run_dir,
+            "no model.safetensors and no checkpoint to draw from",
+        )
+    })
+}
+
+/// What the pictures of a trained model show.
+pub struct Learned {
+    pub model: Sequential,
+    pub test: Split,
+    pub image_shape: [usize; 3],
+    /// `confusion[truth][predicted]` over the test set.
+    pub confusion: Vec<Vec<usize>>,
+    /// Wrong test predictions, most confident first.
+    pub mistakes: Vec<Mistake>,
+    pub wrong: usize,
+}
+
+/// Loads the run's weights and test set (the run's data directory unless `data` is given)
+/// and runs the test set through the model.
+pub fn examine(run_dir: &Path, data: Option<&DataSource>) -> Result<Learned> {
+    let weights = weights_of(run_dir)?;
+    let saved = weights::load(&weights)?;
+    let source = match data {
+        Some(s) => s.clone(),
+        None => match &saved.config.data.dir {
+            Some(dir) if !dir.is_dir() => {
+                return Err(Error::data(
+                    dir,
+                    "the run's data directory is not here (a run copied from another machine?): give --data",
+                ));
+            }
+            Some(dir) => DataSource::Dir(dir.clone()),
+            None => DataSource::Bundled,
+        },
+    };
+    let dataset = Dataset::load(&source, 0.0)?;
+    let mut model = saved.model;
+    if dataset.image_shape != model.input_shape() || dataset.classes > model.output_size() {
+        return Err(Error::weights(
+            &weights,
+            format!(
+                "model takes {:?} images and {} classes; {source} has {:?} and {}",
+                model.input_shape(),
+                model.output_size(),
+                dataset.image_shape,
+                dataset.classes
+            ),
+        ));
+    }
+    let classes = model.output_size();
+    let mut confusion = vec![vec![0usize; classes]; classes];
+    let mut mistakes = Vec::new();
+    let test = dataset.test;
+    let indices: Vec<u32> = (0..test.len() as u32).collect();
+    for chunk in indices.chunks(BATCH) {
+        model.load_batch(&test, chunk);
+        let probabilities = model.probabilities();
+        for (&i, p) in chunk
+            .iter()
+            .zip(values_of(&probabilities).chunks_exact(classes))
+        {
+            let (truth, predicted) = (test.labels[i as usize] as usize, argmax(p));
+            confusion[truth][predicted] += 1;
+            if truth != predicted {
+                mistakes.push((i as usize, truth, predicted, p[predicted]));
+            }
+        }
+    }
+    let wrong = mistakes.len();
+    mistakes.sort_by(|a, b| b.3.total_cmp(&a.3).then(a.0.cmp(&b.0)));
+    let shown = MOST_WRONG_GRID.0 * MOST_WRONG_GRID.1;
+    let mistakes = mistakes
+        .into_iter()
+        .take(shown)
+        .map(|(index, truth, predicted, confidence)| Mistake {
+            index,
+            truth,
+            predicted,
+            confidence,
+            digit: digit(&test, dataset.image_shape, index),
+        })
+        .collect();
+    Ok(Learned {
+        model,
+        test,
+        image_shape: dataset.image_shape,
+        confusion,
+        mistakes,
+        wrong,
+    })
+}
+
+/// Test sample `index` as an image in [0, 1] (channels averaged).
+fn digit(split: &Split, [h, w, c]: [usize; 3], index: usize) -> FilterImage {
+    let bytes = &split.images[index * h * w * c..(index + 1) * h * w * c];
+    FilterImage {
+        height: h,
+        width: w,
+        values: bytes
+            .chunks_exact(c)
+            .map(|px| px.iter().map(|&b| b as f32).sum::<f32>() / (255.0 * c as f32))
+            .collect(),
+    }
+}
+
+impl Learned {
+    /// Each conv layer's name and weights `[kh, kw, in, out]`.
+    pub fn conv_weights(&self) -> Vec<(String, [usize; 4], Vec<f32>)> {
+        self.model
+            .layers()
+            .iter()
+            .filter(|l| l.kind() == "Conv2D")
+            .filter_map(|l| {
+                let w = &l.params()[0].value;
+                let &[kh, kw, cin, f] = w.shape() else {
+                    return None;
+                };
+                Some((
+                    l.name().to_string(),
+                    [kh, kw, cin, f],
+                    values_of(w).to_vec(),
+                ))
+            })
+            .collect()
+    }
+
+    /// For each conv layer: its name and the feature maps of the probe digits (the first test
+    /// digits of different classes), after the activation that follows the layer if any.
+    pub fn feature_maps(&mut self) -> Vec<(String, Vec<ProbeMaps>)> {
+        let mut probes: Vec<usize> = Vec::new();
+        for (i, &label) in self.test.labels.iter().enumerate() {
+            if probes.len() == PROBES {
+                break;
+            }
+            if probes.iter().all(|&p| self.test.labels[p] != label) {
+                probes.push(i);
+            }
+        }
+        let indices: Vec<u32> = probes.iter().map(|&i| i as u32).collect();
+        self.model.load_batch(&self.test, &indices);
+        let probabilities = self.model.probabilities();
+        let classes = self.model.output_size();
+        let predicted: Vec<usize> = values_of(&probabilities)
+            .chunks_exact(classes)
+            .map(argmax)
+            .collect();
+        let layers = self.model.layers();
+        let mut out = Vec::new();
+        for (li, layer) in layers.iter().enumerate() {
+            if layer.kind() != "Conv2D" {
+                continue;
+            }
+            let shown = match layers.get(li + 1) {
+                Some(next) if matches!(next.kind(), "ReLU" | "Sigmoid" | "Tanh") => li + 1,
+                _ => li,
+            };
+            let maps = self.model.layer_output(shown);
+            let &[_, mh, mw, mc] = maps.shape() else {
+                continue;
+            };
+            let values = values_of(maps);
+            let per = mh * mw * mc;
+            let probe_maps = probes
+                .iter()
+                .enumerate()
+                .map(|(k, &index)| ProbeMaps {
+                    caption: format!(
+                        "test #{index}: {} (said {})",
+                        self.test.labels[index], predicted[k]
+                    ),
+                    digit: digit(&self.test, self.image_shape, index),
+                    maps: (0..mc)
+                        .map(|c| FilterImage {
+                            height: mh,
+                            width: mw,
+                            values: (0..mh * mw).map(|p| values[k * per + p * mc + c]).collect(),
+                        })
+                        .collect(),
+                })
+                .collect();
+            out.push((layer.name().to_string(), probe_maps));
+        }
+        out
+    }
+}
