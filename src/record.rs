@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::remote;
 use crate::report::describe;
-use crate::train::TrainEvent;
+use crate::train::{Snapshot, TrainEvent};
 
 pub struct Recorder {
     dir: PathBuf,
@@ -38,6 +39,9 @@ impl Recorder {
     pub fn create(dir: &Path, config: &Config, data_source: &str) -> Result<Recorder> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(dir, "cannot create the run directory", e))?;
+        // Owner-only: only the run's owner may read it or drop commands into it.
+        remote::create_private_dir(dir)?;
+        remote::create_private_dir(&remote::commands_dir(dir))?;
         let config_path = dir.join("config.toml");
         std::fs::write(&config_path, config.to_toml())
             .map_err(|e| Error::io(&config_path, "cannot write", e))?;
@@ -85,8 +89,9 @@ impl Recorder {
             .map(|l| format!("{l}\n"))
             .collect();
         crate::weights::write_atomically(&metrics_path, kept.as_bytes())?;
+        remote::create_private_dir(&remote::commands_dir(dir))?;
         let mut recorder = Recorder::open(dir, config, data_source, true)?;
-        recorder.write_metrics(&json!({"type": "resume", "step": step}))?;
+        recorder.write_metrics(&json!({"type": "restart", "step": step}))?;
         Ok(recorder)
     }
 
@@ -100,6 +105,23 @@ impl Recorder {
             self.log_line(&line)?;
         }
         let line = match event {
+            TrainEvent::Started {
+                epochs,
+                batches_per_epoch,
+                train_samples,
+                validation_samples,
+                test_samples,
+                lr,
+                optimizer,
+                layers,
+                params,
+                threads,
+            } => json!({
+                "type": "start", "epochs": epochs, "batches_per_epoch": batches_per_epoch,
+                "train_samples": train_samples, "validation_samples": validation_samples,
+                "test_samples": test_samples, "lr": lr, "optimizer": optimizer,
+                "layers": layers, "params": params, "threads": threads,
+            }),
             TrainEvent::Batch {
                 epoch,
                 batch,
@@ -107,10 +129,29 @@ impl Recorder {
                 loss,
                 accuracy,
                 lr,
-                ..
+                samples_per_second,
             } if (*step as usize).is_multiple_of(self.every_batches) => json!({
                 "type": "batch", "epoch": epoch, "batch": batch, "step": step,
                 "loss": loss, "accuracy": accuracy, "lr": lr,
+                "samples_per_second": samples_per_second.round(),
+            }),
+            TrainEvent::Snapshot(snapshot) => {
+                write_snapshot(&self.dir, snapshot);
+                return Ok(());
+            }
+            TrainEvent::CommandApplied {
+                id,
+                command,
+                step,
+                epoch,
+                batch,
+            } => json!({
+                "type": "command", "id": id, "command": command, "step": step,
+                "epoch": epoch, "batch": batch,
+            }),
+            TrainEvent::Message(message) => json!({"type": "message", "message": message}),
+            TrainEvent::Diverged { message, step } => json!({
+                "type": "diverged", "step": step, "message": message,
             }),
             TrainEvent::EpochEnd(m) => tagged("epoch", m),
             TrainEvent::LrChanged {
@@ -153,6 +194,16 @@ impl Recorder {
         self.write_metrics(&line)
     }
 
+    /// Records a command file that was removed without being applied; returns the log line.
+    pub fn command_refused(&mut self, file: &Path, reason: &str) -> String {
+        let line = format!("command file {} refused: {reason}", file.display());
+        let _ = self.log_line(&line);
+        let _ = self.write_metrics(&json!({
+            "type": "command_refused", "file": file, "reason": reason,
+        }));
+        line
+    }
+
     pub fn log_line(&mut self, line: &str) -> Result<()> {
         writeln!(self.log, "{line}")
             .and_then(|_| self.log.flush())
@@ -169,6 +220,35 @@ impl Recorder {
         let path = self.dir.join("summary.json");
         let text = serde_json::to_string_pretty(summary).expect("json values serialize");
         crate::weights::write_atomically(&path, text.as_bytes())
+    }
+}
+
+/// Replaces `snapshot.json` (for `watch`), values rounded to 4 decimals to keep it small. Not
+/// synced to disk: a snapshot lost in a crash is replaced by the next one.
+fn write_snapshot(dir: &Path, snapshot: &Snapshot) {
+    let mut s = snapshot.clone();
+    let round = |v: &mut f32| {
+        *v = if v.is_finite() {
+            (*v * 1e4).round() / 1e4
+        } else {
+            0.0
+        }
+    };
+    for image in s
+        .filters
+        .iter_mut()
+        .chain(s.feature_maps.iter_mut())
+        .chain(std::iter::once(&mut s.probe_image))
+    {
+        image.values.iter_mut().for_each(round);
+    }
+    let Ok(text) = serde_json::to_vec(&s) else {
+        return;
+    };
+    let path = remote::snapshot_path(dir);
+    let tmp = dir.join(".snapshot.json.tmp");
+    if std::fs::write(&tmp, text).is_ok() {
+        let _ = std::fs::rename(&tmp, &path);
     }
 }
 

@@ -42,6 +42,15 @@ pub fn describe(event: &TrainEvent, total_epochs: usize) -> Option<String> {
             format!("checkpoint saved at step {step}: {}", path.display())
         }
         TrainEvent::Message(m) => m.clone(),
+        TrainEvent::CommandApplied {
+            command,
+            step,
+            epoch,
+            batch,
+            ..
+        } => {
+            format!("command {command} applied at epoch {epoch}, after batch {batch} (step {step})")
+        }
         TrainEvent::Finished(s) => finished_line(s),
         TrainEvent::Failed { message } => format!("error: {message}"),
         TrainEvent::Diverged { message, .. } => message.clone(),

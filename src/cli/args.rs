@@ -28,6 +28,15 @@ pub enum Commands {
     /// Write PNG pictures of a run into RUN_DIR/plots/: loss and accuracy curves, filters,
     /// feature maps, confusion matrix, most confidently wrong test digits.
     Plot(PlotArgs),
+    /// The dashboard for a run started elsewhere (a batch job), read from its run directory;
+    /// its keys steer the run through the directory's commands folder.
+    Watch(WatchArgs),
+    /// Steer a running job through its run directory and wait for it to acknowledge.
+    Ctl(CtlArgs),
+    /// One table of the runs under a directory: parameters, progress and results.
+    Runs(RunsArgs),
+    /// Train a grid of settings, one run directory each, then print their table.
+    Sweep(SweepArgs),
 }
 
 impl Default for Commands {
@@ -183,4 +192,104 @@ pub struct PlotArgs {
     /// Data directory for the test-set pictures, instead of the one the run used.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The run directory of the run to watch (running or finished).
+    pub run_dir: PathBuf,
+    /// ASCII characters only (for terminals without Unicode fonts).
+    #[arg(long)]
+    pub ascii: bool,
+    /// The factor by which + and - change the learning rate.
+    #[arg(long, default_value_t = 2.0, value_parser = positive_factor)]
+    pub lr_factor: f64,
+    /// How often to look for new lines in the run directory, in milliseconds.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub poll_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// The run directory of the running job.
+    pub run_dir: PathBuf,
+    #[command(subcommand)]
+    pub action: CtlAction,
+    /// Seconds to wait for the job to acknowledge.
+    #[arg(long, default_value_t = 30.0, global = true)]
+    pub timeout: f64,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum CtlAction {
+    /// Pause before the next batch.
+    Pause,
+    /// Resume a paused run.
+    Resume,
+    /// Set the learning rate.
+    Lr {
+        #[arg(value_parser = positive_number)]
+        value: f64,
+    },
+    /// Multiply the learning rate by a factor (0.5 halves it).
+    LrScale {
+        #[arg(value_parser = positive_number)]
+        factor: f64,
+    },
+    /// Save a checkpoint now.
+    Save,
+    /// Stop after this batch, test the model and finish the run.
+    Stop,
+}
+
+fn positive_number(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("'{s}' must be a positive number")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// The directory holding run directories (searched two levels deep).
+    #[arg(default_value = "runs")]
+    pub dir: PathBuf,
+    /// Sort by this column (name, model, optimizer, lr, batch, epochs, val_acc, test_acc, time, status).
+    #[arg(long, default_value = "name")]
+    pub sort: String,
+    /// Largest first.
+    #[arg(long)]
+    pub reverse: bool,
+    /// One JSON array of runs.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// CSV with a header line.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The config file the grid starts from (the built-in default when absent).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// KEY=V1,V2,...: one axis of the grid (a single value applies to every run). Repeatable;
+    /// the first axis varies slowest.
+    #[arg(long = "set", value_name = "KEY=V1,V2,...")]
+    pub set: Vec<String>,
+    /// Data directory (as for train).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Where the sweep's run directories go; default runs/sweep-<config name>.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Run only combination I (0-based), e.g. $SLURM_ARRAY_TASK_ID in a job array.
+    #[arg(long, value_name = "I")]
+    pub index: Option<usize>,
+    /// Print the grid, one combination per line with its index, and run nothing.
+    #[arg(long)]
+    pub list: bool,
+    /// Worker threads per run (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }

@@ -2,10 +2,14 @@
 
 mod args;
 mod bench;
+mod ctl;
 mod evaluate;
 mod predict;
+mod runs;
 mod summary;
+mod sweep;
 mod train;
+mod watch;
 
 pub use args::{Cli, Commands};
 
@@ -39,6 +43,10 @@ pub fn run(cli: Cli) -> u8 {
         Commands::Bench(args) => bench::run(args),
         Commands::Predict(args) => predict::run(args),
         Commands::Plot(args) => plot(args),
+        Commands::Watch(args) => watch::run(args),
+        Commands::Ctl(args) => ctl::run(args),
+        Commands::Runs(args) => runs::run(args),
+        Commands::Sweep(args) => sweep::run(args),
     };
     match result {
         Ok(code) => code,

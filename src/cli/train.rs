@@ -13,6 +13,7 @@ use crate::config::{Config, fmt_lr, parse_config};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::record::{Recorder, new_run_dir};
+use crate::remote::inbox::{Inbox, Incoming};
 use crate::report::describe;
 use crate::signals::Signals;
 use crate::train::checkpoint::{self, latest};
@@ -23,6 +24,8 @@ use crate::tui::{self, Outcome, app};
 
 /// How often the dashboard gets fresh filters and feature maps.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
+/// How often a headless run refreshes `snapshot.json` for `watch`.
+const SNAPSHOT_FILE_EVERY: Duration = Duration::from_secs(5);
 
 pub fn run(args: TrainArgs) -> Result<u8> {
     let (mut config, name, origin, resume, run_dir) = prepare(&args)?;
@@ -45,6 +48,7 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         run_dir: run_dir.clone(),
         hyperparameters: hyperparameters(&config, &source.to_string(), threads),
         lr_factor: args.lr_factor,
+        watching: false,
     };
     let epochs = config.training.epochs;
     let signals = Signals::register()?;
@@ -53,7 +57,11 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         dataset,
         run_dir: run_dir.clone(),
         threads,
-        snapshot_every: dashboard.then_some(SNAPSHOT_EVERY),
+        snapshot_every: Some(if dashboard {
+            SNAPSHOT_EVERY
+        } else {
+            SNAPSHOT_FILE_EVERY
+        }),
         pause_on_divergence: dashboard,
         resume,
     })
@@ -63,12 +71,28 @@ pub fn run(args: TrainArgs) -> Result<u8> {
             ascii: args.ascii,
             color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         };
-        let outcome = tui::run(handle, &mut recorder, app::App::new(info, style), &signals)?;
+        let TrainHandle {
+            commands,
+            events,
+            thread,
+        } = handle;
+        let session = tui::Session {
+            events,
+            commands,
+            local: Some((&mut recorder, Inbox::new(&run_dir))),
+        };
+        let outcome = tui::run(session, app::App::new(info, style), &signals)?;
         if !args.no_plots {
             plot(&run_dir, &mut recorder);
         }
         return match outcome {
-            Outcome::Ended(result) => result.map(|s| exit_code(&s)),
+            Outcome::Ended { record_error } => {
+                let summary = join(thread)?;
+                match record_error {
+                    Some(e) => Err(e),
+                    None => summary.map(|s| exit_code(&s)),
+                }
+            }
             Outcome::Aborted => Ok(exit::ABORTED),
         };
     }
@@ -194,7 +218,18 @@ fn headless(
     epochs: usize,
     signals: &Signals,
 ) -> Result<RunSummary> {
+    let mut inbox = Inbox::new(recorder.dir());
     loop {
+        for incoming in inbox.poll() {
+            match incoming {
+                Incoming::Command(c) => {
+                    let _ = handle.commands.send(c);
+                }
+                Incoming::Refused { file, reason } => {
+                    say(&recorder.command_refused(&file, &reason))
+                }
+            }
+        }
         if let Some(name) = signals.take_interrupt() {
             say(&format!(
                 "{name} received: saving a checkpoint and stopping after this batch"
@@ -217,16 +252,25 @@ fn headless(
             say(&line);
         }
     }
-    handle.thread.join().map_err(|_| {
+    join(handle.thread)?
+}
+
+/// Waits for the training thread and returns its outcome.
+fn join(thread: std::thread::JoinHandle<Result<RunSummary>>) -> Result<Result<RunSummary>> {
+    thread.join().map_err(|_| {
         Error::config(
             "training thread",
             "panicked (this is a bug; please report it)",
         )
-    })?
+    })
 }
 
 /// The settings the dashboard's model pane lists.
-fn hyperparameters(config: &Config, data: &str, threads: usize) -> Vec<(String, String)> {
+pub(super) fn hyperparameters(
+    config: &Config,
+    data: &str,
+    threads: usize,
+) -> Vec<(String, String)> {
     let t = &config.training;
     let mut v = vec![
         ("optimizer".to_string(), config.optimizer.label()),

@@ -3,10 +3,10 @@
 use super::model::Sequential;
 
 /// One row of the summary.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LayerRow {
     pub name: String,
-    pub kind: &'static str,
+    pub kind: String,
     pub output_shape: Vec<usize>,
     pub params: usize,
 }
@@ -17,7 +17,7 @@ pub fn summary_rows(model: &Sequential) -> Vec<LayerRow> {
         .iter()
         .map(|l| LayerRow {
             name: l.name().to_string(),
-            kind: l.kind(),
+            kind: l.kind().to_string(),
             output_shape: l.output_shape().to_vec(),
             params: l.params().iter().map(|p| p.value.len()).sum(),
         })

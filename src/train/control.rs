@@ -27,4 +27,31 @@ pub enum Command {
         conv_layer: usize,
         probe: usize,
     },
+    /// A command from outside the process (a command file): applied like the inner command,
+    /// and acknowledged with a `CommandApplied` event carrying `id`.
+    Remote {
+        id: String,
+        command: Box<Command>,
+    },
+}
+
+impl Command {
+    /// How a command reads in logs and acknowledgements, e.g. `lr 0.01`.
+    pub fn describe(&self) -> String {
+        match self {
+            Command::Pause => "pause".into(),
+            Command::Resume => "resume".into(),
+            Command::SetLr(lr) => format!("lr {}", crate::config::fmt_lr(*lr)),
+            Command::ScaleLr(f) => format!("lr-scale {f}"),
+            Command::SaveCheckpoint => "save".into(),
+            Command::Stop => "stop".into(),
+            Command::Interrupt(cause) => format!("interrupt ({cause})"),
+            Command::RestoreLastGood => "restore".into(),
+            Command::Unattended => "unattended".into(),
+            Command::Inspect { conv_layer, probe } => {
+                format!("inspect conv layer {conv_layer}, probe {probe}")
+            }
+            Command::Remote { command, .. } => command.describe(),
+        }
+    }
 }

@@ -18,7 +18,7 @@ pub enum Phase {
 }
 
 /// Why a learning rate changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LrSource {
     /// A command from a front end (a key, `ctl`).
@@ -28,7 +28,7 @@ pub enum LrSource {
 }
 
 /// Why a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
     /// All epochs done.
@@ -56,11 +56,12 @@ pub struct EpochMetrics {
 }
 
 /// The outcome of a run, as written to `summary.json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
     pub stop_reason: StopReason,
     /// What interrupted the run (e.g. `SIGTERM`), when it was interrupted.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub interrupted_by: Option<String>,
     /// Not measured when the run was interrupted.
     pub test_loss: Option<f64>,
@@ -121,6 +122,15 @@ pub enum TrainEvent {
     CheckpointSaved {
         path: PathBuf,
         step: u64,
+    },
+    /// A command that came with an id (from `ctl` or `watch`, through the run directory) was
+    /// applied between batches: after `batch` batches of `epoch`, at `step`.
+    CommandApplied {
+        id: String,
+        command: String,
+        step: u64,
+        epoch: usize,
+        batch: usize,
     },
     /// A warning or note for the log.
     Message(String),

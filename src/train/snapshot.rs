@@ -1,11 +1,13 @@
 //! Snapshots of what a conv layer has learned: its filters and a probe image's feature maps.
 
+use serde::{Deserialize, Serialize};
+
 use crate::nn::Sequential;
 use crate::nn::loss::top_k;
 use crate::nn::tensor::data;
 
 /// A 2-D grid of values, row-major.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FilterImage {
     pub height: usize,
     pub width: usize,
@@ -13,7 +15,7 @@ pub struct FilterImage {
 }
 
 /// The selected conv layer's filters and the probe's feature maps in that layer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub step: u64,
     /// Index among the model's conv layers, and the layer's name.

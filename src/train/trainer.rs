@@ -502,6 +502,19 @@ impl Trainer {
                 }
             };
             let step = self.state.step;
+            let command = match command {
+                Command::Remote { id, command } => {
+                    self.emit(TrainEvent::CommandApplied {
+                        id,
+                        command: command.describe(),
+                        step,
+                        epoch: self.state.epoch,
+                        batch: self.state.batches_done,
+                    });
+                    *command
+                }
+                c => c,
+            };
             match command {
                 Command::Pause if paused_since.is_none() => {
                     paused_since = Some(Instant::now());
@@ -543,6 +556,9 @@ impl Trainer {
                     self.inspect = (conv_layer, probe);
                     self.maybe_snapshot(true);
                 }
+                Command::Remote { .. } => self.emit(TrainEvent::Message(
+                    "ignored a nested remote command".into(),
+                )),
             }
         }
     }

@@ -86,6 +86,9 @@ pub struct RunInfo {
     pub run_dir: PathBuf,
     pub hyperparameters: Vec<(String, String)>,
     pub lr_factor: f64,
+    /// Watching a run started elsewhere, through its run directory (`cnn-tui watch`):
+    /// leaving does not stop it.
+    pub watching: bool,
 }
 
 #[derive(Debug)]
@@ -249,6 +252,8 @@ impl App {
                 );
             }
             TrainEvent::EpochEnd(m) => {
+                // Batch lines may be sparse (a watched run logs every few batches).
+                (self.epoch, self.batch, self.step) = (m.epoch, self.batches_per_epoch, m.step);
                 let x = m.epoch as f64;
                 self.train_loss.push((x, m.loss));
                 self.train_accuracy.push((x, m.accuracy));
@@ -265,7 +270,7 @@ impl App {
                 self.snapshot = Some((**s).clone());
             }
             TrainEvent::CheckpointSaved { path, .. } => self.last_checkpoint = Some(path.clone()),
-            TrainEvent::Message(_) => {}
+            TrainEvent::Message(_) | TrainEvent::CommandApplied { .. } => {}
             TrainEvent::Diverged { .. } => self.state = RunState::DivergedPaused,
             TrainEvent::Finished(s) => {
                 self.state = RunState::Finished(s.stop_reason);

@@ -44,7 +44,18 @@ impl KeyOutcome {
 
 pub fn handle_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
     app.dirty = true;
-    if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+    let ctrl_c = key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
+    // Watching: q and ctrl-c leave at once, the run goes on.
+    if app.info.watching
+        && matches!(app.mode, Mode::Normal | Mode::QuitConfirm)
+        && (ctrl_c || key.code == KeyCode::Char('q'))
+    {
+        return KeyOutcome {
+            commands: vec![],
+            abort: true,
+        };
+    }
+    if ctrl_c {
         app.interrupts += 1;
         if app.interrupts >= 2 || app.state.is_over() {
             return KeyOutcome {
@@ -152,6 +163,12 @@ fn normal_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
             app.mode = Mode::QuitConfirm;
             None
         }
+        KeyCode::Esc if app.info.watching => {
+            return KeyOutcome {
+                commands: vec![],
+                abort: true,
+            };
+        }
         _ => None,
     };
     KeyOutcome {
@@ -159,6 +176,10 @@ fn normal_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
         abort: false,
     }
 }
+
+/// The footer while watching a run started elsewhere.
+pub const WATCH_FOOTER: &str =
+    "p pause  +/- lr  l set lr  s save  tab layer  n probe  m model  ? help  q leave";
 
 #[cfg(test)]
 mod tests {

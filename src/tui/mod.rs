@@ -20,8 +20,9 @@ use crossterm::event::{self, Event, KeyEventKind};
 
 use crate::error::{Error, Result};
 use crate::record::Recorder;
+use crate::remote::inbox::{self, Inbox, Incoming};
 use crate::signals::Signals;
-use crate::train::{Command, RunSummary, TrainEvent, TrainHandle};
+use crate::train::{Command, TrainEvent};
 use app::App;
 use keys::handle_key;
 
@@ -82,19 +83,29 @@ impl Drop for RestoreOnDrop {
 
 /// How the dashboard ended.
 pub enum Outcome {
-    /// The run ended (finished, stopped, diverged or failed) and the trainer was joined.
-    Ended(Result<RunSummary>),
+    /// The run ended (finished, stopped, diverged or failed) and the user left, or the
+    /// terminal hung up and the run was followed to its end. When watching: the user left.
+    Ended {
+        /// Writing the run directory failed at some point (the run went on).
+        record_error: Option<Error>,
+    },
     /// The user aborted (second Ctrl-C or q after an abort request) before the run ended.
     Aborted,
 }
 
-/// Runs the dashboard until the run has ended and the user leaves (or aborts).
-pub fn run(
-    handle: TrainHandle,
-    recorder: &mut Recorder,
-    mut app: App,
-    signals: &Signals,
-) -> Result<Outcome> {
+/// Where the dashboard's events come from and its commands go.
+pub struct Session<'a> {
+    pub events: mpsc::Receiver<TrainEvent>,
+    pub commands: mpsc::Sender<Command>,
+    /// A run in this process: every event is recorded in its run directory, and commands
+    /// dropped into its commands folder (by `ctl`, `watch`) are forwarded. `None` when
+    /// watching a run through its directory.
+    pub local: Option<(&'a mut Recorder, Inbox)>,
+}
+
+/// Runs the dashboard until the run has ended and the user leaves (or aborts, or, when
+/// watching, leaves).
+pub fn run(session: Session, mut app: App, signals: &Signals) -> Result<Outcome> {
     let mut terminal = ratatui::try_init().map_err(|e| {
         Error::io(
             std::path::Path::new("terminal"),
@@ -133,11 +144,11 @@ pub fn run(
             })
             .map_err(|e| Error::io(std::path::Path::new("input thread"), "cannot start", e))?;
     }
-    let TrainHandle {
+    let Session {
         commands,
         events,
-        thread,
-    } = handle;
+        mut local,
+    } = session;
     std::thread::Builder::new()
         .name("tui-train-pump".into())
         .spawn(move || {
@@ -153,6 +164,7 @@ pub fn run(
     let send = |c: Command| {
         let _ = commands.send(c);
     };
+    let watching = app.info.watching;
     let mut last_draw: Option<Instant> = None;
     let mut train_done = false;
     let mut detached = false;
@@ -162,6 +174,8 @@ pub fn run(
     loop {
         let wait = if app.dirty && !detached {
             last_draw.map_or(Duration::ZERO, |t| FRAME.saturating_sub(t.elapsed()))
+        } else if local.is_some() {
+            inbox::POLL_EVERY
         } else {
             IDLE
         };
@@ -176,7 +190,9 @@ pub fn run(
         {
             match ev {
                 AppEvent::Train(ev) => {
-                    if let Err(e) = recorder.record(&ev) {
+                    if let Some((recorder, _)) = local.as_mut()
+                        && let Err(e) = recorder.record(&ev)
+                    {
                         app.push_log(format!("cannot write the run directory: {e}"));
                         record_error.get_or_insert(e);
                     }
@@ -188,8 +204,9 @@ pub fn run(
                     let out = handle_key(&mut app, key);
                     out.commands.into_iter().for_each(send);
                     // Leaving after the run has ended is a normal quit, not an abort.
-                    if out.abort && (train_done || app.state.is_over()) {
+                    if out.abort && (train_done || app.state.is_over() || watching) {
                         app.quitting = true;
+                        train_done = true;
                     } else {
                         aborted |= out.abort;
                     }
@@ -197,8 +214,22 @@ pub fn run(
                 AppEvent::Input(_) => app.dirty = true, // resize and the like: redraw
             }
         }
+        if let Some((recorder, inbox)) = local.as_mut() {
+            for incoming in inbox.poll() {
+                match incoming {
+                    Incoming::Command(c) => send(c),
+                    Incoming::Refused { file, reason } => {
+                        let line = recorder.command_refused(&file, &reason);
+                        app.push_log(line);
+                    }
+                }
+            }
+        }
         if let Some(name) = signals.take_interrupt() {
             app.quitting = true;
+            if watching {
+                break;
+            }
             app.push_log(format!(
                 "{name} received: saving a checkpoint and stopping after this batch"
             ));
@@ -209,8 +240,14 @@ pub fn run(
             detached = true;
             app.quitting = true;
             input_stop.store(true, Ordering::Relaxed);
+            if watching {
+                break;
+            }
             send(Command::Unattended);
-            let _ = recorder.log_line("terminal hung up: training continues without the dashboard");
+            if let Some((recorder, _)) = local.as_mut() {
+                let _ =
+                    recorder.log_line("terminal hung up: training continues without the dashboard");
+            }
         }
         if aborted || (train_done && app.quitting) {
             break;
@@ -241,14 +278,5 @@ pub fn run(
     if aborted {
         return Ok(Outcome::Aborted);
     }
-    let result = thread.join().map_err(|_| {
-        Error::config(
-            "training thread",
-            "panicked (this is a bug; please report it)",
-        )
-    })?;
-    if let Some(e) = record_error {
-        return Ok(Outcome::Ended(Err(e)));
-    }
-    Ok(Outcome::Ended(result))
+    Ok(Outcome::Ended { record_error })
 }

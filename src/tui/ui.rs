@@ -78,6 +78,7 @@ mod tests {
                 run_dir: PathBuf::from("runs/demo"),
                 hyperparameters: vec![("optimizer".into(), "sgd".into())],
                 lr_factor: 2.0,
+                watching: false,
             },
             style,
         );
@@ -92,7 +93,7 @@ mod tests {
                 optimizer: "sgd(momentum 0.9)".into(),
                 layers: vec![LayerRow {
                     name: "conv1".into(),
-                    kind: "Conv2D",
+                    kind: "Conv2D".into(),
                     output_shape: vec![24, 24, 8],
                     params: 208,
                 }],

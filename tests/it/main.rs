@@ -6,5 +6,7 @@ mod configs;
 mod dashboard;
 mod plots;
 mod predict;
+mod remote;
+mod tmux;
 mod training;
 mod util;

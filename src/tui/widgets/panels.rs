@@ -65,7 +65,11 @@ pub fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
         .map_or("ETA --".into(), |s| format!("ETA {}", fmt_duration(s)));
     let line = Line::from(vec![
         Span::styled(
-            app.info.name.clone(),
+            if app.info.watching {
+                format!("watch {}", app.info.name)
+            } else {
+                app.info.name.clone()
+            },
             CellStyle::default().add_modifier(Modifier::BOLD),
         ),
         Span::raw(" | "),
@@ -122,6 +126,7 @@ pub fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
             s
         }
         _ if app.state.is_over() => "run over: q quit  m model  ? help".to_string(),
+        _ if app.info.watching => crate::tui::keys::WATCH_FOOTER.to_string(),
         _ if app.state == RunState::DivergedPaused => {
             "DIVERGED: r restore last good weights  - lower lr  space resume  q quit".to_string()
         }

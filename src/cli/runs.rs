@@ -1,0 +1,133 @@
+//! `cnn-tui runs [DIR]`: the runs under a directory in one table (or JSON, or CSV).
+
+use std::path::Path;
+
+use super::args::RunsArgs;
+use super::exit;
+use crate::config::fmt_lr;
+use crate::error::{Error, Result};
+use crate::runs::{COLUMNS, RunRow, find, row, sort};
+
+pub fn run(args: RunsArgs) -> Result<u8> {
+    let rows = table(&args.dir, &args.sort, args.reverse)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows serialize")
+        );
+    } else if args.csv {
+        print!("{}", csv(&rows));
+    } else {
+        print!("{}", text(&rows));
+    }
+    Ok(exit::OK)
+}
+
+/// The rows of every run under `dir`, sorted.
+pub fn table(dir: &Path, column: &str, reverse: bool) -> Result<Vec<RunRow>> {
+    if !dir.is_dir() {
+        return Err(Error::data(dir, "directory not found"));
+    }
+    let mut rows: Vec<RunRow> = find(dir).iter().filter_map(|d| row(dir, d)).collect();
+    sort(&mut rows, column, reverse).map_err(|e| Error::config("--sort", e))?;
+    Ok(rows)
+}
+
+fn percent(a: Option<f64>) -> String {
+    a.map_or("-".into(), |a| format!("{:.2}%", 100.0 * a))
+}
+
+fn duration(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+    }
+}
+
+fn cells(r: &RunRow) -> [String; 10] {
+    let lr = match r.lr_now {
+        Some(now) if (now - r.lr).abs() > 1e-12 * r.lr.abs() => {
+            format!("{}>{}", fmt_lr(r.lr), fmt_lr(now))
+        }
+        _ => fmt_lr(r.lr),
+    };
+    [
+        r.name.clone(),
+        r.model.clone(),
+        r.optimizer.clone(),
+        lr,
+        r.batch_size.to_string(),
+        format!("{}/{}", r.epochs_done, r.epochs),
+        percent(r.best_val_accuracy),
+        percent(r.test_accuracy),
+        duration(r.seconds),
+        r.status.clone(),
+    ]
+}
+
+/// A plain aligned table, ASCII only.
+pub fn text(rows: &[RunRow]) -> String {
+    if rows.is_empty() {
+        return "no runs found\n".into();
+    }
+    let body: Vec<[String; 10]> = rows.iter().map(cells).collect();
+    let widths: Vec<usize> = (0..COLUMNS.len())
+        .map(|c| {
+            body.iter()
+                .map(|r| r[c].len())
+                .chain([COLUMNS[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let mut s = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        s.truncate(s.trim_end().len());
+        s.push('\n');
+        s
+    };
+    let mut out = line(COLUMNS.to_vec());
+    for r in &body {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+fn csv(rows: &[RunRow]) -> String {
+    let quote = |s: &str| {
+        if s.contains([',', '"', '\n']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    let mut out = String::from(
+        "name,model,optimizer,lr,lr_now,batch_size,epochs_done,epochs,best_val_accuracy,test_accuracy,seconds,status\n",
+    );
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    for r in rows {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{:.1},{}\n",
+            quote(&r.name),
+            quote(&r.model),
+            quote(&r.optimizer),
+            r.lr,
+            opt(r.lr_now),
+            r.batch_size,
+            r.epochs_done,
+            r.epochs,
+            opt(r.best_val_accuracy),
+            opt(r.test_accuracy),
+            r.seconds,
+            r.status
+        ));
+    }
+    out
+}

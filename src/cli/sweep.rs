@@ -1,0 +1,236 @@
+//! `cnn-tui sweep`: a grid of `--set KEY=V1,V2,...` axes, one headless run directory per
+//! combination, then the table of the sweep. `--index I` runs one combination (a Slurm job
+//! array task); every run is resumable, so a requeued task continues its own run.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+
+use super::args::{Cli, Commands, SweepArgs};
+use super::{exit, load_config};
+use crate::error::{Error, Result};
+
+/// One axis of the grid: a config key and its values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Axis {
+    pub key: String,
+    pub values: Vec<String>,
+}
+
+/// Parses `KEY=V1,V2,...`; commas inside brackets or quotes belong to a value.
+pub fn parse_axis(item: &str) -> std::result::Result<Axis, String> {
+    let (key, values) = item
+        .split_once('=')
+        .filter(|(k, v)| !k.trim().is_empty() && !v.trim().is_empty())
+        .ok_or_else(|| format!("`{item}`: expected KEY=V1,V2,..."))?;
+    let mut out = Vec::new();
+    let (mut depth, mut quoted, mut current) = (0i32, false, String::new());
+    for c in values.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '[' | '{' if !quoted => depth += 1,
+            ']' | '}' if !quoted => depth -= 1,
+            ',' if depth == 0 && !quoted => {
+                out.push(std::mem::take(&mut current).trim().to_string());
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    out.push(current.trim().to_string());
+    if out.iter().any(String::is_empty) {
+        return Err(format!("`{item}`: an empty value"));
+    }
+    Ok(Axis {
+        key: key.trim().to_string(),
+        values: out,
+    })
+}
+
+/// The grid's combinations in order (the first axis varies slowest), each as `KEY=VALUE`s.
+pub fn combinations(axes: &[Axis]) -> Vec<Vec<String>> {
+    let total: usize = axes.iter().map(|a| a.values.len()).product();
+    (0..total)
+        .map(|mut i| {
+            let mut combo = vec![String::new(); axes.len()];
+            for (k, axis) in axes.iter().enumerate().rev() {
+                let n = axis.values.len();
+                combo[k] = format!("{}={}", axis.key, axis.values[i % n]);
+                i /= n;
+            }
+            combo
+        })
+        .collect()
+}
+
+/// The run directory name of combination `index`: `003-lr=0.1-batch_size=64` (axes with a
+/// single value are left out; names are kept to safe characters).
+fn run_name(index: usize, axes: &[Axis], combo: &[String]) -> String {
+    let mut name = format!("{index:03}");
+    for (axis, item) in axes.iter().zip(combo) {
+        if axis.values.len() < 2 {
+            continue;
+        }
+        let value = item.split_once('=').map_or("", |(_, v)| v);
+        let key = axis.key.rsplit('.').next().unwrap_or(&axis.key);
+        let short = format!("{key}={value}");
+        name.push('-');
+        name.extend(short.chars().map(|c| {
+            if c.is_ascii_alphanumeric() || "=.+-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        }));
+    }
+    name.truncate(120);
+    name
+}
+
+pub fn run(args: SweepArgs) -> Result<u8> {
+    let axes: Vec<Axis> = args
+        .set
+        .iter()
+        .map(|s| parse_axis(s).map_err(|e| Error::config("--set", e)))
+        .collect::<Result<_>>()?;
+    let combos = combinations(&axes);
+    // Every combination must make a valid config before anything runs.
+    for combo in &combos {
+        load_config(args.config.as_deref(), combo)?;
+    }
+    let loaded = load_config(args.config.as_deref(), &[])?;
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("sweep-{}", loaded.name)));
+    let names: Vec<String> = combos
+        .iter()
+        .enumerate()
+        .map(|(i, c)| run_name(i, &axes, c))
+        .collect();
+    if args.list {
+        for (i, combo) in combos.iter().enumerate() {
+            println!(
+                "{i}\t{}\t{}",
+                combo.join(" "),
+                dir.join(&names[i]).display()
+            );
+        }
+        return Ok(exit::OK);
+    }
+    let chosen: Vec<usize> = match args.index {
+        Some(i) if i >= combos.len() => {
+            return Err(Error::config(
+                "--index",
+                format!(
+                    "{i} is past the grid's {} combinations (0 to {})",
+                    combos.len(),
+                    combos.len() - 1
+                ),
+            ));
+        }
+        Some(i) => vec![i],
+        None => (0..combos.len()).collect(),
+    };
+    let mut worst = exit::OK;
+    for i in chosen {
+        let run_dir = dir.join(&names[i]);
+        println!(
+            "== sweep {}/{}: {} -> {}",
+            i + 1,
+            combos.len(),
+            combos[i].join(" "),
+            run_dir.display()
+        );
+        if finished(&run_dir) {
+            println!("already finished; skipped");
+            continue;
+        }
+        let code = train_one(&args, &combos[i], &run_dir)?;
+        worst = worst.max(code);
+        if code == exit::INTERRUPTED || code == exit::ABORTED {
+            break; // a signal: the job is being stopped, so stop the sweep too
+        }
+    }
+    println!();
+    let rows = super::runs::table(&dir, "name", false)?;
+    print!("{}", super::runs::text(&rows));
+    Ok(worst)
+}
+
+fn finished(run_dir: &Path) -> bool {
+    std::fs::read_to_string(run_dir.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|s| s["status"] != "interrupted")
+}
+
+/// Trains one combination headless; an interrupted run of it is resumed.
+fn train_one(args: &SweepArgs, combo: &[String], run_dir: &Path) -> Result<u8> {
+    let mut argv: Vec<String> = vec!["cnn-tui".into(), "train".into(), "--headless".into()];
+    if let Some(c) = &args.config {
+        argv.extend(["--config".into(), c.display().to_string()]);
+    }
+    if let Some(d) = &args.data {
+        argv.extend(["--data".into(), d.display().to_string()]);
+    }
+    if let Some(t) = args.threads {
+        argv.extend(["--threads".into(), t.to_string()]);
+    }
+    for item in combo {
+        argv.extend(["--set".into(), item.clone()]);
+    }
+    argv.extend([
+        "--run-dir".into(),
+        run_dir.display().to_string(),
+        "--resume".into(),
+        "auto".into(),
+    ]);
+    let cli = Cli::try_parse_from(&argv).map_err(|e| Error::config("sweep", e.to_string()))?;
+    let Some(Commands::Train(train)) = cli.command else {
+        unreachable!("built as a train command line")
+    };
+    match super::train::run(train) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(match e {
+                Error::Diverged { .. } => exit::DIVERGED,
+                _ => exit::ERROR,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axes_split_at_top_level_commas_and_combine_first_slowest() {
+        let a = parse_axis("optimizer.lr=0.1, 0.01,0.001").unwrap();
+        assert_eq!(a.values, ["0.1", "0.01", "0.001"]);
+        let b = parse_axis("model.layers.0.kernel_size=3,5").unwrap();
+        let nested = parse_axis("x=[1,2],[3]").unwrap();
+        assert_eq!(nested.values, ["[1,2]", "[3]"]);
+        assert!(parse_axis("lr").is_err());
+        assert!(parse_axis("lr=0.1,,0.2").is_err());
+        let grid = combinations(&[a.clone(), b.clone()]);
+        assert_eq!(grid.len(), 6);
+        assert_eq!(
+            grid[0],
+            ["optimizer.lr=0.1", "model.layers.0.kernel_size=3"]
+        );
+        assert_eq!(
+            grid[1],
+            ["optimizer.lr=0.1", "model.layers.0.kernel_size=5"]
+        );
+        assert_eq!(
+            grid[5],
+            ["optimizer.lr=0.001", "model.layers.0.kernel_size=5"]
+        );
+        assert_eq!(run_name(1, &[a, b], &grid[1]), "001-lr=0.1-kernel_size=5");
+        assert_eq!(combinations(&[]), vec![Vec::<String>::new()]);
+    }
+}

@@ -1,0 +1,78 @@
+//! `cnn-tui watch RUN_DIR`: the dashboard for a run started elsewhere, fed from its run
+//! directory; keys steer it through the commands folder.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::args::WatchArgs;
+use super::exit;
+use super::train::hyperparameters;
+use crate::config::parse_config;
+use crate::error::{Error, Result};
+use crate::remote::feed::{spawn_feed, spawn_sender};
+use crate::signals::Signals;
+use crate::tui::{self, Outcome, app};
+
+pub fn run(args: WatchArgs) -> Result<u8> {
+    let dir = &args.run_dir;
+    if !dir.is_dir() {
+        return Err(Error::data(dir, "run directory not found"));
+    }
+    let config_path = dir.join("config.toml");
+    if !config_path.is_file() && !dir.join("metrics.jsonl").is_file() {
+        return Err(Error::data(
+            dir,
+            "not a run directory (no config.toml or metrics.jsonl)",
+        ));
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return Err(Error::config(
+            "watch",
+            "needs a terminal; in scripts read metrics.jsonl, or use `cnn-tui runs`",
+        ));
+    }
+    let config = std::fs::read_to_string(&config_path)
+        .ok()
+        .and_then(|text| parse_config(&text, &config_path.display().to_string(), &[]).ok());
+    let name = config
+        .as_ref()
+        .and_then(|c| c.name.clone())
+        .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "run".into());
+    let data = config
+        .as_ref()
+        .and_then(|c| c.data.dir.as_ref())
+        .map_or("bundled MNIST subset".into(), |d| d.display().to_string());
+    let info = app::RunInfo {
+        name,
+        run_dir: dir.clone(),
+        hyperparameters: config
+            .as_ref()
+            .map(|c| {
+                let mut h = hyperparameters(c, &data, 0);
+                h.retain(|(k, _)| k != "threads");
+                h
+            })
+            .unwrap_or_default(),
+        lr_factor: args.lr_factor,
+        watching: true,
+    };
+    let style = app::Style {
+        ascii: args.ascii,
+        color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
+    let (event_tx, events) = mpsc::channel();
+    let (commands, command_rx) = mpsc::channel();
+    let io = |e| Error::io(std::path::Path::new("watch thread"), "cannot start", e);
+    spawn_feed(dir, Duration::from_millis(args.poll_ms), event_tx.clone()).map_err(io)?;
+    spawn_sender(dir, command_rx, event_tx).map_err(io)?;
+    let signals = Signals::register()?;
+    let session = tui::Session {
+        events,
+        commands,
+        local: None,
+    };
+    match tui::run(session, app::App::new(info, style), &signals)? {
+        Outcome::Ended { .. } | Outcome::Aborted => Ok(exit::OK),
+    }
+}

@@ -1,0 +1,191 @@
+//! The run directories under a folder, each summed up in one row: its parameters (from
+//! `config.toml`), its progress (`metrics.jsonl`) and its outcome (`summary.json`, or the
+//! heartbeat of a job still going).
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::{Config, LayerSpec, parse_config};
+use crate::remote::feed::{SILENT_AFTER, heartbeat_age};
+
+/// One run, as the `runs` table shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRow {
+    /// The run directory relative to the folder searched.
+    pub name: String,
+    pub model: String,
+    pub optimizer: String,
+    /// The learning rate configured, and the one in use at the last record.
+    pub lr: f64,
+    pub lr_now: Option<f64>,
+    pub batch_size: usize,
+    pub epochs_done: usize,
+    pub epochs: usize,
+    pub best_val_accuracy: Option<f64>,
+    pub test_accuracy: Option<f64>,
+    /// Seconds of training (pauses excluded).
+    pub seconds: f64,
+    /// running, finished, interrupted, diverged, failed, or stopped (no summary and no
+    /// recent heartbeat: killed without a chance to say so).
+    pub status: String,
+}
+
+/// The columns, in table order, with the names `--sort` takes.
+pub const COLUMNS: [&str; 10] = [
+    "name",
+    "model",
+    "optimizer",
+    "lr",
+    "batch",
+    "epochs",
+    "val_acc",
+    "test_acc",
+    "time",
+    "status",
+];
+
+/// Every run directory (one holding `config.toml`) in `root`, or one level further down
+/// (sweeps keep their runs in a folder of their own); `root` itself when it is one.
+pub fn find(root: &Path) -> Vec<PathBuf> {
+    let is_run = |d: &Path| d.join("config.toml").is_file();
+    if is_run(root) {
+        return vec![root.to_path_buf()];
+    }
+    let subdirs = |d: &Path| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut runs = Vec::new();
+    for d in subdirs(root) {
+        if is_run(&d) {
+            runs.push(d);
+        } else {
+            runs.extend(subdirs(&d).into_iter().filter(|s| is_run(s)));
+        }
+    }
+    runs
+}
+
+/// The row of one run directory; `None` when its config cannot be read.
+pub fn row(root: &Path, dir: &Path) -> Option<RunRow> {
+    let config_path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&config_path).ok()?;
+    let config = parse_config(&text, &config_path.display().to_string(), &[]).ok()?;
+    let mut epochs_done = 0;
+    let mut best_val: Option<f64> = None;
+    let mut seconds = 0.0;
+    let mut lr_now = None;
+    if let Ok(metrics) = std::fs::read_to_string(dir.join("metrics.jsonl")) {
+        for line in metrics.lines() {
+            let Ok(v) = serde_json::from_str::<Value>(line) else {
+                continue; // a torn last line
+            };
+            match v["type"].as_str() {
+                Some("epoch") => {
+                    epochs_done = epochs_done.max(v["epoch"].as_u64().unwrap_or(0) as usize);
+                    seconds += v["seconds"].as_f64().unwrap_or(0.0);
+                    if let Some(a) = v["val_accuracy"].as_f64() {
+                        best_val = Some(best_val.map_or(a, |b: f64| b.max(a)));
+                    }
+                    lr_now = v["lr"].as_f64().or(lr_now);
+                }
+                Some("lr_change") => lr_now = v["to"].as_f64().or(lr_now),
+                Some("batch") => lr_now = v["lr"].as_f64().or(lr_now),
+                _ => {}
+            }
+        }
+    }
+    let summary: Option<Value> = std::fs::read_to_string(dir.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let status = match summary.as_ref().and_then(|s| s["status"].as_str()) {
+        Some(s) => s.to_string(),
+        None if heartbeat_age(dir).is_some_and(|a| a < SILENT_AFTER) => "running".into(),
+        None => "stopped".into(),
+    };
+    let field = |k: &str| summary.as_ref().and_then(|s| s[k].as_f64());
+    Some(RunRow {
+        name: dir
+            .strip_prefix(root)
+            .ok()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(dir)
+            .display()
+            .to_string(),
+        model: model_name(&config),
+        optimizer: config.optimizer.label(),
+        lr: config.optimizer.lr(),
+        lr_now,
+        batch_size: config.training.batch_size,
+        epochs_done,
+        epochs: config.training.epochs,
+        best_val_accuracy: field("best_val_accuracy").or(best_val),
+        test_accuracy: field("test_accuracy"),
+        seconds: field("train_seconds").unwrap_or(seconds),
+        status,
+    })
+}
+
+/// The config's name, or its layers in short (`conv8-pool-conv16-pool-dense10`).
+fn model_name(config: &Config) -> String {
+    if let Some(n) = &config.name {
+        return n.clone();
+    }
+    let parts: Vec<String> = config
+        .model
+        .layers
+        .iter()
+        .filter_map(|l| match l {
+            LayerSpec::Conv2d { filters, .. } => Some(format!("conv{filters}")),
+            LayerSpec::Maxpool2d { .. } => Some("pool".into()),
+            LayerSpec::Dense { units, .. } => Some(format!("dense{units}")),
+            _ => None,
+        })
+        .collect();
+    parts.join("-")
+}
+
+/// Sorts rows by a column of [`COLUMNS`]; unknown names are an error.
+pub fn sort(rows: &mut [RunRow], column: &str, reverse: bool) -> Result<(), String> {
+    use std::cmp::Ordering;
+    let cmp: fn(&RunRow, &RunRow) -> Ordering = match column {
+        "name" => |a, b| a.name.cmp(&b.name),
+        "model" => |a, b| a.model.cmp(&b.model),
+        "optimizer" => |a, b| a.optimizer.cmp(&b.optimizer),
+        "lr" => |a, b| a.lr.total_cmp(&b.lr),
+        "batch" => |a, b| a.batch_size.cmp(&b.batch_size),
+        "epochs" => |a, b| a.epochs_done.cmp(&b.epochs_done),
+        "val_acc" => |a, b| {
+            a.best_val_accuracy
+                .unwrap_or(f64::NEG_INFINITY)
+                .total_cmp(&b.best_val_accuracy.unwrap_or(f64::NEG_INFINITY))
+        },
+        "test_acc" => |a, b| {
+            a.test_accuracy
+                .unwrap_or(f64::NEG_INFINITY)
+                .total_cmp(&b.test_accuracy.unwrap_or(f64::NEG_INFINITY))
+        },
+        "time" => |a, b| a.seconds.total_cmp(&b.seconds),
+        "status" => |a, b| a.status.cmp(&b.status),
+        other => {
+            return Err(format!(
+                "unknown column `{other}`; one of {}",
+                COLUMNS.join(", ")
+            ));
+        }
+    };
+    rows.sort_by(|a, b| {
+        let o = cmp(a, b).then_with(|| a.name.cmp(&b.name));
+        if reverse { o.reverse() } else { o }
+    });
+    Ok(())
+}

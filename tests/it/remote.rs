@@ -1,0 +1,340 @@
+//! Steering a batch job through its run directory: `ctl`, `watch` in tmux, `runs`, `sweep`,
+//! and the owner check on command files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::tmux::{Tmux, shell_command};
+use crate::util::{cnn_tui, stderr, stdout};
+
+/// A headless training job in the background, killed if the test ends early.
+struct Job {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Job {
+    fn start(cwd: &Path, args: &[&str]) -> Job {
+        let child = Command::new(env!("CARGO_BIN_EXE_cnn-tui"))
+            .args(["train", "--headless", "--run-dir", "run"])
+            .args(args)
+            .current_dir(cwd)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start cnn-tui");
+        Job {
+            child,
+            dir: cwd.join("run"),
+        }
+    }
+
+    fn lines(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.join("metrics.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    fn wait_for_line(&self, what: impl Fn(&Value) -> bool, secs: u64) -> Value {
+        let start = Instant::now();
+        loop {
+            if let Some(l) = self.lines().into_iter().find(&what) {
+                return l;
+            }
+            assert!(
+                start.elapsed().as_secs() < secs,
+                "waited {secs}s in metrics.jsonl"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait(&mut self, secs: u64) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed().as_secs() < secs {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the job did not end within {secs}s");
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lr_changes_to(lines: &[Value], to: f64) -> Vec<Value> {
+    lines
+        .iter()
+        .filter(|l| {
+            l["type"] == "lr_change" && l["source"] == "command" && l["to"].as_f64() == Some(to)
+        })
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn watch_and_ctl_steer_a_background_batch_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = Job::start(dir.path(), &["--epochs", "500"]);
+    job.wait_for_line(|l| l["type"] == "epoch", 60);
+    let Some(t) = Tmux::start("watch", 80, 24, &shell_command(dir.path(), "watch run")) else {
+        return;
+    };
+    // The dashboard shows the job's epochs as they come.
+    t.wait_for("watch default", 20);
+    t.wait_for("Epoch 2/500", 30);
+
+    // ctl pause: acknowledged with the batch it took effect at; watch shows it.
+    let o = cnn_tui(&["ctl", "run", "pause"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("pause: applied at epoch "), "{out}");
+    assert!(out.contains("paused at step"), "{out}");
+    t.wait_for("PAUSED", 10);
+
+    // ctl lr: the change lands at the paused step, in metrics.jsonl and on the dashboard.
+    let o = cnn_tui(&["ctl", "run", "lr", "0.02"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("lr 0.02: applied at epoch "), "{out}");
+    assert!(out.contains("-> 0.02"), "{out}");
+    t.wait_for("command lr 0.02 applied", 10);
+
+    // A key press in watch changes the running job's learning rate too.
+    t.keys("l");
+    t.wait_for("new learning rate", 5);
+    t.keys("0.03");
+    t.keys("Enter");
+    t.wait_for("command lr 0.03 applied", 15);
+
+    // Save while paused, then resume.
+    let o = cnn_tui(&["ctl", "run", "save"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let saved = stdout(&o);
+    let path = saved
+        .lines()
+        .find_map(|l| l.strip_prefix("checkpoint: "))
+        .unwrap_or_else(|| panic!("{saved}"));
+    assert!(dir.path().join(path).is_file(), "{path}");
+    let o = cnn_tui(&["ctl", "run", "resume"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("resumed at step"), "{}", stdout(&o));
+    t.wait_for("TRAINING", 10);
+    let lines = job.lines();
+    let step_of =
+        |kind: &str| lines.iter().rev().find(|l| l["type"] == kind).unwrap()["step"].clone();
+    let paused = step_of("pause");
+    assert_eq!(step_of("resume"), paused);
+    let saved_line = lines
+        .iter()
+        .find(|l| l["type"] == "checkpoint" && l["path"] == path)
+        .unwrap();
+    assert_eq!(saved_line["step"], paused);
+    for lr in [0.02, 0.03] {
+        let changes = lr_changes_to(&lines, lr);
+        assert_eq!(changes.len(), 1, "lr {lr}");
+        assert_eq!(
+            changes[0]["step"], paused,
+            "lr {lr} changed at the paused step"
+        );
+    }
+    let acks: Vec<&Value> = lines.iter().filter(|l| l["type"] == "command").collect();
+    let names: Vec<&str> = acks
+        .iter()
+        .map(|a| a["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["pause", "lr 0.02", "lr 0.03", "save", "resume"]);
+    assert!(acks.iter().all(|a| a["step"] == paused));
+
+    // Leaving watch leaves the job running; ctl stop ends it.
+    t.keys("q");
+    t.wait_for("EXIT=0", 10);
+    assert!(!t.alternate_screen_on());
+    assert!(job.child.try_wait().unwrap().is_none(), "the job goes on");
+    let o = cnn_tui(&["ctl", "run", "stop"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(job.wait(60), Some(0));
+    // Steering a finished run is a clear error.
+    let o = cnn_tui(&["ctl", "run", "pause"], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: run: the run has ended (finished): there is nothing to steer"
+    );
+}
+
+#[test]
+fn run_directories_are_owner_only_and_other_users_commands_are_ignored() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = Job::start(dir.path(), &["--epochs", "500"]);
+    job.wait_for_line(|l| l["type"] == "start", 60);
+    for d in ["run", "run/commands"] {
+        let mode = std::fs::metadata(dir.path().join(d))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{d}");
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var_os("CNN_TUI_REQUIRE_OTHER_USER").is_none(),
+            "making a file owned by another user needs root"
+        );
+        eprintln!("note: not root; the other-user command test is skipped");
+        return;
+    }
+    // A command file that belongs to another user (created by CI setup, or `nobody`).
+    let other = Command::new("id")
+        .args(["-u", "cnn-tui-other"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse::<u32>().ok())
+        .unwrap_or(65534);
+    let commands = dir.path().join("run/commands");
+    let tmp = commands.join(".forged.tmp");
+    std::fs::write(&tmp, r#"{"id":"1-2-3","command":"lr","value":7.5}"#).unwrap();
+    std::os::unix::fs::chown(&tmp, Some(other), Some(other)).unwrap();
+    std::fs::rename(&tmp, commands.join("forged.json")).unwrap();
+    let refused = job.wait_for_line(|l| l["type"] == "command_refused", 10);
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("owned by uid {other}, not by this run's user")),
+        "{refused}"
+    );
+    assert!(
+        !commands.join("forged.json").exists(),
+        "removed, so it is not looked at again"
+    );
+    // The job's own user still steers it; the forged command never applied.
+    let o = cnn_tui(&["ctl", "run", "stop"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(job.wait(60), Some(0));
+    assert!(lr_changes_to(&job.lines(), 7.5).is_empty());
+    let log = std::fs::read_to_string(dir.path().join("run/train.log")).unwrap();
+    assert!(log.contains("forged.json refused: owned by uid"), "{log}");
+}
+
+#[test]
+fn watch_shows_a_finished_run_and_one_copied_from_another_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = cnn_tui(
+        &["train", "--headless", "--epochs", "2", "--run-dir", "run"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // A copy without the data, the checkpoints or the heartbeat, as scp -r of the small files.
+    let copy = dir.path().join("copied");
+    std::fs::create_dir(&copy).unwrap();
+    for f in [
+        "config.toml",
+        "metrics.jsonl",
+        "snapshot.json",
+        "summary.json",
+    ] {
+        std::fs::copy(dir.path().join("run").join(f), copy.join(f)).unwrap();
+    }
+    for run in ["run", "copied"] {
+        let Some(t) = Tmux::start(
+            run,
+            80,
+            24,
+            &shell_command(dir.path(), &format!("watch {run}")),
+        ) else {
+            return;
+        };
+        let screen = t.wait_for("FINISHED", 20);
+        assert!(screen.contains("epoch 2/2"), "{screen}");
+        assert!(screen.contains("Test - loss:"), "{screen}");
+        // The filters pane is drawn from the snapshot file.
+        assert!(screen.contains("filters conv1"), "{screen}");
+        assert!(!screen.contains("waiting for"), "{screen}");
+        t.keys("q");
+        let screen = t.wait_for("EXIT=0", 10);
+        assert!(screen.contains("test accuracy:"), "{screen}");
+    }
+    // Not a run directory: a clear error.
+    let o = cnn_tui(&["watch", "."], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not a run directory"), "{}", stderr(&o));
+}
+
+#[test]
+fn runs_lists_a_sweep_and_sweep_index_runs_one_combination() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = [
+        "sweep",
+        "--set",
+        "optimizer.lr=0.1,0.01",
+        "--set",
+        "training.batch_size=64,128",
+        "--set",
+        "training.epochs=1",
+        "--dir",
+        "sw",
+    ];
+    let o = cnn_tui(&[&grid[..], &["--list"]].concat(), dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let list = stdout(&o);
+    assert_eq!(list.lines().count(), 4, "{list}");
+    assert!(list.lines().nth(1).unwrap().starts_with("1\toptimizer.lr=0.1 training.batch_size=128 training.epochs=1\tsw/001-lr=0.1-batch_size=128"), "{list}");
+    // One task of a job array.
+    let o = cnn_tui(&[&grid[..], &["--index", "2"]].concat(), dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        dir.path()
+            .join("sw/002-lr=0.01-batch_size=64/summary.json")
+            .is_file()
+    );
+    assert!(!dir.path().join("sw/000-lr=0.1-batch_size=64").exists());
+    let o = cnn_tui(&[&grid[..], &["--index", "4"]].concat(), dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("--index: 4 is past the grid's 4 combinations"),
+        "{}",
+        stderr(&o)
+    );
+    // The whole grid: the finished combination is skipped, the table lists all four.
+    let o = cnn_tui(&grid, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("already finished; skipped"), "{out}");
+    let o = cnn_tui(&["runs", "sw", "--sort", "lr", "--json"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0]["lr"], 0.01);
+    assert!(
+        rows.iter()
+            .all(|r| r["status"] == "finished" && r["epochs_done"] == 1)
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r["test_accuracy"].as_f64().unwrap() > 0.5)
+    );
+    let o = cnn_tui(&["runs", "sw", "--csv"], dir.path());
+    let csv = stdout(&o);
+    assert!(csv.starts_with("name,model,optimizer,lr,"), "{csv}");
+    assert_eq!(csv.lines().count(), 5);
+    let o = cnn_tui(&["runs", "sw", "--sort", "colour"], dir.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("unknown column `colour`"),
+        "{}",
+        stderr(&o)
+    );
+}
