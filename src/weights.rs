@@ -110,13 +110,18 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 /// parameter, checking names, dtypes and shapes.
 pub fn load(path: &Path) -> Result<Saved> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, "cannot read", e))?;
+    from_bytes(path, &bytes)
+}
+
+/// Parses the bytes of a weights file; `path` only names it in error messages.
+pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Saved> {
     let unreadable = |e: safetensors::SafeTensorError| {
         Error::weights(
             path,
             format!("not a readable safetensors file ({e}); truncated or not a weights file?"),
         )
     };
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(unreadable)?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(unreadable)?;
     let metadata = header.metadata().clone().unwrap_or_default();
     if metadata.get("format").map(String::as_str) != Some(FORMAT) {
         return Err(Error::weights(
@@ -147,7 +152,7 @@ pub fn load(path: &Path) -> Result<Saved> {
     let classes = parse_dims(metadata.get("classes"))
         .and_then(|d| d.first().copied())
         .ok_or_else(|| Error::weights(path, "metadata classes is missing"))?;
-    let tensors = SafeTensors::deserialize(&bytes).map_err(unreadable)?;
+    let tensors = SafeTensors::deserialize(bytes).map_err(unreadable)?;
     let mut model = Sequential::build(&config.model, input_shape, classes, config.training.seed)?;
     load_params(&mut model, &tensors, path)?;
     let params: Vec<String> = model.params().iter().map(|p| p.name.clone()).collect();

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::args::PredictArgs;
 use super::exit;
-use crate::data::digit::{Gray, SIDE, mnist_like};
+use crate::data::digit::{SIDE, digit_from_picture};
 use crate::data::idx::read_idx_file;
 use crate::error::{Error, Result};
 use crate::nn::Sequential;
@@ -74,18 +74,8 @@ pub fn run(args: PredictArgs) -> Result<u8> {
 
 /// A PNG or JPEG picture of one digit, made MNIST-like.
 fn picture(path: &Path) -> Result<Vec<f32>> {
-    let img = image::open(path).map_err(|e| match e {
-        image::ImageError::IoError(io) => Error::io(path, "cannot read", io),
-        other => Error::data(path, format!("not a readable PNG or JPEG image ({other})")),
-    })?;
-    let gray = img.to_luma8();
-    let pixels: Vec<f32> = gray.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
-    let picture = Gray {
-        width: gray.width() as usize,
-        height: gray.height() as usize,
-        pixels: &pixels,
-    };
-    mnist_like(&picture).map_err(|e| Error::data(path, e.to_string()))
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, "cannot read", e))?;
+    digit_from_picture(&bytes).map_err(|e| Error::data(path, e))
 }
 
 /// Image `index` of an IDX images file, as it is (already MNIST-style).

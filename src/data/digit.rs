@@ -31,6 +31,39 @@ impl std::fmt::Display for DigitError {
     }
 }
 
+/// Largest picture side accepted, in pixels: a header claiming more is not a photo of a digit,
+/// and is refused before anything is allocated.
+pub const MAX_PICTURE_SIDE: u32 = 12_000;
+
+/// Decodes a PNG or JPEG (recognised by its content, not its name) and makes the digit in it
+/// MNIST-like. The error says what is wrong, for a message naming the file.
+pub fn digit_from_picture(bytes: &[u8]) -> Result<Vec<f32>, String> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read: {e}"))?;
+    match reader.format() {
+        Some(image::ImageFormat::Png | image::ImageFormat::Jpeg) => {}
+        Some(other) => return Err(format!("a {other:?} image; give a PNG or JPEG")),
+        None => return Err("not a PNG or JPEG image".into()),
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_PICTURE_SIDE);
+    limits.max_image_height = Some(MAX_PICTURE_SIDE);
+    limits.max_alloc = Some(256 << 20);
+    reader.limits(limits);
+    let img = reader
+        .decode()
+        .map_err(|e| format!("not a readable PNG or JPEG image ({e})"))?;
+    let gray = img.to_luma8();
+    let pixels: Vec<f32> = gray.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
+    let picture = Gray {
+        width: gray.width() as usize,
+        height: gray.height() as usize,
+        pixels: &pixels,
+    };
+    mnist_like(&picture).map_err(|e| e.to_string())
+}
+
 /// The 28x28 MNIST-style image (values in [0, 1], ink bright) of the digit in `picture`.
 pub fn mnist_like(picture: &Gray) -> Result<Vec<f32>, DigitError> {
     let (w, h) = (picture.width, picture.height);

@@ -30,6 +30,29 @@ pub struct Sequential {
     labels: Vec<u8>,
 }
 
+/// Most parameters a model may have (512 MiB of f32): a bigger one is a typo or a hostile
+/// file, and is refused before anything is allocated.
+pub const MAX_PARAMS: usize = 1 << 27;
+/// Most values per sample in the input or any layer's output (64 MiB of f32).
+pub const MAX_ELEMENTS: usize = 1 << 24;
+
+/// `Ok(n)` when `n` is known and at most `limit`; otherwise a config error at `at`.
+fn size_check(at: &str, what: &str, n: Option<usize>, limit: usize) -> Result<usize> {
+    match n {
+        Some(n) if n <= limit => Ok(n),
+        Some(n) => Err(Error::config(
+            at,
+            format!("{what} would be {n} values; the most cnn-tui allows is {limit}"),
+        )),
+        None => Err(Error::config(
+            at,
+            format!(
+                "{what} would be too large to count; the most cnn-tui allows is {limit} values"
+            ),
+        )),
+    }
+}
+
 impl Sequential {
     /// Builds the model for images of `input_shape` (`[h, w, c]`) and `classes` outputs.
     /// An impossible stack is a config error naming the layer.
@@ -47,6 +70,15 @@ impl Sequential {
             format!("{kind}{n}")
         };
         let mut shape: Vec<usize> = input_shape.to_vec();
+        size_check(
+            "input",
+            "the input image",
+            input_shape
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d)),
+            MAX_ELEMENTS,
+        )?;
+        let mut total_params = 0usize;
         for (i, layer_spec) in spec.layers.iter().enumerate() {
             let at = format!("model.layers[{i}]");
             let layer_seed = seed ^ (i as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
@@ -71,6 +103,17 @@ impl Sequential {
                     init,
                 } => {
                     let input = image(&shape, "conv2d")?;
+                    let params = kernel_size
+                        .checked_mul(*kernel_size)
+                        .and_then(|k| k.checked_mul(input[2]))
+                        .and_then(|k| k.checked_add(1))
+                        .and_then(|k| k.checked_mul(*filters));
+                    total_params = size_check(
+                        &at,
+                        "the model's parameters",
+                        params.and_then(|p| p.checked_add(total_params)),
+                        MAX_PARAMS,
+                    )?;
                     let geometry = ConvGeometry::new(input, *kernel_size, *stride, *padding).ok_or_else(|| {
                         Error::config(
                             &at,
@@ -132,6 +175,13 @@ impl Sequential {
                             ),
                         ));
                     };
+                    let params = inputs.checked_add(1).and_then(|n| n.checked_mul(*units));
+                    total_params = size_check(
+                        &at,
+                        "the model's parameters",
+                        params.and_then(|p| p.checked_add(total_params)),
+                        MAX_PARAMS,
+                    )?;
                     layers.push(Box::new(Dense::new(
                         &name("dense"),
                         inputs,
@@ -156,6 +206,12 @@ impl Sequential {
                 LayerSpec::Softmax => Some(Activation::Softmax),
             };
             shape = layers.last().map_or(shape, |l| l.output_shape().to_vec());
+            size_check(
+                &at,
+                "its output",
+                shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)),
+                MAX_ELEMENTS,
+            )?;
             if let Some(act) = activation {
                 let kind = match act {
                     Activation::Relu => "relu",

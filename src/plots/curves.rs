@@ -35,6 +35,11 @@ pub struct Metrics {
 /// Reads `metrics.jsonl`; lines that do not parse (a writer killed mid-line) are skipped.
 pub fn read_metrics(path: &Path) -> Result<Metrics> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "cannot read", e))?;
+    parse_metrics(path, &text)
+}
+
+/// Parses the text of `metrics.jsonl`; `path` only names it in error messages.
+pub fn parse_metrics(path: &Path, text: &str) -> Result<Metrics> {
     let lines: Vec<Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())

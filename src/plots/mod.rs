@@ -18,7 +18,7 @@ use plotters::prelude::*;
 use crate::error::{Error, Result};
 
 pub use confusion::{CONFUSION_SIZE, MOST_WRONG_SIZE};
-pub use curves::{Metrics, read_metrics};
+pub use curves::{Metrics, parse_metrics, read_metrics};
 pub use filters::filter_picture_size;
 
 use crate::data::DataSource;

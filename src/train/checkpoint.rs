@@ -102,7 +102,13 @@ pub fn save(
 
 /// Reads a checkpoint and rebuilds model, optimizer and training state.
 pub fn load(path: &Path) -> Result<Loaded> {
-    let saved = weights::load(path)?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, "cannot read", e))?;
+    from_bytes(path, &bytes)
+}
+
+/// Parses the bytes of a checkpoint; `path` only names it in error messages.
+pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded> {
+    let saved = weights::from_bytes(path, bytes)?;
     if saved.metadata.get("kind").map(String::as_str) != Some("checkpoint") {
         return Err(Error::weights(
             path,

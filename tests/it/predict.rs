@@ -74,7 +74,7 @@ fn predicts_a_picture_and_an_idx_image() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).starts_with("error: notes.png: not a readable PNG or JPEG image"),
+        stderr(&o).starts_with("error: notes.png: not a PNG or JPEG image"),
         "{}",
         stderr(&o)
     );
