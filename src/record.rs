@@ -247,8 +247,12 @@ fn write_snapshot(dir: &Path, snapshot: &Snapshot) {
     };
     let path = remote::snapshot_path(dir);
     let tmp = dir.join(".snapshot.json.tmp");
-    if std::fs::write(&tmp, text).is_ok() {
-        let _ = std::fs::rename(&tmp, &path);
+    if std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .is_err()
+    {
+        // A disk that is full or read-only: leave no half-written file behind.
+        let _ = std::fs::remove_file(&tmp);
     }
 }
 

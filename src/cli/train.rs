@@ -244,7 +244,13 @@ fn headless(
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        recorder.record(&event)?;
+        if let Err(e) = recorder.record(&event) {
+            match event {
+                // The run's own error (returned by the trainer) is the one to report.
+                TrainEvent::Failed { .. } => say(&format!("also: {e}")),
+                _ => return Err(e),
+            }
+        }
         if let TrainEvent::Failed { .. } = event {
             continue; // printed by the caller from the returned error
         }

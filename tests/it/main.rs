@@ -4,6 +4,8 @@ mod bad_input;
 mod checkpoints;
 mod configs;
 mod dashboard;
+mod faults;
+mod fuzz_corpus;
 mod plots;
 mod predict;
 mod remote;
