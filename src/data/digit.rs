@@ -34,6 +34,9 @@ impl std::fmt::Display for DigitError {
 /// Largest picture side accepted, in pixels: a header claiming more is not a photo of a digit,
 /// and is refused before anything is allocated.
 pub const MAX_PICTURE_SIDE: u32 = 12_000;
+/// Most pixels accepted (a 6000x4000 photo): a few hundred bytes of JPEG can claim far more,
+/// and decoding them would take seconds and hundreds of megabytes.
+pub const MAX_PICTURE_PIXELS: u64 = 25_000_000;
 
 /// Decodes a PNG or JPEG (recognised by its content, not its name) and makes the digit in it
 /// MNIST-like. The error says what is wrong, for a message naming the file.
@@ -45,6 +48,18 @@ pub fn digit_from_picture(bytes: &[u8]) -> Result<Vec<f32>, String> {
         Some(image::ImageFormat::Png | image::ImageFormat::Jpeg) => {}
         Some(other) => return Err(format!("a {other:?} image; give a PNG or JPEG")),
         None => return Err("not a PNG or JPEG image".into()),
+    }
+    let (w, h) = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read: {e}"))?
+        .into_dimensions()
+        .map_err(|e| format!("not a readable PNG or JPEG image ({e})"))?;
+    if u64::from(w) * u64::from(h) > MAX_PICTURE_PIXELS {
+        return Err(format!(
+            "the picture is {w}x{h} ({:.1} megapixels); predict takes at most {} megapixels: scale it down",
+            (u64::from(w) * u64::from(h)) as f64 / 1e6,
+            MAX_PICTURE_PIXELS / 1_000_000
+        ));
     }
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_PICTURE_SIDE);

@@ -363,6 +363,12 @@ impl App {
             out.push(format!("error: {e}"));
         }
         out.push(format!("run directory: {}", self.info.run_dir.display()));
+        if self.info.watching && !self.state.is_over() {
+            out.push(format!(
+                "the run goes on; watch it again with: cnn-tui watch {}",
+                self.info.run_dir.display()
+            ));
+        }
         if let Some(c) = &self.last_checkpoint {
             out.push(format!("last checkpoint: {}", c.display()));
         }

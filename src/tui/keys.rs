@@ -17,7 +17,10 @@ pub const BINDINGS: &[(&str, &str)] = &[
     ("n / N", "next / previous probe image"),
     ("m", "model summary and hyperparameters"),
     ("?", "this help"),
-    ("q", "quit (asks first while training)"),
+    (
+        "q",
+        "quit (asks first while training; in watch: leave, the run goes on)",
+    ),
     ("ctrl-c", "stop gracefully; twice aborts"),
 ];
 
