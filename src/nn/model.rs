@@ -53,6 +53,16 @@ fn size_check(at: &str, what: &str, n: Option<usize>, limit: usize) -> Result<us
     }
 }
 
+/// The model's parameter count with a layer's `params` added, checked against [`MAX_PARAMS`].
+fn add_params(at: &str, total: usize, params: Option<usize>) -> Result<usize> {
+    size_check(
+        at,
+        "the model's parameters",
+        params.and_then(|p| p.checked_add(total)),
+        MAX_PARAMS,
+    )
+}
+
 impl Sequential {
     /// Builds the model for images of `input_shape` (`[h, w, c]`) and `classes` outputs.
     /// An impossible stack is a config error naming the layer.
@@ -108,12 +118,7 @@ impl Sequential {
                         .and_then(|k| k.checked_mul(input[2]))
                         .and_then(|k| k.checked_add(1))
                         .and_then(|k| k.checked_mul(*filters));
-                    total_params = size_check(
-                        &at,
-                        "the model's parameters",
-                        params.and_then(|p| p.checked_add(total_params)),
-                        MAX_PARAMS,
-                    )?;
+                    total_params = add_params(&at, total_params, params)?;
                     let geometry = ConvGeometry::new(input, *kernel_size, *stride, *padding).ok_or_else(|| {
                         Error::config(
                             &at,
@@ -176,12 +181,7 @@ impl Sequential {
                         ));
                     };
                     let params = inputs.checked_add(1).and_then(|n| n.checked_mul(*units));
-                    total_params = size_check(
-                        &at,
-                        "the model's parameters",
-                        params.and_then(|p| p.checked_add(total_params)),
-                        MAX_PARAMS,
-                    )?;
+                    total_params = add_params(&at, total_params, params)?;
                     layers.push(Box::new(Dense::new(
                         &name("dense"),
                         inputs,

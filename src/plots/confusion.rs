@@ -4,7 +4,7 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::tiles::{Scale, fill, frame, label, paint};
+use super::tiles::{Scale, fill, frame, label, paint, title};
 use super::{Area, Drawn};
 use crate::train::FilterImage;
 
@@ -31,22 +31,13 @@ pub fn draw_confusion(area: &Area, counts: &[Vec<usize>]) -> Drawn {
     let n = counts.len();
     let total: usize = counts.iter().flatten().sum();
     let right: usize = (0..n).map(|c| counts[c][c]).sum();
-    label(
+    title(
         area,
         &format!(
             "Confusion matrix, test set: {right} of {total} right ({:.2}%)",
             100.0 * right as f64 / total.max(1) as f64
         ),
-        (16, 12),
-        22,
-        false,
-    )?;
-    label(
-        area,
         "rows: true digit, columns: predicted; blue = right, red = mistakes (darker = more)",
-        (16, 42),
-        14,
-        false,
     )?;
     let cell = (600 / n.max(1)).clamp(12, 60) as i32;
     let (left, top) = (90, 110);
@@ -124,22 +115,13 @@ pub fn draw_confusion(area: &Area, counts: &[Vec<usize>]) -> Drawn {
 pub fn draw_most_wrong(area: &Area, mistakes: &[Mistake], total_wrong: usize) -> Drawn {
     area.fill(&WHITE).map_err(|e| e.to_string())?;
     let (rows, cols) = MOST_WRONG_GRID;
-    label(
+    title(
         area,
         &format!(
             "The {} test digits the model is most sure about and gets wrong ({total_wrong} wrong in all)",
             mistakes.len().min(rows * cols)
         ),
-        (16, 12),
-        20,
-        false,
-    )?;
-    label(
-        area,
         "under each: true digit -> predicted, the probability the model gave its prediction, test index",
-        (16, 40),
-        14,
-        false,
     )?;
     let (pitch_x, pitch_y, zoom) = (130, 170, 4);
     for (i, m) in mistakes.iter().take(rows * cols).enumerate() {

@@ -1,7 +1,7 @@
 //! What the conv layers learned: every filter as a diverging-colour tile, and the feature maps
 //! a few test digits produce in each conv layer.
 
-use super::tiles::{Scale, colour_bar, frame, label, paint};
+use super::tiles::{Scale, colour_bar, frame, label, paint, title};
 use super::{Area, Drawn};
 use crate::train::FilterImage;
 
@@ -59,19 +59,10 @@ pub fn draw_filters(area: &Area, conv: &ConvWeights) -> Drawn {
     let [kh, kw, cin, f] = conv.shape;
     let l = FilterLayout::of(conv.shape);
     let scale = Scale::diverging(conv.values.iter());
-    label(
+    title(
         area,
         &format!("{}: {f} filters of {kh}x{kw}x{cin}", conv.name),
-        (16, 12),
-        22,
-        false,
-    )?;
-    label(
-        area,
         "weights: blue negative, white zero, red positive (one scale for the layer)",
-        (16, 42),
-        14,
-        false,
     )?;
     colour_bar(area, scale, (16 + 30, 68), 220)?;
     if cin > 1 {
@@ -173,19 +164,10 @@ pub fn draw_feature_maps(area: &Area, layer: &str, probes: &[ProbeMaps]) -> Draw
     area.fill(&plotters::style::WHITE)
         .map_err(|e| e.to_string())?;
     let count = probes.first().map_or(0, |p| p.maps.len());
-    label(
+    title(
         area,
         &format!("{layer}: {count} feature maps of test digits"),
-        (16, 12),
-        22,
-        false,
-    )?;
-    label(
-        area,
         "after the activation: black = no response, white = the strongest for that digit",
-        (16, 42),
-        14,
-        false,
     )?;
     let mut y = 80;
     for p in probes {

@@ -107,6 +107,12 @@ pub fn label(area: &Area, text: &str, (x, y): (i32, i32), size: u32, centred: bo
         .map_err(|e| e.to_string())
 }
 
+/// A picture's heading (large) and the line under it that says how to read it.
+pub fn title(area: &Area, heading: &str, subtitle: &str) -> Drawn {
+    label(area, heading, (16, 12), 22, false)?;
+    label(area, subtitle, (16, 42), 14, false)
+}
+
 /// A horizontal colour bar for a diverging scale with its end and middle values.
 pub fn colour_bar(area: &Area, scale: Scale, (x, y): (i32, i32), width: i32) -> Drawn {
     let Scale::Diverging { limit } = scale else {
