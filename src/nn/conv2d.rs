@@ -141,6 +141,10 @@ impl ConvGeometry {
 /// so results do not depend on the thread count.
 const GRAD_CHUNKS: usize = 8;
 
+/// Bytes of patches unfolded and multiplied at a time in the forward pass: about what stays
+/// in a core's L2 cache together with the kernel and the output block.
+const BLOCK_BYTES: usize = 256 << 10;
+
 pub struct Conv2d {
     name: String,
     geometry: ConvGeometry,
@@ -198,15 +202,6 @@ impl Conv2d {
         self.out_shape[2]
     }
 
-    /// The kernel as a `[kh*kw*cin, filters]` matrix.
-    fn kernel_matrix(&self) -> ArrayView2<'_, f32> {
-        ArrayView2::from_shape(
-            (self.geometry.patch_len(), self.filters()),
-            data(&self.weight.value),
-        )
-        .expect("contiguous")
-    }
-
     /// Sums the per-chunk partials (kernel gradient, then bias gradient) into the params.
     fn reduce_partials(&mut self, chunks: usize) {
         let (klen, f) = (self.weight.value.len(), self.filters());
@@ -222,29 +217,49 @@ impl Conv2d {
         }
     }
 
+    /// im2col and the GEMM, a few samples at a time while their patches are in cache: each
+    /// thread takes a stripe of the batch and, block by block, unfolds the samples' patches
+    /// (kept for the backward pass), multiplies them by the kernel, adds the bias and applies
+    /// the fused ReLU. Every output row is computed the same way whatever the blocking, so the
+    /// result does not depend on the thread count.
     fn forward_patches(&mut self, x: &Tensor, y: &mut Tensor) {
         let g = self.geometry;
         let batch = x.shape()[0];
-        let rows = batch * g.positions();
-        self.patches.resize(rows * g.patch_len(), 0.0);
+        let (positions, patch_len, f) = (g.positions(), g.patch_len(), self.filters());
+        let (sample_patches, sample_out) = (positions * patch_len, positions * f);
         let image_len = g.in_h * g.in_w * g.in_c;
+        self.patches.resize(batch * sample_patches, 0.0);
+        let per_stripe = batch.div_ceil(rayon::current_num_threads().max(1)).max(1);
+        let block = (BLOCK_BYTES / (sample_patches * 4).max(1)).clamp(1, per_stripe);
+        let kernel =
+            ArrayView2::from_shape((patch_len, f), data(&self.weight.value)).expect("contiguous");
+        let (bias, relu) = (data(&self.bias.value), self.relu);
         self.patches
-            .par_chunks_mut(g.positions() * g.patch_len())
-            .zip(data(x).par_chunks(image_len))
-            .for_each(|(p, img)| g.im2col(img, p));
-        let f = self.filters();
-        let bias = data(&self.bias.value);
-        data_mut(y)
-            .chunks_exact_mut(f)
-            .for_each(|r| r.copy_from_slice(bias));
-        let patches = ArrayView2::from_shape((rows, g.patch_len()), &self.patches).expect("sized");
-        let mut out = ArrayViewMut2::from_shape((rows, f), data_mut(y)).expect("contiguous");
-        matmul(patches, self.kernel_matrix(), &mut out, true);
-        if self.relu {
-            data_mut(y)
-                .par_chunks_mut(1 << 15)
-                .for_each(|c| c.iter_mut().for_each(|v| *v = v.max(0.0)));
-        }
+            .par_chunks_mut(per_stripe * sample_patches)
+            .zip(data_mut(y).par_chunks_mut(per_stripe * sample_out))
+            .zip(data(x).par_chunks(per_stripe * image_len))
+            .for_each(|((patches, out), images)| {
+                let samples = images.len() / image_len;
+                for s0 in (0..samples).step_by(block) {
+                    let s1 = (s0 + block).min(samples);
+                    let p = &mut patches[s0 * sample_patches..s1 * sample_patches];
+                    for (s, img) in images[s0 * image_len..s1 * image_len]
+                        .chunks_exact(image_len)
+                        .enumerate()
+                    {
+                        g.im2col(img, &mut p[s * sample_patches..(s + 1) * sample_patches]);
+                    }
+                    let rows = (s1 - s0) * positions;
+                    let o = &mut out[s0 * sample_out..s1 * sample_out];
+                    o.chunks_exact_mut(f).for_each(|r| r.copy_from_slice(bias));
+                    let a = ArrayView2::from_shape((rows, patch_len), &*p).expect("sized");
+                    let mut c = ArrayViewMut2::from_shape((rows, f), &mut *o).expect("sized");
+                    matmul_serial(a, kernel, &mut c, true);
+                    if relu {
+                        o.iter_mut().for_each(|v| *v = v.max(0.0));
+                    }
+                }
+            });
     }
 
     fn backward_direct(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
@@ -357,16 +372,16 @@ impl Conv2d {
         // The patches are no longer needed: their buffer now receives the patch gradients.
         let grad: &[f32] = if self.relu { &self.masked } else { data(dy) };
         let dy_m = ArrayView2::from_shape((rows, f), grad).expect("contiguous");
-        let kernel = ArrayView2::from_shape((g.patch_len(), f), data(&self.weight.value))
-            .expect("contiguous");
+        let kernel =
+            ArrayView2::from_shape((plen, f), data(&self.weight.value)).expect("contiguous");
         let mut dpatches =
-            ArrayViewMut2::from_shape((rows, g.patch_len()), &mut self.patches).expect("sized");
+            ArrayViewMut2::from_shape((rows, plen), &mut self.patches).expect("sized");
         matmul(dy_m, kernel.t(), &mut dpatches, false);
         ensure_shape(dx, x.shape());
         let image_len = g.in_h * g.in_w * g.in_c;
         data_mut(dx)
             .par_chunks_mut(image_len)
-            .zip(self.patches.par_chunks(g.positions() * g.patch_len()))
+            .zip(self.patches.par_chunks(positions * plen))
             .for_each(|(img, p)| g.col2im(p, img));
     }
 }
