@@ -90,6 +90,14 @@ impl Recorder {
             .collect();
         crate::weights::write_atomically(&metrics_path, kept.as_bytes())?;
         remote::create_private_dir(&remote::commands_dir(dir))?;
+        // The run is going again: the summary of its interruption no longer holds (`ctl` and
+        // `runs` read it as "ended").
+        let summary = dir.join("summary.json");
+        if let Err(e) = std::fs::remove_file(&summary)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(Error::io(&summary, "cannot remove", e));
+        }
         let mut recorder = Recorder::open(dir, config, data_source, true)?;
         recorder.write_metrics(&json!({"type": "restart", "step": step}))?;
         Ok(recorder)
@@ -289,6 +297,27 @@ fn utc_timestamp() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resumed_run_is_no_longer_ended_and_keeps_its_earlier_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::parse_config(crate::config::DEFAULT_CONFIG, "d", &[]).unwrap();
+        let run = dir.path().join("run");
+        drop(Recorder::create(&run, &config, "bundled").unwrap());
+        std::fs::write(
+            run.join("metrics.jsonl"),
+            "{\"type\":\"pause\",\"step\":5}\n{\"type\":\"pause\",\"step\":9}\n",
+        )
+        .unwrap();
+        std::fs::write(run.join("summary.json"), "{\"status\":\"interrupted\"}").unwrap();
+        drop(Recorder::resume(&run, &config, "bundled", 7).unwrap());
+        assert!(!run.join("summary.json").exists());
+        let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+        assert_eq!(
+            metrics,
+            "{\"type\":\"pause\",\"step\":5}\n{\"step\":7,\"type\":\"restart\"}\n"
+        );
+    }
 
     #[test]
     fn timestamps_are_sortable_and_fixed_width() {

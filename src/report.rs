@@ -54,7 +54,10 @@ pub fn describe(event: &TrainEvent, total_epochs: usize) -> Option<String> {
         TrainEvent::Finished(s) => finished_line(s),
         TrainEvent::Failed { message } => format!("error: {message}"),
         TrainEvent::Diverged { message, .. } => message.clone(),
-        TrainEvent::Phase(_) | TrainEvent::Batch { .. } | TrainEvent::Snapshot(_) => return None,
+        TrainEvent::Phase(_)
+        | TrainEvent::Batch { .. }
+        | TrainEvent::Snapshot(_)
+        | TrainEvent::Reset => return None,
     })
 }
 

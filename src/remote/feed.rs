@@ -104,9 +104,11 @@ impl Feed {
         }
         let appended = self.metrics.poll();
         if appended.restarted && self.started {
+            out.push(TrainEvent::Reset);
             out.push(TrainEvent::Message(
                 "metrics.jsonl was replaced (the run was resumed): reading it again".into(),
             ));
+            (self.started, self.ended) = (false, false);
         }
         for line in &appended.lines {
             if let Some(event) = event_of(line) {
@@ -162,6 +164,51 @@ pub fn heartbeat_age(run_dir: &Path) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replaced_metrics_file_resets_the_history_before_it_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = r#"{"type":"start","epochs":2,"batches_per_epoch":3,"train_samples":9,"validation_samples":0,"test_samples":3,"lr":0.1,"optimizer":"sgd","layers":[],"params":10,"threads":1}"#;
+        let batch =
+            r#"{"type":"batch","epoch":1,"batch":3,"step":3,"loss":0.5,"accuracy":0.5,"lr":0.1}"#;
+        let path = dir.path().join("metrics.jsonl");
+        std::fs::write(&path, format!("{start}\n{batch}\n")).unwrap();
+        let mut feed = Feed::new(dir.path());
+        let first = feed.poll();
+        assert!(matches!(
+            first[..],
+            [TrainEvent::Started { .. }, TrainEvent::Batch { .. }]
+        ));
+        // A resume trims the file and replaces it atomically.
+        let tmp = dir.path().join("tmp");
+        std::fs::write(&tmp, format!("{start}\n")).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        let again = feed.poll();
+        assert!(
+            matches!(
+                again[..],
+                [
+                    TrainEvent::Reset,
+                    TrainEvent::Message(_),
+                    TrainEvent::Started { .. }
+                ]
+            ),
+            "{again:?}"
+        );
+        // The dashboard forgets the old points.
+        let mut app = crate::tui::app::App::new(
+            Default::default(),
+            crate::tui::app::Style {
+                ascii: true,
+                color: false,
+            },
+        );
+        first.iter().for_each(|e| app.on_train_event(e));
+        assert_eq!(app.batch_loss.len(), 1);
+        again.iter().for_each(|e| app.on_train_event(e));
+        assert!(app.batch_loss.is_empty());
+        assert_eq!(app.epochs, 2);
+    }
 
     #[test]
     fn a_vanished_run_directory_is_reported_once_and_not_fatal() {

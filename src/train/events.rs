@@ -144,4 +144,8 @@ pub enum TrainEvent {
     Failed {
         message: String,
     },
+    /// The history starts over: a watched run's `metrics.jsonl` was replaced (the run was
+    /// resumed and its later lines trimmed) and is read again from its first line. Never
+    /// emitted by the training loop.
+    Reset,
 }

@@ -199,6 +199,14 @@ impl App {
 
     /// Applies a training event.
     pub fn on_train_event(&mut self, event: &TrainEvent) {
+        if let TrainEvent::Reset = event {
+            // Everything learned from the events goes; what the user chose stays.
+            let fresh = App::new(self.info.clone(), self.style);
+            let old = std::mem::replace(self, fresh);
+            (self.mode, self.quitting, self.interrupts) = (old.mode, old.quitting, old.interrupts);
+            (self.conv_layer, self.probe) = (old.conv_layer, old.probe);
+            return;
+        }
         if let Some(line) = describe(event, self.epochs) {
             self.push_log(line);
         }
@@ -270,7 +278,7 @@ impl App {
                 self.snapshot = Some((**s).clone());
             }
             TrainEvent::CheckpointSaved { path, .. } => self.last_checkpoint = Some(path.clone()),
-            TrainEvent::Message(_) | TrainEvent::CommandApplied { .. } => {}
+            TrainEvent::Message(_) | TrainEvent::CommandApplied { .. } | TrainEvent::Reset => {}
             TrainEvent::Diverged { .. } => self.state = RunState::DivergedPaused,
             TrainEvent::Finished(s) => {
                 self.state = RunState::Finished(s.stop_reason);
