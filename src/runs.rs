@@ -130,7 +130,8 @@ pub fn row(root: &Path, dir: &Path) -> Option<RunRow> {
         epochs: config.training.epochs,
         best_val_accuracy: field("best_val_accuracy").or(best_val),
         test_accuracy: field("test_accuracy"),
-        seconds: field("train_seconds").unwrap_or(seconds),
+        // Epoch times cover every start of a resumed run; the summary only the last one.
+        seconds: field("train_seconds").map_or(seconds, |s| s.max(seconds)),
         status,
     })
 }

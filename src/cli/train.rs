@@ -29,6 +29,17 @@ const SNAPSHOT_FILE_EVERY: Duration = Duration::from_secs(5);
 
 pub fn run(args: TrainArgs) -> Result<u8> {
     let (mut config, name, origin, resume, run_dir) = prepare(&args)?;
+    if let Some(r) = &resume
+        && r.state.epoch > config.training.epochs
+    {
+        // A finished run (a requeued job that had completed, a sweep run again): leave it be.
+        say(&format!(
+            "{}: all {} epochs are done already; nothing to resume (give --epochs N to train further)",
+            r.from.display(),
+            config.training.epochs
+        ));
+        return Ok(exit::OK);
+    }
     let source = data_source(args.config.data.as_ref(), &config);
     // The run directory keeps where its data came from (absolute), so that `plot`, `evaluate`
     // and a resume find it again from anywhere.
