@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{cnn_tui, stderr};
+use crate::util::{cnn_tui, stderr, stdout};
 
 fn config_path() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -246,4 +246,31 @@ fn resume_auto_without_checkpoints_starts_fresh_and_bad_checkpoints_are_errors()
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn resuming_a_finished_run_leaves_it_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "train",
+        "--headless",
+        "--epochs",
+        "1",
+        "--run-dir",
+        "run",
+        "--no-plots",
+    ];
+    let o = cnn_tui(&args, dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let summary = std::fs::read_to_string(dir.path().join("run/summary.json")).unwrap();
+    // A requeued job that had already completed runs the same command again.
+    let o = cnn_tui(&[&args[..], &["--resume", "auto"]].concat(), dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("all 1 epochs are done already; nothing to resume"),
+        "{}",
+        stdout(&o)
+    );
+    let after = std::fs::read_to_string(dir.path().join("run/summary.json")).unwrap();
+    assert_eq!(after, summary);
 }
