@@ -54,6 +54,9 @@ fn forward_fixed<const F: usize>(
 ) {
     let c = g.in_c;
     let bias: [f32; F] = bias.try_into().expect("bias length");
+    if g.stride == 1 && g.pad_top == 0 && g.pad_left == 0 {
+        return forward_unpadded::<F>(g, kernel, bias, image, out, relu);
+    }
     for (p, px) in out.chunks_exact_mut(F).enumerate() {
         let (oh, ow) = (p / g.out_w, p % g.out_w);
         let mut acc = bias;
@@ -76,6 +79,64 @@ fn forward_fixed<const F: usize>(
             acc.iter_mut().for_each(|a| *a = a.max(0.0));
         }
         px.copy_from_slice(&acc);
+    }
+}
+
+/// `acc += x * row`, F lanes at once.
+#[inline(always)]
+fn axpy<const F: usize>(acc: &mut [f32; F], x: f32, row: &[f32]) {
+    let row: &[f32; F] = row[..F].try_into().expect("row");
+    for f in 0..F {
+        acc[f] += x * row[f];
+    }
+}
+
+/// Stride 1 without padding (every tap inside the image): four output pixels of a row at a
+/// time, each with its own accumulators, so that their multiply-adds overlap instead of
+/// waiting on each other.
+#[inline(always)]
+fn forward_unpadded<const F: usize>(
+    g: &ConvGeometry,
+    kernel: &[f32],
+    bias: [f32; F],
+    image: &[f32],
+    out: &mut [f32],
+    relu: bool,
+) {
+    let c = g.in_c;
+    for oh in 0..g.out_h {
+        let mut ow = 0;
+        while ow < g.out_w {
+            let n = (g.out_w - ow).min(4);
+            let mut acc = [bias; 4];
+            for i in 0..g.kernel {
+                for j in 0..g.kernel {
+                    let x = &image[((oh + i) * g.in_w + ow + j) * c..];
+                    for ch in 0..c {
+                        let at = ((i * g.kernel + j) * c + ch) * F;
+                        let row = &kernel[at..at + F];
+                        if n == 4 {
+                            let [a0, a1, a2, a3] = &mut acc;
+                            axpy(a0, x[ch], row);
+                            axpy(a1, x[c + ch], row);
+                            axpy(a2, x[2 * c + ch], row);
+                            axpy(a3, x[3 * c + ch], row);
+                        } else {
+                            for (k, a) in acc.iter_mut().enumerate().take(n) {
+                                axpy(a, x[k * c + ch], row);
+                            }
+                        }
+                    }
+                }
+            }
+            let px = &mut out[(oh * g.out_w + ow) * F..(oh * g.out_w + ow + n) * F];
+            for (k, a) in acc.iter().enumerate().take(n) {
+                for f in 0..F {
+                    px[k * F + f] = if relu { a[f].max(0.0) } else { a[f] };
+                }
+            }
+            ow += n;
+        }
     }
 }
 
@@ -166,6 +227,10 @@ fn weight_grad_fixed<const F: usize>(
     for (d, v) in dbias.iter_mut().zip(db) {
         *d += v;
     }
+    if g.stride == 1 && g.pad_top == 0 && g.pad_left == 0 {
+        weight_grad_unpadded::<F>(g, s.image, masked, dkernel);
+        return;
+    }
     for i in 0..g.kernel {
         for j in 0..g.kernel {
             for ch in 0..c {
@@ -184,6 +249,45 @@ fn weight_grad_fixed<const F: usize>(
                     .iter_mut()
                     .zip(acc)
                     .for_each(|(d, a)| *d += a);
+            }
+        }
+    }
+}
+
+/// Stride 1 without padding: four running sums per tap, one per pixel of each group of four
+/// along a row, so that the multiply-adds do not wait on each other; added up in a fixed order.
+#[inline(always)]
+fn weight_grad_unpadded<const F: usize>(
+    g: &ConvGeometry,
+    image: &[f32],
+    masked: &[f32],
+    dkernel: &mut [f32],
+) {
+    let c = g.in_c;
+    for i in 0..g.kernel {
+        for j in 0..g.kernel {
+            for ch in 0..c {
+                let mut acc = [[0.0f32; F]; 4];
+                for oh in 0..g.out_h {
+                    let x = &image[((oh + i) * g.in_w + j) * c + ch..];
+                    let grad = &masked[oh * g.out_w * F..(oh + 1) * g.out_w * F];
+                    let mut ow = 0;
+                    while ow + 4 <= g.out_w {
+                        let [a0, a1, a2, a3] = &mut acc;
+                        axpy(a0, x[ow * c], &grad[ow * F..]);
+                        axpy(a1, x[(ow + 1) * c], &grad[(ow + 1) * F..]);
+                        axpy(a2, x[(ow + 2) * c], &grad[(ow + 2) * F..]);
+                        axpy(a3, x[(ow + 3) * c], &grad[(ow + 3) * F..]);
+                        ow += 4;
+                    }
+                    for (k, a) in acc.iter_mut().enumerate().take(g.out_w - ow) {
+                        axpy(a, x[(ow + k) * c], &grad[(ow + k) * F..]);
+                    }
+                }
+                let at = ((i * g.kernel + j) * c + ch) * F;
+                for f in 0..F {
+                    dkernel[at + f] += (acc[0][f] + acc[1][f]) + (acc[2][f] + acc[3][f]);
+                }
             }
         }
     }
