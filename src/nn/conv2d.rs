@@ -78,6 +78,11 @@ impl ConvGeometry {
         (ih < self.in_h && iw < self.in_w).then_some((ih * self.in_w + iw) * self.in_c)
     }
 
+    /// Stride 1 and no padding: every tap of every output lies inside the image.
+    pub(super) fn unpadded_stride_one(&self) -> bool {
+        self.stride == 1 && self.pad_top == 0 && self.pad_left == 0
+    }
+
     /// The first input value of kernel row `i` at output `(oh, ow)` when the whole row is
     /// inside the image.
     #[inline]
@@ -283,19 +288,21 @@ impl Conv2d {
                 part.fill(0.0);
                 let (dk, db) = part.split_at_mut(klen);
                 for n in ci * per_chunk..((ci + 1) * per_chunk).min(batch) {
-                    let mut sample = conv_direct::Sample {
-                        image: &xs[n * image_len..][..image_len],
-                        out: &ys[n * out_len..][..out_len],
-                        scratch: &mut *scratch,
+                    let dy_n = &dys[n * out_len..][..out_len];
+                    // The sample's gradient through the ReLU, once (it is read once per tap).
+                    let grad = if relu {
+                        conv_direct::mask_relu(dy_n, &ys[n * out_len..][..out_len], scratch);
+                        &*scratch
+                    } else {
+                        dy_n
                     };
                     conv_direct::weight_grad(
                         &g,
                         f,
-                        &mut sample,
-                        &dys[n * out_len..][..out_len],
+                        &xs[n * image_len..][..image_len],
+                        grad,
                         dk,
                         db,
-                        relu,
                     );
                 }
             });
@@ -307,12 +314,7 @@ impl Conv2d {
             .par_chunks_mut(image_len)
             .zip(dys.par_chunks(out_len).zip(ys.par_chunks(out_len)))
             .for_each(|(dxs, (dyn_, yn))| {
-                let masked: Vec<f32> = dyn_
-                    .iter()
-                    .zip(yn)
-                    .map(|(&d, &o)| if relu && o <= 0.0 { 0.0 } else { d })
-                    .collect();
-                conv_direct::input_grad(&g, f, kernel, &masked, dxs);
+                conv_direct::input_grad(&g, f, kernel, (dyn_, yn, relu), dxs)
             });
     }
 
@@ -330,11 +332,7 @@ impl Conv2d {
                         .par_chunks(1 << 15)
                         .zip(data(y).par_chunks(1 << 15)),
                 )
-                .for_each(|(m, (d, o))| {
-                    m.iter_mut()
-                        .zip(d.iter().zip(o))
-                        .for_each(|(m, (&d, &o))| *m = if o > 0.0 { d } else { 0.0 })
-                });
+                .for_each(|(m, (d, o))| conv_direct::mask_relu(d, o, m));
             &self.masked
         } else {
             data(dy)

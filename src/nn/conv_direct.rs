@@ -10,12 +10,27 @@ use super::simd::multiversion;
 /// The direct path keeps one output pixel's ReLU-masked gradient on the stack.
 pub const MAX_FILTERS: usize = 256;
 
-/// One sample's image and output, and scratch space for its masked gradient
-/// (`out_h * out_w * filters` values).
-pub struct Sample<'a> {
-    pub image: &'a [f32],
-    pub out: &'a [f32],
-    pub scratch: &'a mut [f32],
+/// The gradient through a ReLU: `dy` where the (post-ReLU) output is positive, 0 elsewhere.
+pub fn mask_relu(dy: &[f32], out: &[f32], masked: &mut [f32]) {
+    for ((m, &d), &o) in masked.iter_mut().zip(dy).zip(out) {
+        *m = if o > 0.0 { d } else { 0.0 };
+    }
+}
+
+/// One output pixel's gradient, masked into `buf` when the layer has a ReLU.
+#[inline(always)]
+fn masked_row<'a>(
+    grad: &'a [f32],
+    out: &[f32],
+    relu: bool,
+    buf: &'a mut [f32; MAX_FILTERS],
+) -> &'a [f32] {
+    if !relu {
+        return grad;
+    }
+    let m = &mut buf[..grad.len()];
+    mask_relu(grad, out, m);
+    m
 }
 
 multiversion!(
@@ -54,7 +69,7 @@ fn forward_fixed<const F: usize>(
 ) {
     let c = g.in_c;
     let bias: [f32; F] = bias.try_into().expect("bias length");
-    if g.stride == 1 && g.pad_top == 0 && g.pad_left == 0 {
+    if g.unpadded_stride_one() {
         return forward_unpadded::<F>(g, kernel, bias, image, out, relu);
     }
     for (p, px) in out.chunks_exact_mut(F).enumerate() {
@@ -175,27 +190,26 @@ fn forward_any(
 }
 
 multiversion!(
-    /// Adds one sample's contribution to the kernel and bias gradients. With `relu`, `dy` is
-    /// masked where the (post-ReLU) output is zero.
-    weight_grad => weight_grad_body(g: &ConvGeometry, filters: usize, s: &mut Sample, dy: &[f32], dkernel: &mut [f32], dbias: &mut [f32], relu: bool)
+    /// Adds one sample's contribution to the kernel and bias gradients; `dy` is its output
+    /// gradient, already masked by the ReLU if there is one.
+    weight_grad => weight_grad_body(g: &ConvGeometry, filters: usize, image: &[f32], dy: &[f32], dkernel: &mut [f32], dbias: &mut [f32])
 );
 
 #[inline(always)]
 fn weight_grad_body(
     g: &ConvGeometry,
     filters: usize,
-    s: &mut Sample,
+    image: &[f32],
     dy: &[f32],
     dkernel: &mut [f32],
     dbias: &mut [f32],
-    relu: bool,
 ) {
     match filters {
-        8 => weight_grad_fixed::<8>(g, s, dy, dkernel, dbias, relu),
-        16 => weight_grad_fixed::<16>(g, s, dy, dkernel, dbias, relu),
-        32 => weight_grad_fixed::<32>(g, s, dy, dkernel, dbias, relu),
-        64 => weight_grad_fixed::<64>(g, s, dy, dkernel, dbias, relu),
-        _ => weight_grad_any(g, filters, s, dy, dkernel, dbias, relu),
+        8 => weight_grad_fixed::<8>(g, image, dy, dkernel, dbias),
+        16 => weight_grad_fixed::<16>(g, image, dy, dkernel, dbias),
+        32 => weight_grad_fixed::<32>(g, image, dy, dkernel, dbias),
+        64 => weight_grad_fixed::<64>(g, image, dy, dkernel, dbias),
+        _ => weight_grad_any(g, filters, image, dy, dkernel, dbias),
     }
 }
 
@@ -203,43 +217,34 @@ fn weight_grad_body(
 #[inline(always)]
 fn weight_grad_fixed<const F: usize>(
     g: &ConvGeometry,
-    s: &mut Sample,
+    image: &[f32],
     dy: &[f32],
     dkernel: &mut [f32],
     dbias: &mut [f32],
-    relu: bool,
 ) {
     let c = g.in_c;
-    let positions = g.out_h * g.out_w;
-    // The ReLU-masked gradient of this sample, once (it is read once per tap).
-    let masked = &mut s.scratch[..positions * F];
     let mut db = [0.0f32; F];
-    for ((m, grad), out) in masked
-        .chunks_exact_mut(F)
-        .zip(dy.chunks_exact(F))
-        .zip(s.out.chunks_exact(F))
-    {
+    for grad in dy.chunks_exact(F) {
         for f in 0..F {
-            m[f] = if !relu || out[f] > 0.0 { grad[f] } else { 0.0 };
-            db[f] += m[f];
+            db[f] += grad[f];
         }
     }
     for (d, v) in dbias.iter_mut().zip(db) {
         *d += v;
     }
-    if g.stride == 1 && g.pad_top == 0 && g.pad_left == 0 {
-        weight_grad_unpadded::<F>(g, s.image, masked, dkernel);
+    if g.unpadded_stride_one() {
+        weight_grad_unpadded::<F>(g, image, dy, dkernel);
         return;
     }
     for i in 0..g.kernel {
         for j in 0..g.kernel {
             for ch in 0..c {
                 let mut acc = [0.0f32; F];
-                for (p, gv) in masked.chunks_exact(F).enumerate() {
+                for (p, gv) in dy.chunks_exact(F).enumerate() {
                     let Some(src) = g.source(p / g.out_w, p % g.out_w, i, j) else {
                         continue;
                     };
-                    let xv = s.image[src + ch];
+                    let xv = image[src + ch];
                     for f in 0..F {
                         acc[f] += xv * gv[f];
                     }
@@ -297,31 +302,13 @@ fn weight_grad_unpadded<const F: usize>(
 fn weight_grad_any(
     g: &ConvGeometry,
     filters: usize,
-    s: &mut Sample,
+    image: &[f32],
     dy: &[f32],
     dkernel: &mut [f32],
     dbias: &mut [f32],
-    relu: bool,
 ) {
-    assert!(
-        filters <= MAX_FILTERS,
-        "direct convolution supports at most {MAX_FILTERS} filters"
-    );
     let c = g.in_c;
-    let mut masked = [0.0f32; MAX_FILTERS];
-    for (p, (grad, out)) in dy
-        .chunks_exact(filters)
-        .zip(s.out.chunks_exact(filters))
-        .enumerate()
-    {
-        let grad: &[f32] = if relu {
-            for ((m, &gv), &o) in masked.iter_mut().zip(grad).zip(out) {
-                *m = if o > 0.0 { gv } else { 0.0 };
-            }
-            &masked[..filters]
-        } else {
-            grad
-        };
+    for (p, grad) in dy.chunks_exact(filters).enumerate() {
         for (b, &gv) in dbias.iter_mut().zip(grad) {
             *b += gv;
         }
@@ -332,7 +319,7 @@ fn weight_grad_any(
                     continue;
                 };
                 for ch in 0..c {
-                    let xv = s.image[src + ch];
+                    let xv = image[src + ch];
                     let row = &mut dkernel[((i * g.kernel + j) * c + ch) * filters..][..filters];
                     for (d, &gv) in row.iter_mut().zip(grad) {
                         *d += xv * gv;
@@ -343,11 +330,28 @@ fn weight_grad_any(
     }
 }
 
-/// One sample's input gradient (zeroed first). `dy` must already be masked for ReLU.
-pub fn input_grad(g: &ConvGeometry, filters: usize, kernel: &[f32], dy: &[f32], dx: &mut [f32]) {
+/// One sample's input gradient (zeroed first) from its output gradient `dy` and output `out`
+/// (for the ReLU mask, pixel by pixel, when `relu`).
+pub fn input_grad(
+    g: &ConvGeometry,
+    filters: usize,
+    kernel: &[f32],
+    (dy, out, relu): (&[f32], &[f32], bool),
+    dx: &mut [f32],
+) {
+    assert!(
+        filters <= MAX_FILTERS,
+        "direct convolution supports at most {MAX_FILTERS} filters"
+    );
     let c = g.in_c;
     dx.fill(0.0);
-    for (p, grad) in dy.chunks_exact(filters).enumerate() {
+    let mut buf = [0.0f32; MAX_FILTERS];
+    for (p, (grad, o)) in dy
+        .chunks_exact(filters)
+        .zip(out.chunks_exact(filters))
+        .enumerate()
+    {
+        let grad = masked_row(grad, o, relu, &mut buf);
         let (oh, ow) = (p / g.out_w, p % g.out_w);
         for i in 0..g.kernel {
             for j in 0..g.kernel {
