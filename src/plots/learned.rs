@@ -13,6 +13,7 @@ use crate::nn::loss::argmax;
 use crate::nn::tensor::data as values_of;
 use crate::train::FilterImage;
 use crate::train::checkpoint::latest;
+use crate::train::{conv_layer_indices, shown_layer};
 use crate::weights;
 
 /// Test digits whose feature maps are drawn.
@@ -122,26 +123,23 @@ pub fn examine(run_dir: &Path, data: Option<&DataSource>) -> Result<Learned> {
 }
 
 /// Test sample `index` as an image in [0, 1] (channels averaged).
-fn digit(split: &Split, [h, w, c]: [usize; 3], index: usize) -> FilterImage {
-    let bytes = &split.images[index * h * w * c..(index + 1) * h * w * c];
-    FilterImage {
-        height: h,
-        width: w,
-        values: bytes
-            .chunks_exact(c)
-            .map(|px| px.iter().map(|&b| b as f32).sum::<f32>() / (255.0 * c as f32))
-            .collect(),
-    }
+fn digit(split: &Split, shape: [usize; 3], index: usize) -> FilterImage {
+    let len = shape.iter().product::<usize>();
+    let pixels: Vec<f32> = split.images[index * len..(index + 1) * len]
+        .iter()
+        .map(|&b| b as f32 / 255.0)
+        .collect();
+    FilterImage::channel_mean(&pixels, shape)
 }
 
 impl Learned {
     /// Each conv layer's name and weights `[kh, kw, in, out]`.
     pub fn conv_weights(&self) -> Vec<(String, [usize; 4], Vec<f32>)> {
-        self.model
-            .layers()
-            .iter()
-            .filter(|l| l.kind() == "Conv2D")
-            .filter_map(|l| {
+        let layers = self.model.layers();
+        conv_layer_indices(&self.model)
+            .into_iter()
+            .filter_map(|li| {
+                let l = &layers[li];
                 let w = &l.params()[0].value;
                 let &[kh, kw, cin, f] = w.shape() else {
                     return None;
@@ -175,17 +173,9 @@ impl Learned {
             .chunks_exact(classes)
             .map(argmax)
             .collect();
-        let layers = self.model.layers();
         let mut out = Vec::new();
-        for (li, layer) in layers.iter().enumerate() {
-            if layer.kind() != "Conv2D" {
-                continue;
-            }
-            let shown = match layers.get(li + 1) {
-                Some(next) if matches!(next.kind(), "ReLU" | "Sigmoid" | "Tanh") => li + 1,
-                _ => li,
-            };
-            let maps = self.model.layer_output(shown);
+        for li in conv_layer_indices(&self.model) {
+            let maps = self.model.layer_output(shown_layer(&self.model, li));
             let &[_, mh, mw, mc] = maps.shape() else {
                 continue;
             };
@@ -200,16 +190,10 @@ impl Learned {
                         self.test.labels[index], predicted[k]
                     ),
                     digit: digit(&self.test, self.image_shape, index),
-                    maps: (0..mc)
-                        .map(|c| FilterImage {
-                            height: mh,
-                            width: mw,
-                            values: (0..mh * mw).map(|p| values[k * per + p * mc + c]).collect(),
-                        })
-                        .collect(),
+                    maps: FilterImage::channels(&values[k * per..], [mh, mw, mc]),
                 })
                 .collect();
-            out.push((layer.name().to_string(), probe_maps));
+            out.push((self.model.layers()[li].name().to_string(), probe_maps));
         }
         out
     }

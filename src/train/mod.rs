@@ -10,5 +10,5 @@ mod trainer;
 
 pub use control::Command;
 pub use events::{EpochMetrics, LrSource, Phase, RunSummary, StopReason, TrainEvent};
-pub use snapshot::{FilterImage, Snapshot};
+pub use snapshot::{FilterImage, Snapshot, conv_layer_indices, shown_layer};
 pub use trainer::{Resume, TrainHandle, TrainSetup, spawn};

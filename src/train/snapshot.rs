@@ -34,6 +34,40 @@ pub struct Snapshot {
     pub top3: Vec<(usize, f32)>,
 }
 
+impl FilterImage {
+    /// An `[h, w, c]` image (channels last) as one grid: the mean over its channels.
+    pub fn channel_mean(values: &[f32], [h, w, c]: [usize; 3]) -> FilterImage {
+        FilterImage {
+            height: h,
+            width: w,
+            values: values[..h * w * c]
+                .chunks_exact(c)
+                .map(|px| px.iter().sum::<f32>() / c as f32)
+                .collect(),
+        }
+    }
+
+    /// One grid per channel of an `[h, w, c]` output (channels last).
+    pub fn channels(values: &[f32], [h, w, c]: [usize; 3]) -> Vec<FilterImage> {
+        (0..c)
+            .map(|ch| FilterImage {
+                height: h,
+                width: w,
+                values: (0..h * w).map(|p| values[p * c + ch]).collect(),
+            })
+            .collect()
+    }
+}
+
+/// The layer whose output shows conv layer `li`'s feature maps: the activation right after
+/// it, if any, else the conv layer itself.
+pub fn shown_layer(model: &Sequential, li: usize) -> usize {
+    match model.layers().get(li + 1) {
+        Some(next) if matches!(next.kind(), "ReLU" | "Sigmoid" | "Tanh") => li + 1,
+        _ => li,
+    }
+}
+
 /// Indices (into the model's layers) of the conv layers.
 pub fn conv_layer_indices(model: &Sequential) -> Vec<usize> {
     model
@@ -74,11 +108,7 @@ pub fn take(
         .collect();
     let channel_note = (cin > 1).then(|| format!("mean over {cin} input channels"));
     let layer_name = layer.name().to_string();
-    // Show the maps after the activation that follows the conv layer, if any.
-    let shown = match model.layers().get(li + 1) {
-        Some(next) if matches!(next.kind(), "ReLU" | "Sigmoid" | "Tanh") => li + 1,
-        _ => li,
-    };
+    let shown = shown_layer(model, li);
     model.set_input(probe);
     let probs = model.probabilities();
     let top3 = top_k(data(&probs), 3);
@@ -86,22 +116,8 @@ pub fn take(
     let &[_, mh, mw, mc] = maps.shape() else {
         return None;
     };
-    let m = data(maps);
-    let feature_maps = (0..mc)
-        .map(|c| FilterImage {
-            height: mh,
-            width: mw,
-            values: (0..mh * mw).map(|p| m[p * mc + c]).collect(),
-        })
-        .collect();
-    let [h, w, c] = model.input_shape();
-    let probe_image = FilterImage {
-        height: h,
-        width: w,
-        values: (0..h * w)
-            .map(|p| (0..c).map(|ch| probe[p * c + ch]).sum::<f32>() / c as f32)
-            .collect(),
-    };
+    let feature_maps = FilterImage::channels(data(maps), [mh, mw, mc]);
+    let probe_image = FilterImage::channel_mean(probe, model.input_shape());
     Some(Snapshot {
         step,
         conv_layer,
