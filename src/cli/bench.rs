@@ -5,8 +5,8 @@ use std::time::Instant;
 use serde_json::json;
 
 use super::args::BenchArgs;
-use super::{LoadedConfig, data_source, exit, load_config, threads};
-use crate::data::{Dataset, epoch_order};
+use super::{LoadedConfig, exit, load_config, threads};
+use crate::data::{DataSource, Dataset, epoch_order};
 use crate::error::{Error, Result};
 use crate::nn::{Context, Sequential};
 use crate::optim;
@@ -25,7 +25,7 @@ pub fn run(args: BenchArgs) -> Result<u8> {
     if args.batches == 0 {
         return Err(Error::config("--batches", "must be at least 1"));
     }
-    let source = data_source(args.config.data.as_ref(), &config);
+    let source = DataSource::resolve(args.config.data.as_ref(), &config);
     let data = Dataset::load(&source, 0.0)?;
     let t = &config.training;
     let mut model = Sequential::build(&config.model, data.image_shape, data.classes, t.seed)

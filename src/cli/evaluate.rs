@@ -3,8 +3,8 @@
 use serde_json::json;
 
 use super::args::EvaluateArgs;
-use super::{data_source, exit};
-use crate::data::Dataset;
+use super::exit;
+use crate::data::{DataSource, Dataset};
 use crate::error::{Error, Result};
 use crate::nn::Context;
 use crate::nn::tensor::data as data_of;
@@ -13,7 +13,7 @@ use crate::weights;
 pub fn run(args: EvaluateArgs) -> Result<u8> {
     let saved = weights::load(&args.weights)?;
     let (config, mut model) = (saved.config, saved.model);
-    let source = data_source(args.data.as_ref(), &config);
+    let source = DataSource::resolve(args.data.as_ref(), &config);
     let data = Dataset::load(&source, 0.0)?;
     if data.image_shape != model.input_shape() || data.classes > model.output_size() {
         return Err(Error::weights(

@@ -13,7 +13,7 @@ mod watch;
 
 pub use args::{Cli, Commands};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::config::{Config, DEFAULT_CONFIG, parse_config};
 use crate::data::DataSource;
@@ -113,13 +113,5 @@ pub fn threads(flag: Option<usize>) -> Result<usize> {
         Some(0) => Err(Error::config("--threads", "must be at least 1")),
         Some(n) => Ok(n),
         None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
-    }
-}
-
-/// `--data` wins over the config's `data.dir`; neither means the bundled subset.
-pub fn data_source(flag: Option<&PathBuf>, config: &Config) -> DataSource {
-    match flag.or(config.data.dir.as_ref()) {
-        Some(dir) => DataSource::Dir(dir.clone()),
-        None => DataSource::Bundled,
     }
 }

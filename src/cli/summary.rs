@@ -1,7 +1,7 @@
 //! `cnn-tui summary`: the model table, like Keras' `model.summary()`.
 
 use super::args::SummaryArgs;
-use super::{LoadedConfig, data_source, exit, load_config};
+use super::{LoadedConfig, exit, load_config};
 use crate::data::{DataSource, Dataset};
 use crate::error::Result;
 use crate::nn::{Sequential, summary_table};
@@ -12,7 +12,7 @@ pub fn run(args: SummaryArgs) -> Result<u8> {
         name,
         origin,
     } = load_config(args.config.config.as_deref(), &args.config.set)?;
-    let source = data_source(args.config.data.as_ref(), &config);
+    let source = DataSource::resolve(args.config.data.as_ref(), &config);
     // The bundled data is MNIST; other data is read to learn its image shape and classes.
     let (shape, classes) = match &source {
         DataSource::Bundled => ([28, 28, 1], 10),

@@ -8,9 +8,9 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use super::args::TrainArgs;
-use super::{LoadedConfig, data_source, exit, load_config, threads};
+use super::{LoadedConfig, exit, load_config, threads};
 use crate::config::{Config, fmt_lr, parse_config};
-use crate::data::Dataset;
+use crate::data::{DataSource, Dataset};
 use crate::error::{Error, Result};
 use crate::record::{Recorder, new_run_dir};
 use crate::remote::inbox::{Inbox, Incoming};
@@ -40,10 +40,10 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         ));
         return Ok(exit::OK);
     }
-    let source = data_source(args.config.data.as_ref(), &config);
+    let source = DataSource::resolve(args.config.data.as_ref(), &config);
     // The run directory keeps where its data came from (absolute), so that `plot`, `evaluate`
     // and a resume find it again from anywhere.
-    if let crate::data::DataSource::Dir(dir) = &source {
+    if let DataSource::Dir(dir) = &source {
         config.data.dir = Some(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()));
     }
     let threads = threads(args.threads)?;

@@ -49,6 +49,16 @@ impl std::fmt::Display for DataSource {
     }
 }
 
+impl DataSource {
+    /// `--data` wins over the config's `data.dir`; neither means the bundled subset.
+    pub fn resolve(flag: Option<&PathBuf>, config: &crate::config::Config) -> DataSource {
+        match flag.or(config.data.dir.as_ref()) {
+            Some(dir) => DataSource::Dir(dir.clone()),
+            None => DataSource::Bundled,
+        }
+    }
+}
+
 /// Images kept as bytes (scaled to [0,1] only when a batch is made) with their labels.
 #[derive(Debug, Clone, Default)]
 pub struct Split {

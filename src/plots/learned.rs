@@ -52,19 +52,17 @@ pub struct Learned {
 pub fn examine(run_dir: &Path, data: Option<&DataSource>) -> Result<Learned> {
     let weights = weights_of(run_dir)?;
     let saved = weights::load(&weights)?;
-    let source = match data {
-        Some(s) => s.clone(),
-        None => match &saved.config.data.dir {
-            Some(dir) if !dir.is_dir() => {
-                return Err(Error::data(
-                    dir,
-                    "the run's data directory is not here (a run copied from another machine?): give --data",
-                ));
-            }
-            Some(dir) => DataSource::Dir(dir.clone()),
-            None => DataSource::Bundled,
-        },
-    };
+    let source = data
+        .cloned()
+        .unwrap_or_else(|| DataSource::resolve(None, &saved.config));
+    if let (None, DataSource::Dir(dir)) = (data, &source)
+        && !dir.is_dir()
+    {
+        return Err(Error::data(
+            dir,
+            "the run's data directory is not here (a run copied from another machine?): give --data",
+        ));
+    }
     let dataset = Dataset::load(&source, 0.0)?;
     let mut model = saved.model;
     if dataset.image_shape != model.input_shape() || dataset.classes > model.output_size() {

@@ -120,7 +120,7 @@ impl Feed {
         if let Some(snapshot) = self.new_snapshot() {
             out.push(TrainEvent::Snapshot(Box::new(snapshot)));
         }
-        if let Some(age) = self.heartbeat_age()
+        if let Some(age) = heartbeat_age(&self.run_dir)
             && !self.ended
             && age > SILENT_AFTER
             && !self.silent_reported
@@ -146,11 +146,6 @@ impl Feed {
             return None;
         }
         serde_json::from_slice(&std::fs::read(&path).ok()?).ok()
-    }
-
-    /// Seconds since the job's last heartbeat.
-    fn heartbeat_age(&self) -> Option<f64> {
-        heartbeat_age(&self.run_dir)
     }
 }
 
