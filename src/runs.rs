@@ -156,6 +156,12 @@ fn model_name(config: &Config) -> String {
 }
 
 /// Sorts rows by a column of [`COLUMNS`]; unknown names are an error.
+/// Orders optional numbers with the missing ones first.
+fn missing_first(a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
+    let key = |v: Option<f64>| v.unwrap_or(f64::NEG_INFINITY);
+    key(a).total_cmp(&key(b))
+}
+
 pub fn sort(rows: &mut [RunRow], column: &str, reverse: bool) -> Result<(), String> {
     use std::cmp::Ordering;
     let cmp: fn(&RunRow, &RunRow) -> Ordering = match column {
@@ -165,16 +171,8 @@ pub fn sort(rows: &mut [RunRow], column: &str, reverse: bool) -> Result<(), Stri
         "lr" => |a, b| a.lr.total_cmp(&b.lr),
         "batch" => |a, b| a.batch_size.cmp(&b.batch_size),
         "epochs" => |a, b| a.epochs_done.cmp(&b.epochs_done),
-        "val_acc" => |a, b| {
-            a.best_val_accuracy
-                .unwrap_or(f64::NEG_INFINITY)
-                .total_cmp(&b.best_val_accuracy.unwrap_or(f64::NEG_INFINITY))
-        },
-        "test_acc" => |a, b| {
-            a.test_accuracy
-                .unwrap_or(f64::NEG_INFINITY)
-                .total_cmp(&b.test_accuracy.unwrap_or(f64::NEG_INFINITY))
-        },
+        "val_acc" => |a, b| missing_first(a.best_val_accuracy, b.best_val_accuracy),
+        "test_acc" => |a, b| missing_first(a.test_accuracy, b.test_accuracy),
         "time" => |a, b| a.seconds.total_cmp(&b.seconds),
         "status" => |a, b| a.status.cmp(&b.status),
         other => {
