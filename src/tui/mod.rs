@@ -170,6 +170,7 @@ pub fn run(session: Session, mut app: App, signals: &Signals) -> Result<Outcome>
     let mut detached = false;
     let mut hung_up = false;
     let mut aborted = false;
+    let mut leave = false;
     let mut record_error: Option<Error> = None;
     loop {
         let wait = if app.dirty && !detached {
@@ -203,10 +204,12 @@ pub fn run(session: Session, mut app: App, signals: &Signals) -> Result<Outcome>
                 AppEvent::Input(Event::Key(key)) if key.kind == KeyEventKind::Press => {
                     let out = handle_key(&mut app, key);
                     out.commands.into_iter().for_each(send);
-                    // Leaving after the run has ended is a normal quit, not an abort.
-                    if out.abort && (train_done || app.state.is_over() || watching) {
+                    // Leaving after the run has ended is a normal quit, not an abort; a watcher
+                    // just leaves, the run is not its to end.
+                    if out.abort && watching {
+                        leave = true;
+                    } else if out.abort && (train_done || app.state.is_over()) {
                         app.quitting = true;
-                        train_done = true;
                     } else {
                         aborted |= out.abort;
                     }
@@ -249,7 +252,7 @@ pub fn run(session: Session, mut app: App, signals: &Signals) -> Result<Outcome>
                     recorder.log_line("terminal hung up: training continues without the dashboard");
             }
         }
-        if aborted || (train_done && app.quitting) {
+        if aborted || leave || (train_done && app.quitting) {
             break;
         }
         let frame_due = last_draw.is_none_or(|t| t.elapsed() >= FRAME);
