@@ -250,17 +250,9 @@ fn write_snapshot(dir: &Path, snapshot: &Snapshot) {
     {
         image.values.iter_mut().for_each(round);
     }
-    let Ok(text) = serde_json::to_vec(&s) else {
-        return;
-    };
-    let path = remote::snapshot_path(dir);
-    let tmp = dir.join(".snapshot.json.tmp");
-    if std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, &path))
-        .is_err()
-    {
-        // A disk that is full or read-only: leave no half-written file behind.
-        let _ = std::fs::remove_file(&tmp);
+    if let Ok(text) = serde_json::to_vec(&s) {
+        // A disk that is full or read-only only costs the viewer a fresh picture.
+        let _ = crate::weights::replace_file(&remote::snapshot_path(dir), &text);
     }
 }
 

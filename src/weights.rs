@@ -82,6 +82,19 @@ fn join(dims: &[usize]) -> String {
 /// Replaces `path` with `bytes` so that a crash at any moment leaves the old or the new file:
 /// a temporary file in the same directory, fsync, rename, fsync of the directory.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, true)
+}
+
+/// Replaces `path` with `bytes` so that readers see the old or the new file, never a part,
+/// without waiting for the disk: for files rewritten every few seconds whose loss in a crash
+/// does not matter (the dashboard snapshot, the heartbeat).
+pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, false)
+}
+
+/// A temporary file beside `path`, renamed over it (synced to disk first when `sync`); the
+/// temporary file is removed when anything fails.
+fn replace(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -96,11 +109,16 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
+        if sync {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
-    result.map_err(|e| {
+    result.map_err(|e: std::io::Error| {
         let _ = std::fs::remove_file(&tmp);
         Error::io(path, "cannot write", e)
     })

@@ -123,7 +123,7 @@ impl Inbox {
             "time": super::unix_time(),
         });
         // A heartbeat that cannot be written only makes `runs` less sure; never fatal.
-        let _ = crate::weights::write_atomically(
+        let _ = crate::weights::replace_file(
             &super::heartbeat_path(&self.run_dir),
             beat.to_string().as_bytes(),
         );
