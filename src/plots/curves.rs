@@ -123,8 +123,76 @@ fn draw_lr_changes<DB: DrawingBackend>(
     Ok(())
 }
 
-pub(super) fn draw_loss(area: &Area, m: &Metrics) -> std::result::Result<(), String> {
+/// A chart of values per epoch.
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// A white chart with its caption, axes from 0 to `x_max` epochs and `lo..hi`, and a mesh.
+fn axes<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: &str,
+    y_desc: &str,
+    x_max: f64,
+    (lo, hi): (f64, f64),
+) -> std::result::Result<Chart<'a, 'b>, String> {
     area.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_max, lo..hi)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(y_desc)
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
+/// One point per epoch, joined, in the legend as `label`; nothing when there are no points.
+fn epoch_series(
+    chart: &mut Chart,
+    points: Vec<(f64, f64)>,
+    colour: RGBColor,
+    label: &str,
+) -> std::result::Result<(), String> {
+    if points.is_empty() {
+        return Ok(());
+    }
+    chart
+        .draw_series(LineSeries::new(points, colour.stroke_width(2)).point_size(4))
+        .map_err(|e| e.to_string())?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2)));
+    Ok(())
+}
+
+/// The lr-change marks and the legend at `position`.
+fn finish<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    m: &Metrics,
+    y_range: (f64, f64),
+    position: SeriesLabelPosition,
+) -> std::result::Result<(), String> {
+    draw_lr_changes(chart, m, y_range)?;
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font(("sans-serif", 14))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
+pub(super) fn draw_loss(area: &Area, m: &Metrics) -> std::result::Result<(), String> {
     let x_max = m
         .batch_loss
         .iter()
@@ -138,20 +206,8 @@ pub(super) fn draw_loss(area: &Area, m: &Metrics) -> std::result::Result<(), Str
             .flatten(),
     );
     let (lo, hi) = range(ys, Some(0.0));
-    let mut chart = ChartBuilder::on(area)
-        .caption("Loss", ("sans-serif", 24))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..x_max, lo.max(0.0)..hi)
-        .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .y_desc("loss")
-        .label_style(("sans-serif", 14))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    let y_range = (lo.max(0.0), hi);
+    let mut chart = axes(area, "Loss", "loss", x_max, y_range)?;
     chart
         .draw_series(LineSeries::new(
             m.batch_loss.iter().copied(),
@@ -160,36 +216,18 @@ pub(super) fn draw_loss(area: &Area, m: &Metrics) -> std::result::Result<(), Str
         .map_err(|e| e.to_string())?
         .label("batch loss (smoothed)")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
-    let train: Vec<(f64, f64)> = m.epochs.iter().map(|e| (e.epoch, e.loss)).collect();
-    chart
-        .draw_series(LineSeries::new(train, BLUE.stroke_width(2)).point_size(4))
-        .map_err(|e| e.to_string())?
-        .label("training loss (epoch)")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-    let val: Vec<(f64, f64)> = m
+    let train = m.epochs.iter().map(|e| (e.epoch, e.loss)).collect();
+    epoch_series(&mut chart, train, BLUE, "training loss (epoch)")?;
+    let val = m
         .epochs
         .iter()
         .filter_map(|e| Some((e.epoch, e.val_loss?)))
         .collect();
-    if !val.is_empty() {
-        chart
-            .draw_series(LineSeries::new(val.iter().copied(), RED.stroke_width(2)).point_size(4))
-            .map_err(|e| e.to_string())?
-            .label("validation loss")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
-    }
-    draw_lr_changes(&mut chart, m, (lo.max(0.0), hi))?;
-    chart
-        .configure_series_labels()
-        .label_font(("sans-serif", 14))
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| e.to_string())
+    epoch_series(&mut chart, val, RED, "validation loss")?;
+    finish(&mut chart, m, y_range, SeriesLabelPosition::UpperRight)
 }
 
 pub(super) fn draw_accuracy(area: &Area, m: &Metrics) -> std::result::Result<(), String> {
-    area.fill(&WHITE).map_err(|e| e.to_string())?;
     let x_max = m.epochs.iter().map(|e| e.epoch).fold(1.0, f64::max);
     let (lo, hi) = range(
         m.epochs
@@ -198,48 +236,17 @@ pub(super) fn draw_accuracy(area: &Area, m: &Metrics) -> std::result::Result<(),
             .flatten(),
         None,
     );
-    let (lo, hi) = (lo.max(0.0), hi.min(1.0).max(lo + 1e-3));
-    let mut chart = ChartBuilder::on(area)
-        .caption("Accuracy", ("sans-serif", 24))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..x_max, lo..hi)
-        .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .y_desc("accuracy")
-        .label_style(("sans-serif", 14))
-        .draw()
-        .map_err(|e| e.to_string())?;
-    let train: Vec<(f64, f64)> = m.epochs.iter().map(|e| (e.epoch, e.accuracy)).collect();
-    chart
-        .draw_series(LineSeries::new(train, BLUE.stroke_width(2)).point_size(4))
-        .map_err(|e| e.to_string())?
-        .label("training")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
-    let val: Vec<(f64, f64)> = m
+    let y_range = (lo.max(0.0), hi.min(1.0).max(lo + 1e-3));
+    let mut chart = axes(area, "Accuracy", "accuracy", x_max, y_range)?;
+    let train = m.epochs.iter().map(|e| (e.epoch, e.accuracy)).collect();
+    epoch_series(&mut chart, train, BLUE, "training")?;
+    let val = m
         .epochs
         .iter()
         .filter_map(|e| Some((e.epoch, e.val_accuracy?)))
         .collect();
-    if !val.is_empty() {
-        chart
-            .draw_series(LineSeries::new(val, RED.stroke_width(2)).point_size(4))
-            .map_err(|e| e.to_string())?
-            .label("validation")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
-    }
-    draw_lr_changes(&mut chart, m, (lo, hi))?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font(("sans-serif", 14))
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| e.to_string())
+    epoch_series(&mut chart, val, RED, "validation")?;
+    finish(&mut chart, m, y_range, SeriesLabelPosition::LowerRight)
 }
 
 #[cfg(test)]
