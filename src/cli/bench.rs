@@ -59,7 +59,7 @@ pub fn run(args: BenchArgs) -> Result<u8> {
         }
         let train_seconds = step_ms.iter().sum::<f64>() / 1e3;
         let t0 = Instant::now();
-        model.evaluate(&data.test, t.batch_size);
+        model.evaluate(&data.test);
         (train_seconds, t0.elapsed().as_secs_f64())
     });
     step_ms.sort_by(f64::total_cmp);

@@ -27,7 +27,7 @@ pub fn run(args: EvaluateArgs) -> Result<u8> {
             ),
         ));
     }
-    let (stats, predictions) = model.evaluate(&data.test, config.training.batch_size);
+    let (stats, predictions) = model.evaluate(&data.test);
     let classes = model.output_size();
     let mut confusion = vec![vec![0usize; classes]; classes];
     for (&truth, &pred) in data.test.labels.iter().zip(&predictions) {

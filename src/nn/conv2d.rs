@@ -14,6 +14,7 @@ use super::init::init_weights;
 use super::layer::{Context, Layer, Param};
 use super::matmul::{matmul, matmul_serial};
 use super::tensor::{Tensor, column_sums, data, data_mut, ensure_shape};
+use super::winograd::Winograd;
 use crate::config::{Init, Padding};
 
 /// Geometry of a convolution over a fixed input shape.
@@ -160,6 +161,8 @@ pub struct Conv2d {
     relu: bool,
     /// Few input channels: convolve directly instead of building patches.
     direct: bool,
+    /// 3x3 stride 1 with many input channels: Winograd transforms instead of patches.
+    winograd: Option<Winograd>,
     /// Patches of the last forward batch; reused as patch gradients in backward.
     patches: Vec<f32>,
     /// The output gradient masked by the ReLU (patch path).
@@ -188,6 +191,7 @@ impl Conv2d {
             k * k * filters,
             seed,
         );
+        let direct = geometry.in_c <= 4 && filters <= conv_direct::MAX_FILTERS;
         Conv2d {
             name: name.to_string(),
             geometry,
@@ -195,7 +199,9 @@ impl Conv2d {
             bias: Param::new(format!("{name}.bias"), Tensor::zeros(IxDyn(&[filters]))),
             out_shape: [geometry.out_h, geometry.out_w, filters],
             relu,
-            direct: geometry.in_c <= 4 && filters <= conv_direct::MAX_FILTERS,
+            direct,
+            winograd: (!direct && Winograd::fits(&geometry))
+                .then(|| Winograd::new(geometry, filters)),
             patches: Vec::new(),
             masked: Vec::new(),
             partials: Vec::new(),
@@ -402,6 +408,10 @@ impl Layer for Conv2d {
         let g = self.geometry;
         let [oh, ow, f] = self.out_shape;
         ensure_shape(y, &[x.shape()[0], oh, ow, f]);
+        if let Some(w) = &mut self.winograd {
+            let (kernel, bias) = (data(&self.weight.value), data(&self.bias.value));
+            return w.forward(data(x), kernel, bias, self.relu, data_mut(y));
+        }
         if !self.direct {
             return self.forward_patches(x, y);
         }
@@ -413,6 +423,17 @@ impl Layer for Conv2d {
     }
 
     fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+        if let Some(w) = &mut self.winograd {
+            let dx = dx.map(|dx| {
+                ensure_shape(dx, x.shape());
+                data_mut(dx)
+            });
+            let (dk, db) = (
+                data_mut(&mut self.weight.grad),
+                data_mut(&mut self.bias.grad),
+            );
+            return w.backward(data(y), data(dy), self.relu, dk, db, dx);
+        }
         if self.direct {
             self.backward_direct(x, y, dy, dx)
         } else {
@@ -479,6 +500,9 @@ mod tests {
                 ([7, 9, 1], 3, 1, Padding::Valid, 8),
                 ([9, 7, 2], 3, 1, Padding::Valid, 16),
                 ([6, 6, 1], 3, 1, Padding::Same, 8),
+                // Winograd (3x3 stride 1, many channels): odd and even outputs, padded or not.
+                ([7, 6, 5], 3, 1, Padding::Valid, 4),
+                ([4, 5, 6], 3, 1, Padding::Same, 2),
             ] {
                 let g = ConvGeometry::new(input, kernel, stride, padding).unwrap();
                 let mut conv = Conv2d::new("conv1", g, filters, Init::HeNormal, 5, relu);
@@ -503,20 +527,62 @@ mod tests {
         }
     }
 
+    #[test]
+    fn winograd_and_patch_paths_agree() {
+        // mnist-convnet's second layer (13x13x32 -> 11x11x64), an even output, a padded one.
+        for (input, padding, filters) in [
+            ([13, 13, 32], Padding::Valid, 64),
+            ([10, 8, 8], Padding::Valid, 16),
+            ([9, 7, 6], Padding::Same, 5),
+        ] {
+            let g = ConvGeometry::new(input, 3, 1, padding).unwrap();
+            let mut winograd = Conv2d::new("c", g, filters, Init::HeNormal, 2, true);
+            let mut patches = Conv2d::new("c", g, filters, Init::HeNormal, 2, true);
+            patches.winograd = None;
+            assert!(winograd.winograd.is_some());
+            // 11 samples: chunks of 2 and a shorter last one.
+            let x = sample_input(11, input);
+            let (mut a, mut b) = (crate::nn::tensor::empty(), crate::nn::tensor::empty());
+            winograd.forward(&x, &mut a, &Context::inference());
+            patches.forward(&x, &mut b, &Context::inference());
+            for (u, v) in data(&a).iter().zip(data(&b)) {
+                assert!((u - v).abs() < 1e-4 * (1.0 + v.abs()), "{u} vs {v}");
+            }
+            let (mut da, mut db) = (crate::nn::tensor::empty(), crate::nn::tensor::empty());
+            winograd.backward(&x, &a, &a, Some(&mut da));
+            patches.backward(&x, &b, &b, Some(&mut db));
+            assert_eq!(da.shape(), x.shape());
+            let pairs = data(&da).iter().zip(data(&db));
+            let weights = data(&winograd.weight.grad)
+                .iter()
+                .zip(data(&patches.weight.grad));
+            let biases = data(&winograd.bias.grad)
+                .iter()
+                .zip(data(&patches.bias.grad));
+            for (u, v) in pairs.chain(weights).chain(biases) {
+                assert!((u - v).abs() < 1e-3 * (1.0 + v.abs()), "{u} vs {v}");
+            }
+        }
+    }
+
+    fn sample_input(batch: usize, input: [usize; 3]) -> Tensor {
+        let len = batch * input.iter().product::<usize>();
+        Tensor::from_shape_vec(
+            IxDyn(&[batch, input[0], input[1], input[2]]),
+            (0..len)
+                .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+                .collect(),
+        )
+        .unwrap()
+    }
+
     fn paths_agree(input: [usize; 3], stride: usize, padding: Padding, filters: usize) {
         let g = ConvGeometry::new(input, 3, stride, padding).unwrap();
         let mut direct = Conv2d::new("c", g, filters, Init::HeNormal, 2, true);
         let mut patches = Conv2d::new("c", g, filters, Init::HeNormal, 2, true);
         patches.direct = false;
         assert!(direct.direct);
-        let len = 3 * input.iter().product::<usize>();
-        let x = Tensor::from_shape_vec(
-            IxDyn(&[3, input[0], input[1], input[2]]),
-            (0..len)
-                .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
-                .collect(),
-        )
-        .unwrap();
+        let x = sample_input(3, input);
         let (mut a, mut b) = (crate::nn::tensor::empty(), crate::nn::tensor::empty());
         direct.forward(&x, &mut a, &Context::inference());
         patches.forward(&x, &mut b, &Context::inference());

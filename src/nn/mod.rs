@@ -19,6 +19,7 @@ mod model;
 mod simd;
 pub mod summary;
 pub mod tensor;
+mod winograd;
 
 #[cfg(test)]
 pub(crate) mod gradcheck;

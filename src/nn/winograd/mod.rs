@@ -1,0 +1,276 @@
+//! Winograd F(2x2, 3x3) convolution (Lavin & Gray, 2015) for 3x3 stride-1 layers with many
+//! input channels, the bulk of an MNIST convnet's work.
+//!
+//! Every 4x4 input tile (stride 2) is transformed once (`V = Bᵀ d B`, per channel), the kernel
+//! once per batch (`U = G g Gᵀ`); the 16 transformed positions are then 16 matrix products
+//! `M[ξ] = V[ξ] · U[ξ]` (tiles × cin times cin × filters), and each tile's 2x2 outputs come back
+//! as `Aᵀ m A`: 16 multiplies per 4 outputs instead of 36. The backward pass runs the same
+//! transforms transposed (`dM = A dY Aᵀ`, `dU = Vᵀ · dM`, `dV = dM · Uᵀ`, `dd = B dV Bᵀ`,
+//! `dg = Gᵀ dU G`), so the gradients are exactly those of what the forward computed, at the
+//! same saving. F(2x2, 3x3) only adds and subtracts inputs and halves kernel values, so its
+//! rounding stays close to direct convolution's.
+//!
+//! Data is channels last throughout; the batch is cut into a fixed number of chunks (the
+//! parallel tasks), and each chunk into blocks of a few samples transformed and multiplied
+//! while they are in cache. Neither depends on the thread count, nor do the results.
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
+
+mod tiles;
+
+use super::conv2d::ConvGeometry;
+use super::matmul::matmul_serial;
+use tiles::{
+    POSITIONS, Tiling, input_grad_tiles, input_tiles, output_grad_tiles, output_tiles,
+    transform_kernel, untransform_kernel_grad,
+};
+
+/// Fixed number of batch chunks: parallel tasks whose kernel-gradient partials are summed in
+/// chunk order.
+const CHUNKS: usize = 8;
+
+/// Samples transformed and multiplied at a time within a chunk.
+const BLOCK_SAMPLES: usize = 2;
+
+/// The 16 matrices of a buffer lie this much more than their size apart, so that a tile's 16
+/// rows do not fall into the same cache set (whole multiples of 4 KB would).
+const fn padded(len: usize) -> usize {
+    len + 16
+}
+
+/// A 3x3 stride-1 convolution computed with Winograd transforms, with its buffers.
+pub struct Winograd {
+    t: Tiling,
+    /// Transformed kernel `[16][cin][filters]`.
+    u: Vec<f32>,
+    /// Transformed input tiles of the last forward batch, `[16][batch*tiles][cin]`.
+    v: Vec<f32>,
+    /// Per chunk: the block's products or output-gradient transforms, `[16][tiles][filters]`.
+    m: Vec<f32>,
+    /// Per chunk: the block's transformed input gradients, `[16][tiles][cin]`.
+    dv: Vec<f32>,
+    /// Per chunk: one tile's values in the pixel domain (`16 * max(cin, filters)`).
+    tile: Vec<f32>,
+    /// Per chunk: transformed kernel-gradient partial `[16][cin][filters]`, then bias `[filters]`.
+    partials: Vec<f32>,
+    /// The chunks' partials summed: transformed kernel gradient, then bias gradient.
+    du: Vec<f32>,
+    /// Zeros standing in for input pixels outside the image.
+    zeros: Vec<f32>,
+}
+
+impl Winograd {
+    /// Whether the geometry suits F(2x2, 3x3).
+    pub fn fits(g: &ConvGeometry) -> bool {
+        g.kernel == 3 && g.stride == 1
+    }
+
+    pub fn new(g: ConvGeometry, filters: usize) -> Winograd {
+        assert!(Winograd::fits(&g), "winograd: 3x3 stride 1 only");
+        Winograd {
+            t: Tiling {
+                g,
+                filters,
+                tiles_h: g.out_h.div_ceil(2),
+                tiles_w: g.out_w.div_ceil(2),
+            },
+            u: Vec::new(),
+            v: Vec::new(),
+            m: Vec::new(),
+            dv: Vec::new(),
+            tile: Vec::new(),
+            partials: Vec::new(),
+            du: Vec::new(),
+            zeros: vec![0.0; g.in_c],
+        }
+    }
+
+    /// Sizes the per-chunk buffers; returns (samples per chunk, chunks).
+    fn chunking(&mut self, batch: usize) -> (usize, usize) {
+        let (c, f, tiles) = (self.t.g.in_c, self.t.filters, self.t.tiles());
+        let per_chunk = batch.div_ceil(CHUNKS).max(1);
+        let block_tiles = BLOCK_SAMPLES * tiles;
+        self.m
+            .resize(CHUNKS * POSITIONS * padded(block_tiles * f), 0.0);
+        self.dv
+            .resize(CHUNKS * POSITIONS * padded(block_tiles * c), 0.0);
+        self.tile.resize(CHUNKS * POSITIONS * c.max(f), 0.0);
+        self.partials.resize(CHUNKS * (POSITIONS * c * f + f), 0.0);
+        (per_chunk, batch.div_ceil(per_chunk))
+    }
+
+    /// `y = conv(x) + bias`, then ReLU when `relu`; `kernel` is `[3][3][cin][filters]`.
+    pub fn forward(&mut self, x: &[f32], kernel: &[f32], bias: &[f32], relu: bool, y: &mut [f32]) {
+        let t = self.t;
+        let (c, f, tiles) = (t.g.in_c, t.filters, t.tiles());
+        let (image_len, out_len) = (t.g.in_h * t.g.in_w * c, t.g.out_h * t.g.out_w * f);
+        let batch = x.len() / image_len;
+        transform_kernel(kernel, c * f, &mut self.u);
+        let (per_chunk, _) = self.chunking(batch);
+        let rows = batch * tiles;
+        self.v.resize(POSITIONS * padded(rows * c), 0.0);
+        // Each chunk writes its samples' rows of all 16 matrices.
+        let mut v_chunks: Vec<Vec<&mut [f32]>> = Vec::with_capacity(CHUNKS);
+        for matrix in self.v.chunks_exact_mut(padded(rows * c)) {
+            for (i, part) in matrix[..rows * c]
+                .chunks_mut(per_chunk * tiles * c)
+                .enumerate()
+            {
+                if v_chunks.len() <= i {
+                    v_chunks.push(Vec::with_capacity(POSITIONS));
+                }
+                v_chunks[i].push(part);
+            }
+        }
+        let (u, zeros) = (&self.u, &self.zeros);
+        let block_tiles = BLOCK_SAMPLES * tiles;
+        let m_stride = padded(block_tiles * f);
+        v_chunks
+            .into_par_iter()
+            .zip(self.m.par_chunks_mut(POSITIONS * m_stride))
+            .zip(self.tile.par_chunks_mut(POSITIONS * c.max(f)))
+            .zip(
+                x.par_chunks(per_chunk * image_len)
+                    .zip(y.par_chunks_mut(per_chunk * out_len)),
+            )
+            .for_each(|(((mut v, m), tile), (images, outs))| {
+                let samples = images.len() / image_len;
+                for n0 in (0..samples).step_by(BLOCK_SAMPLES) {
+                    let n1 = (n0 + BLOCK_SAMPLES).min(samples);
+                    for n in n0..n1 {
+                        let image = &images[n * image_len..][..image_len];
+                        input_tiles(&t, image, zeros, &mut v, n * tiles);
+                    }
+                    let rows = (n1 - n0) * tiles;
+                    for (xi, vm) in v.iter().enumerate() {
+                        let a =
+                            ArrayView2::from_shape((rows, c), &vm[n0 * tiles * c..][..rows * c]);
+                        let b = ArrayView2::from_shape((c, f), &u[xi * c * f..][..c * f]);
+                        let mut out = ArrayViewMut2::from_shape(
+                            (rows, f),
+                            &mut m[xi * m_stride..][..rows * f],
+                        )
+                        .expect("sized");
+                        matmul_serial(a.expect("sized"), b.expect("sized"), &mut out, false);
+                    }
+                    for n in n0..n1 {
+                        let out = &mut outs[n * out_len..][..out_len];
+                        output_tiles(&t, m, m_stride, (n - n0) * tiles, bias, relu, tile, out);
+                    }
+                }
+            });
+    }
+
+    /// From the output gradient `dy` (and the output `y`, for the ReLU), the kernel gradient
+    /// `dk` (`[3][3][cin][filters]`), bias gradient `db` and, when given, the input gradient
+    /// `dx`. Uses the transformed tiles and kernel of the last `forward`.
+    pub fn backward(
+        &mut self,
+        y: &[f32],
+        dy: &[f32],
+        relu: bool,
+        dk: &mut [f32],
+        db: &mut [f32],
+        dx: Option<&mut [f32]>,
+    ) {
+        let t = self.t;
+        let (c, f, tiles) = (t.g.in_c, t.filters, t.tiles());
+        let (image_len, out_len) = (t.g.in_h * t.g.in_w * c, t.g.out_h * t.g.out_w * f);
+        let batch = dy.len() / out_len;
+        let (per_chunk, chunks) = self.chunking(batch);
+        let rows = batch * tiles;
+        let block_tiles = BLOCK_SAMPLES * tiles;
+        let (m_stride, dv_stride, v_stride) = (
+            padded(block_tiles * f),
+            padded(block_tiles * c),
+            padded(rows * c),
+        );
+        let part_len = POSITIONS * c * f + f;
+        let mut dx_chunks: Vec<Option<&mut [f32]>> = match dx {
+            Some(dx) => dx.chunks_mut(per_chunk * image_len).map(Some).collect(),
+            None => (0..chunks).map(|_| None).collect(),
+        };
+        dx_chunks.resize_with(chunks, || None);
+        let (u, v) = (&self.u, &self.v);
+        self.partials
+            .par_chunks_mut(part_len)
+            .zip(self.m.par_chunks_mut(POSITIONS * m_stride))
+            .zip(self.dv.par_chunks_mut(POSITIONS * dv_stride))
+            .zip(self.tile.par_chunks_mut(POSITIONS * c.max(f)))
+            .zip(dx_chunks.into_par_iter())
+            .enumerate()
+            .for_each(|(ci, ((((part, m), dv), tile), mut dxs))| {
+                part.fill(0.0);
+                let (du, dbias) = part.split_at_mut(POSITIONS * c * f);
+                let first = ci * per_chunk;
+                let samples = per_chunk.min(batch - first);
+                for n0 in (0..samples).step_by(BLOCK_SAMPLES) {
+                    let n1 = (n0 + BLOCK_SAMPLES).min(samples);
+                    for n in n0..n1 {
+                        let at = (first + n) * out_len;
+                        let (dy_n, y_n) = (&dy[at..][..out_len], &y[at..][..out_len]);
+                        output_grad_tiles(
+                            &t,
+                            dy_n,
+                            y_n,
+                            relu,
+                            tile,
+                            dbias,
+                            m,
+                            m_stride,
+                            (n - n0) * tiles,
+                        );
+                    }
+                    let brows = (n1 - n0) * tiles;
+                    let row0 = (first + n0) * tiles;
+                    for xi in 0..POSITIONS {
+                        let vm = &v[xi * v_stride..][row0 * c..][..brows * c];
+                        let vm = ArrayView2::from_shape((brows, c), vm).expect("sized");
+                        let dm =
+                            ArrayView2::from_shape((brows, f), &m[xi * m_stride..][..brows * f])
+                                .expect("sized");
+                        let mut dun =
+                            ArrayViewMut2::from_shape((c, f), &mut du[xi * c * f..][..c * f])
+                                .expect("sized");
+                        matmul_serial(vm.t(), dm, &mut dun, true);
+                        if dxs.is_some() {
+                            let um = ArrayView2::from_shape((c, f), &u[xi * c * f..][..c * f])
+                                .expect("sized");
+                            let mut dvm = ArrayViewMut2::from_shape(
+                                (brows, c),
+                                &mut dv[xi * dv_stride..][..brows * c],
+                            )
+                            .expect("sized");
+                            matmul_serial(dm, um.t(), &mut dvm, false);
+                        }
+                    }
+                    if let Some(dxs) = dxs.as_deref_mut() {
+                        for n in n0..n1 {
+                            let image = &mut dxs[n * image_len..][..image_len];
+                            input_grad_tiles(&t, dv, dv_stride, (n - n0) * tiles, tile, image);
+                        }
+                    }
+                }
+            });
+        // Sum the chunks' partials in order, then back from the transformed domain.
+        let (du_len, klen) = (POSITIONS * c * f, 9 * c * f);
+        let mut parts = self.partials.chunks_exact(part_len).take(chunks);
+        let first = parts.next().expect("a chunk");
+        self.du.resize(du_len + f, 0.0);
+        let (du, dbias) = self.du.split_at_mut(du_len);
+        du.copy_from_slice(&first[..du_len]);
+        dbias.copy_from_slice(&first[du_len..]);
+        for part in parts {
+            du.iter_mut()
+                .zip(&part[..du_len])
+                .for_each(|(d, p)| *d += p);
+            dbias
+                .iter_mut()
+                .zip(&part[du_len..])
+                .for_each(|(d, p)| *d += p);
+        }
+        db.copy_from_slice(dbias);
+        untransform_kernel_grad(du, c * f, &mut dk[..klen]);
+    }
+}
