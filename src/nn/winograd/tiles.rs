@@ -1,22 +1,30 @@
-//! The Winograd F(2x2, 3x3) transforms: kernel (`G g Gᵀ`), input tiles (`Bᵀ d B`), outputs
-//! (`Aᵀ m A`) and their transposes for the backward pass. The tile transforms work on 16
-//! channels at a time (one AVX-512 register per value), then one at a time for the rest; they
-//! are compiled for AVX-512, AVX2 and the baseline, all adding in the same order.
+//! The Winograd F(4x4, 3x3) transforms: kernel (`G g Gᵀ`), input tiles (`Bᵀ d B`, 6x6),
+//! outputs (`Aᵀ m A`, 4x4) and their transposes for the backward pass, with the matrices of
+//! Lavin & Gray (interpolation points 0, ±1, ±2). Each 2-D transform is a 1-D transform of
+//! the columns, then of the rows. The tile transforms work on 16 channels at a time (one
+//! AVX-512 register per value), then one at a time for the rest; they are compiled for
+//! AVX-512, AVX2 and the baseline, all computing in the same order.
 
 use super::super::conv2d::ConvGeometry;
 use super::super::simd::multiversion;
 
+/// Input tile side.
+pub const IN: usize = 6;
+/// Output tile side (the tile stride).
+pub const OUT: usize = 4;
 /// Transformed positions per tile.
-pub const POSITIONS: usize = 16;
+pub const POSITIONS: usize = IN * IN;
 
 /// Channels transformed together.
 const LANES: usize = 16;
 
-/// The kernel transform `G` (4x3).
-const G: [[f32; 3]; 4] = [
-    [1.0, 0.0, 0.0],
-    [0.5, 0.5, 0.5],
-    [0.5, -0.5, 0.5],
+/// The kernel transform `G` (6x3).
+const G: [[f32; 3]; IN] = [
+    [1.0 / 4.0, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
     [0.0, 0.0, 1.0],
 ];
 
@@ -30,22 +38,31 @@ pub struct Tiling {
 }
 
 impl Tiling {
+    pub fn new(g: ConvGeometry, filters: usize) -> Tiling {
+        Tiling {
+            g,
+            filters,
+            tiles_h: g.out_h.div_ceil(OUT),
+            tiles_w: g.out_w.div_ceil(OUT),
+        }
+    }
+
     pub fn tiles(&self) -> usize {
         self.tiles_h * self.tiles_w
     }
 
-    /// The start of input pixel (`2*ty + r - pad`, `2*tx + s - pad`), if inside the image.
+    /// The start of input pixel (`4*ty + r - pad`, `4*tx + s - pad`), if inside the image.
     #[inline(always)]
     fn pixel(&self, ty: usize, tx: usize, r: usize, s: usize) -> Option<usize> {
-        let iy = (2 * ty + r).checked_sub(self.g.pad_top)?;
-        let ix = (2 * tx + s).checked_sub(self.g.pad_left)?;
+        let iy = (OUT * ty + r).checked_sub(self.g.pad_top)?;
+        let ix = (OUT * tx + s).checked_sub(self.g.pad_left)?;
         (iy < self.g.in_h && ix < self.g.in_w).then_some((iy * self.g.in_w + ix) * self.g.in_c)
     }
 
-    /// The start of output pixel (`2*ty + r`, `2*tx + s`), if inside the output.
+    /// The start of output pixel (`4*ty + r`, `4*tx + s`), if inside the output.
     #[inline(always)]
     fn output(&self, ty: usize, tx: usize, r: usize, s: usize) -> Option<usize> {
-        let (oy, ox) = (2 * ty + r, 2 * tx + s);
+        let (oy, ox) = (OUT * ty + r, OUT * tx + s);
         (oy < self.g.out_h && ox < self.g.out_w).then_some((oy * self.g.out_w + ox) * self.filters)
     }
 }
@@ -54,7 +71,7 @@ impl Tiling {
 pub fn transform_kernel(kernel: &[f32], plane: usize, u: &mut Vec<f32>) {
     u.resize(POSITIONS * plane, 0.0);
     for (ab, dst) in u.chunks_exact_mut(plane).enumerate() {
-        let (a, b) = (ab / 4, ab % 4);
+        let (a, b) = (ab / IN, ab % IN);
         dst.fill(0.0);
         for (ij, src) in kernel.chunks_exact(plane).enumerate() {
             let w = G[a][ij / 3] * G[b][ij % 3];
@@ -71,7 +88,7 @@ pub fn untransform_kernel_grad(du: &[f32], plane: usize, dk: &mut [f32]) {
         let (i, j) = (ij / 3, ij % 3);
         dst.fill(0.0);
         for (ab, src) in du.chunks_exact(plane).enumerate() {
-            let w = G[ab / 4][i] * G[ab % 4][j];
+            let w = G[ab / IN][i] * G[ab % IN][j];
             if w != 0.0 {
                 dst.iter_mut().zip(src).for_each(|(d, &s)| *d += w * s);
             }
@@ -96,194 +113,148 @@ macro_rules! by_lanes {
     }};
 }
 
-/// `L` values from `i` of each of 16 rows.
+/// `Bᵀ d` for one column of six.
 #[inline(always)]
-fn load<const L: usize>(rows: &[&[f32]; 16], i: usize) -> [[f32; L]; 16] {
-    let mut x = [[0.0f32; L]; 16];
-    for (x, row) in x.iter_mut().zip(rows) {
-        x.copy_from_slice(&row[i..i + L]);
-    }
-    x
-}
-
-/// `N` rows of `L` values from `buf`: row `k` starts at `at + k * stride`.
-#[inline(always)]
-fn load_strided<const L: usize, const N: usize>(
-    buf: &[f32],
-    stride: usize,
-    at: usize,
-) -> [[f32; L]; N] {
-    let mut x = [[0.0f32; L]; N];
-    for (k, x) in x.iter_mut().enumerate() {
-        x.copy_from_slice(&buf[at + k * stride..][..L]);
-    }
-    x
-}
-
-/// Stores `N` rows of `L` values into `buf`: row `k` at `at + k * stride`.
-#[inline(always)]
-fn store_strided<const L: usize, const N: usize>(
-    buf: &mut [f32],
-    stride: usize,
-    at: usize,
-    v: &[[f32; L]; N],
-) {
-    for (k, v) in v.iter().enumerate() {
-        buf[at + k * stride..][..L].copy_from_slice(v);
-    }
-}
-
-/// `Bᵀ d B` for `L` channels; `Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]`.
-#[inline(always)]
-fn input_transform<const L: usize>(d: &[[f32; L]; 16]) -> [[f32; L]; 16] {
-    let mut b = [[0.0f32; L]; 16];
-    for s in 0..4 {
-        for l in 0..L {
-            let (d0, d1, d2, d3) = (d[s][l], d[4 + s][l], d[8 + s][l], d[12 + s][l]);
-            b[s][l] = d0 - d2;
-            b[4 + s][l] = d1 + d2;
-            b[8 + s][l] = d2 - d1;
-            b[12 + s][l] = d1 - d3;
-        }
-    }
-    let mut v = [[0.0f32; L]; 16];
-    for r in 0..4 {
-        for l in 0..L {
-            let (e0, e1, e2, e3) = (
-                b[4 * r][l],
-                b[4 * r + 1][l],
-                b[4 * r + 2][l],
-                b[4 * r + 3][l],
-            );
-            v[4 * r][l] = e0 - e2;
-            v[4 * r + 1][l] = e1 + e2;
-            v[4 * r + 2][l] = e2 - e1;
-            v[4 * r + 3][l] = e1 - e3;
-        }
+fn input_1d<const L: usize>(d: [[f32; L]; IN]) -> [[f32; L]; IN] {
+    let mut v = [[0.0f32; L]; IN];
+    for l in 0..L {
+        let [d0, d1, d2, d3, d4, d5] = [d[0][l], d[1][l], d[2][l], d[3][l], d[4][l], d[5][l]];
+        v[0][l] = 4.0 * d0 - 5.0 * d2 + d4;
+        v[1][l] = d3 + d4 - 4.0 * (d1 + d2);
+        v[2][l] = d4 - d3 + 4.0 * (d1 - d2);
+        v[3][l] = d4 - d2 + 2.0 * (d3 - d1);
+        v[4][l] = d4 - d2 + 2.0 * (d1 - d3);
+        v[5][l] = 4.0 * d1 - 5.0 * d3 + d5;
     }
     v
 }
 
-/// `B dV Bᵀ` for `L` channels: the transpose of `input_transform`.
+/// `B v`: the transpose of `input_1d`.
 #[inline(always)]
-fn input_grad_transform<const L: usize>(dv: &[[f32; L]; 16]) -> [[f32; L]; 16] {
-    let mut b = [[0.0f32; L]; 16];
-    for s in 0..4 {
-        for l in 0..L {
-            let (v0, v1, v2, v3) = (dv[s][l], dv[4 + s][l], dv[8 + s][l], dv[12 + s][l]);
-            b[s][l] = v0;
-            b[4 + s][l] = v1 - v2 + v3;
-            b[8 + s][l] = v1 + v2 - v0;
-            b[12 + s][l] = -v3;
-        }
-    }
-    let mut d = [[0.0f32; L]; 16];
-    for r in 0..4 {
-        for l in 0..L {
-            let (e0, e1, e2, e3) = (
-                b[4 * r][l],
-                b[4 * r + 1][l],
-                b[4 * r + 2][l],
-                b[4 * r + 3][l],
-            );
-            d[4 * r][l] = e0;
-            d[4 * r + 1][l] = e1 - e2 + e3;
-            d[4 * r + 2][l] = e1 + e2 - e0;
-            d[4 * r + 3][l] = -e3;
-        }
+fn input_grad_1d<const L: usize>(v: [[f32; L]; IN]) -> [[f32; L]; IN] {
+    let mut d = [[0.0f32; L]; IN];
+    for l in 0..L {
+        let [v0, v1, v2, v3, v4, v5] = [v[0][l], v[1][l], v[2][l], v[3][l], v[4][l], v[5][l]];
+        d[0][l] = 4.0 * v0;
+        d[1][l] = 4.0 * (v2 - v1 + v5) + 2.0 * (v4 - v3);
+        d[2][l] = -5.0 * v0 - 4.0 * (v1 + v2) - v3 - v4;
+        d[3][l] = v1 - v2 + 2.0 * (v3 - v4) - 5.0 * v5;
+        d[4][l] = v0 + v1 + v2 + v3 + v4;
+        d[5][l] = v5;
     }
     d
 }
 
-/// `Aᵀ m A` for `L` filters, as the 2x2 outputs row by row; `Aᵀ = [1 1 1 0; 0 1 -1 -1]`.
+/// `Aᵀ m` for one column of six: four outputs.
 #[inline(always)]
-fn output_transform<const L: usize>(m: &[[f32; L]; 16]) -> [[f32; L]; 4] {
-    let mut y = [[0.0f32; L]; 4];
+fn output_1d<const L: usize>(m: [[f32; L]; IN]) -> [[f32; L]; OUT] {
+    let mut y = [[0.0f32; L]; OUT];
     for l in 0..L {
-        let mut a0 = [0.0f32; 4];
-        let mut a1 = [0.0f32; 4];
-        for s in 0..4 {
-            let (m0, m1, m2, m3) = (m[s][l], m[4 + s][l], m[8 + s][l], m[12 + s][l]);
-            a0[s] = m0 + m1 + m2;
-            a1[s] = m1 - m2 - m3;
-        }
-        y[0][l] = a0[0] + a0[1] + a0[2];
-        y[1][l] = a0[1] - a0[2] - a0[3];
-        y[2][l] = a1[0] + a1[1] + a1[2];
-        y[3][l] = a1[1] - a1[2] - a1[3];
+        let [m0, m1, m2, m3, m4, m5] = [m[0][l], m[1][l], m[2][l], m[3][l], m[4][l], m[5][l]];
+        let (s12, d12, s34, d34) = (m1 + m2, m1 - m2, m3 + m4, m3 - m4);
+        y[0][l] = m0 + s12 + s34;
+        y[1][l] = d12 + 2.0 * d34;
+        y[2][l] = s12 + 4.0 * s34;
+        y[3][l] = d12 + 8.0 * d34 + m5;
     }
     y
 }
 
-/// `A dY Aᵀ` for `L` filters: the transpose of `output_transform`.
+/// `A y`: the transpose of `output_1d`, four values to six.
 #[inline(always)]
-fn output_grad_transform<const L: usize>(g: &[[f32; L]; 4]) -> [[f32; L]; 16] {
-    let mut m = [[0.0f32; L]; 16];
+fn output_grad_1d<const L: usize>(y: [[f32; L]; OUT]) -> [[f32; L]; IN] {
+    let mut m = [[0.0f32; L]; IN];
     for l in 0..L {
-        let (g0, g1, g2, g3) = (g[0][l], g[1][l], g[2][l], g[3][l]);
-        // A dY: four rows of two.
-        let rows = [[g0, g1], [g0 + g2, g1 + g3], [g0 - g2, g1 - g3], [-g2, -g3]];
-        for (a, [e0, e1]) in rows.into_iter().enumerate() {
-            m[4 * a][l] = e0;
-            m[4 * a + 1][l] = e0 + e1;
-            m[4 * a + 2][l] = e0 - e1;
-            m[4 * a + 3][l] = -e1;
-        }
+        let [y0, y1, y2, y3] = [y[0][l], y[1][l], y[2][l], y[3][l]];
+        let (s02, s13, t02, t13) = (y0 + y2, y1 + y3, y0 + 4.0 * y2, 2.0 * y1 + 8.0 * y3);
+        m[0][l] = y0;
+        m[1][l] = s02 + s13;
+        m[2][l] = s02 - s13;
+        m[3][l] = t02 + t13;
+        m[4][l] = t02 - t13;
+        m[5][l] = y3;
     }
     m
 }
 
+/// A 2-D transform of one tile, `L` channels: the 1-D transform `$f` (`$n` values to `$m`) of
+/// each column (read with `$load`, a slice of `L` values for row `r`, column `s`) into
+/// `scratch`, then of each row of that, handed to `$store` (row `r`, column `s`, values `v`).
+macro_rules! two_pass {
+    ($L:ident, $n:expr, $m:expr, $f:ident, $scratch:expr,
+     |$lr:ident, $ls:ident| $load:expr, |$sr:ident, $ss:ident, $v:ident| $store:expr) => {{
+        let scratch: &mut [f32] = $scratch;
+        for s in 0..$n {
+            let mut col = [[0.0f32; $L]; $n];
+            for (r, c) in col.iter_mut().enumerate() {
+                let ($lr, $ls) = (r, s);
+                c.copy_from_slice($load);
+            }
+            for (r, v) in $f::<$L>(col).iter().enumerate() {
+                scratch[(r * $n + s) * $L..][..$L].copy_from_slice(v);
+            }
+        }
+        for r in 0..$m {
+            let mut row = [[0.0f32; $L]; $n];
+            for (s, x) in row.iter_mut().enumerate() {
+                x.copy_from_slice(&scratch[(r * $n + s) * $L..][..$L]);
+            }
+            for (s, $v) in $f::<$L>(row).iter().enumerate() {
+                let ($sr, $ss) = (r, s);
+                $store;
+            }
+        }
+    }};
+}
+
+/// Scratch values per chunk for the tile functions (`tile` arguments): a tile of pixels or
+/// outputs, and one transform's intermediate.
+pub fn tile_len(cin: usize, filters: usize) -> usize {
+    POSITIONS * (cin.max(filters) + LANES)
+}
+
 multiversion!(
-    /// One sample's tiles `Bᵀ d B` into rows `row0..` of the 16 matrices `v`.
-    input_tiles => input_tiles_body(t: &Tiling, image: &[f32], zeros: &[f32], v: &mut [&mut [f32]], row0: usize)
+    /// One sample's tiles `Bᵀ d B` into rows `row0..` of the 36 matrices `v`; `scratch` holds
+    /// `tile_len` values.
+    input_tiles => input_tiles_body(t: &Tiling, image: &[f32], zeros: &[f32], v: &mut [&mut [f32]], row0: usize, scratch: &mut [f32])
 );
 
 #[inline(always)]
-fn input_tiles_body(t: &Tiling, image: &[f32], zeros: &[f32], v: &mut [&mut [f32]], row0: usize) {
+fn input_tiles_body(
+    t: &Tiling,
+    image: &[f32],
+    zeros: &[f32],
+    v: &mut [&mut [f32]],
+    row0: usize,
+    scratch: &mut [f32],
+) {
     let c = t.g.in_c;
-    let v: &mut [&mut [f32]; 16] = v.try_into().expect("16 matrices");
+    let v: &mut [&mut [f32]; POSITIONS] = v.try_into().expect("36 matrices");
     for ty in 0..t.tiles_h {
         for tx in 0..t.tiles_w {
-            let mut d: [&[f32]; 16] = [&zeros[..c]; 16];
+            let mut d: [&[f32]; POSITIONS] = [&zeros[..c]; POSITIONS];
             for (k, d) in d.iter_mut().enumerate() {
-                if let Some(p) = t.pixel(ty, tx, k / 4, k % 4) {
+                if let Some(p) = t.pixel(ty, tx, k / IN, k % IN) {
                     *d = &image[p..p + c];
                 }
             }
             let at = (row0 + ty * t.tiles_w + tx) * c;
-            by_lanes!(c, |i, L| {
-                let x = input_transform(&load::<L>(&d, i));
-                for (m, x) in v.iter_mut().zip(&x) {
-                    m[at + i..][..L].copy_from_slice(x);
-                }
-            });
-        }
-    }
-}
-
-/// Bias and ReLU on `L` filters of a tile's four outputs, into `tile` (`4 * f` values).
-#[inline(always)]
-fn finish_outputs<const L: usize>(
-    y: &[[f32; L]; 4],
-    bias: &[f32],
-    relu: bool,
-    f: usize,
-    i: usize,
-    tile: &mut [f32],
-) {
-    let b: &[f32; L] = bias[i..i + L].try_into().expect("lanes");
-    for (r, y) in y.iter().enumerate() {
-        let dst: &mut [f32; L] = (&mut tile[r * f + i..][..L]).try_into().expect("lanes");
-        for l in 0..L {
-            let v = y[l] + b[l];
-            dst[l] = if relu { v.max(0.0) } else { v };
+            by_lanes!(c, |i, L| two_pass!(
+                L,
+                IN,
+                IN,
+                input_1d,
+                scratch,
+                |r, s| &d[r * IN + s][i..i + L],
+                |r, s, x| v[r * IN + s][at + i..][..L].copy_from_slice(x)
+            ));
         }
     }
 }
 
 multiversion!(
     /// One sample's outputs `Aᵀ m A + bias` (then ReLU) from the block's products `m`
-    /// (16 matrices `stride` apart); `tile` holds `4 * filters` values.
+    /// (36 matrices `stride` apart); `tile` holds `16 * filters` values.
     output_tiles => output_tiles_body(t: &Tiling, m: &[f32], stride: usize, row0: usize, bias: &[f32], relu: bool, tile: &mut [f32], out: &mut [f32])
 );
 
@@ -300,15 +271,28 @@ fn output_tiles_body(
     out: &mut [f32],
 ) {
     let f = t.filters;
+    let (tile, scratch) = tile.split_at_mut(POSITIONS * t.g.in_c.max(f));
     for ty in 0..t.tiles_h {
         for tx in 0..t.tiles_w {
             let at = (row0 + ty * t.tiles_w + tx) * f;
-            by_lanes!(f, |i, L| {
-                let y = output_transform(&load_strided::<L, 16>(m, stride, at + i));
-                finish_outputs::<L>(&y, bias, relu, f, i, tile)
-            });
-            for (rs, y) in tile[..4 * f].chunks_exact(f).enumerate() {
-                if let Some(o) = t.output(ty, tx, rs / 2, rs % 2) {
+            by_lanes!(f, |i, L| two_pass!(
+                L,
+                IN,
+                OUT,
+                output_1d,
+                scratch,
+                |r, s| &m[(r * IN + s) * stride + at + i..][..L],
+                |r, s, y| {
+                    let b: &[f32; L] = bias[i..i + L].try_into().expect("lanes");
+                    let dst = &mut tile[(r * OUT + s) * f + i..][..L];
+                    for l in 0..L {
+                        let v = y[l] + b[l];
+                        dst[l] = if relu { v.max(0.0) } else { v };
+                    }
+                }
+            ));
+            for (rs, y) in tile[..OUT * OUT * f].chunks_exact(f).enumerate() {
+                if let Some(o) = t.output(ty, tx, rs / OUT, rs % OUT) {
                     out[o..o + f].copy_from_slice(y);
                 }
             }
@@ -318,8 +302,8 @@ fn output_tiles_body(
 
 multiversion!(
     /// One sample's output gradients (through the ReLU when `relu`, zero outside the output)
-    /// as `A dY Aᵀ` into rows `row0..` of the 16 matrices `dm` (`stride` apart), adding them
-    /// to the bias gradient `db`; `tile` holds `4 * filters` values.
+    /// as `A dY Aᵀ` into rows `row0..` of the 36 matrices `dm` (`stride` apart), adding them
+    /// to the bias gradient `db`; `tile` holds `16 * filters` values.
     output_grad_tiles => output_grad_tiles_body(t: &Tiling, dy: &[f32], y: &[f32], relu: bool, tile: &mut [f32], db: &mut [f32], dm: &mut [f32], stride: usize, row0: usize)
 );
 
@@ -337,10 +321,11 @@ fn output_grad_tiles_body(
     row0: usize,
 ) {
     let f = t.filters;
+    let (tile, scratch) = tile.split_at_mut(POSITIONS * t.g.in_c.max(f));
     for ty in 0..t.tiles_h {
         for tx in 0..t.tiles_w {
-            for (rs, g) in tile[..4 * f].chunks_exact_mut(f).enumerate() {
-                match t.output(ty, tx, rs / 2, rs % 2) {
+            for (rs, g) in tile[..OUT * OUT * f].chunks_exact_mut(f).enumerate() {
+                match t.output(ty, tx, rs / OUT, rs % OUT) {
                     Some(o) => {
                         for ((g, &d), &v) in g.iter_mut().zip(&dy[o..o + f]).zip(&y[o..o + f]) {
                             *g = if relu && v <= 0.0 { 0.0 } else { d };
@@ -351,18 +336,23 @@ fn output_grad_tiles_body(
                 }
             }
             let at = (row0 + ty * t.tiles_w + tx) * f;
-            by_lanes!(f, |i, L| {
-                let g = load_strided::<L, 4>(tile, f, i);
-                store_strided::<L, 16>(dm, stride, at + i, &output_grad_transform(&g))
-            });
+            by_lanes!(f, |i, L| two_pass!(
+                L,
+                OUT,
+                IN,
+                output_grad_1d,
+                scratch,
+                |r, s| &tile[(r * OUT + s) * f + i..][..L],
+                |r, s, x| dm[(r * IN + s) * stride + at + i..][..L].copy_from_slice(x)
+            ));
         }
     }
 }
 
 multiversion!(
     /// Sets `image` to one sample's input gradient: the tiles' `B dV Bᵀ` (from rows `row0..`
-    /// of the 16 matrices `dv`, `stride` apart) added where they overlap; `tile` holds
-    /// `16 * cin` values.
+    /// of the 36 matrices `dv`, `stride` apart) added where they overlap; `tile` holds
+    /// `36 * cin` values.
     input_grad_tiles => input_grad_tiles_body(t: &Tiling, dv: &[f32], stride: usize, row0: usize, tile: &mut [f32], image: &mut [f32])
 );
 
@@ -376,16 +366,22 @@ fn input_grad_tiles_body(
     image: &mut [f32],
 ) {
     let c = t.g.in_c;
+    let (tile, scratch) = tile.split_at_mut(POSITIONS * c.max(t.filters));
     image.fill(0.0);
     for ty in 0..t.tiles_h {
         for tx in 0..t.tiles_w {
             let at = (row0 + ty * t.tiles_w + tx) * c;
-            by_lanes!(c, |i, L| {
-                let d = input_grad_transform(&load_strided::<L, 16>(dv, stride, at + i));
-                store_strided::<L, 16>(tile, c, i, &d)
-            });
-            for (k, g) in tile[..16 * c].chunks_exact(c).enumerate() {
-                if let Some(p) = t.pixel(ty, tx, k / 4, k % 4) {
+            by_lanes!(c, |i, L| two_pass!(
+                L,
+                IN,
+                IN,
+                input_grad_1d,
+                scratch,
+                |r, s| &dv[(r * IN + s) * stride + at + i..][..L],
+                |r, s, x| tile[(r * IN + s) * c + i..][..L].copy_from_slice(x)
+            ));
+            for (k, g) in tile[..POSITIONS * c].chunks_exact(c).enumerate() {
+                if let Some(p) = t.pixel(ty, tx, k / IN, k % IN) {
                     image[p..p + c]
                         .iter_mut()
                         .zip(g)
