@@ -36,7 +36,8 @@ impl MaxPool2d {
 }
 
 multiversion!(
-    /// One sample: each output is the largest value of its window, `arg` its input index.
+    /// One sample: each output is the largest value of its window, `arg` (when not empty) its
+    /// input index.
     pool_sample => pool_body(input: [usize; 3], output: [usize; 3], pool: usize, stride: usize, img: &[f32], out: &mut [f32], arg: &mut [u32])
 );
 
@@ -51,21 +52,27 @@ fn pool_body(
     out: &mut [f32],
     arg: &mut [u32],
 ) {
-    match input[2] {
-        8 => pool_fixed::<8>(input, output, pool, stride, img, out, arg),
-        16 => pool_fixed::<16>(input, output, pool, stride, img, out, arg),
-        32 => pool_fixed::<32>(input, output, pool, stride, img, out, arg),
-        64 => pool_fixed::<64>(input, output, pool, stride, img, out, arg),
+    let shape = (input, output, pool, stride);
+    match (input[2], arg.is_empty()) {
+        (8, false) => pool_fixed::<8, true>(shape, img, out, arg),
+        (16, false) => pool_fixed::<16, true>(shape, img, out, arg),
+        (32, false) => pool_fixed::<32, true>(shape, img, out, arg),
+        (64, false) => pool_fixed::<64, true>(shape, img, out, arg),
+        (8, true) => pool_fixed::<8, false>(shape, img, out, arg),
+        (16, true) => pool_fixed::<16, false>(shape, img, out, arg),
+        (32, true) => pool_fixed::<32, false>(shape, img, out, arg),
+        (64, true) => pool_fixed::<64, false>(shape, img, out, arg),
         _ => pool_any(input, output, pool, stride, img, out, arg),
     }
 }
 
+/// Input shape, output shape, pool size, stride.
+type PoolShape = ([usize; 3], [usize; 3], usize, usize);
+
+/// `C` channels, whole vectors; the input index of each maximum is kept when `ARG`.
 #[inline(always)]
-fn pool_fixed<const C: usize>(
-    input: [usize; 3],
-    output: [usize; 3],
-    pool: usize,
-    stride: usize,
+fn pool_fixed<const C: usize, const ARG: bool>(
+    (input, output, pool, stride): PoolShape,
     img: &[f32],
     out: &mut [f32],
     arg: &mut [u32],
@@ -85,12 +92,16 @@ fn pool_fixed<const C: usize>(
                         // Selects rather than branches: this loop vectorizes.
                         let gt = v[ch] > best[ch];
                         best[ch] = if gt { v[ch] } else { best[ch] };
-                        at[ch] = if gt { (s + ch) as u32 } else { at[ch] };
+                        if ARG {
+                            at[ch] = if gt { (s + ch) as u32 } else { at[ch] };
+                        }
                     }
                 }
             }
             out[o..o + C].copy_from_slice(&best);
-            arg[o..o + C].copy_from_slice(&at);
+            if ARG {
+                arg[o..o + C].copy_from_slice(&at);
+            }
         }
     }
 }
@@ -114,14 +125,12 @@ fn pool_any(
             for i in 0..pool {
                 for j in 0..pool {
                     let s = ((r * stride + i) * w + q * stride + j) * c;
-                    let taps = img[s..s + c]
-                        .iter()
-                        .zip(out[o..o + c].iter_mut())
-                        .zip(arg[o..o + c].iter_mut());
-                    for (ch, ((&v, m), a)) in taps.enumerate() {
+                    for (ch, (&v, m)) in img[s..s + c].iter().zip(&mut out[o..o + c]).enumerate() {
                         let gt = v > *m;
                         *m = if gt { v } else { *m };
-                        *a = if gt { (s + ch) as u32 } else { *a };
+                        if gt && !arg.is_empty() {
+                            arg[o + ch] = (s + ch) as u32;
+                        }
                     }
                 }
             }
@@ -142,22 +151,30 @@ impl Layer for MaxPool2d {
         &self.out_shape
     }
 
-    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &Context) {
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &Context) {
         let batch = x.shape()[0];
         let [oh, ow, c] = self.out_shape;
         ensure_shape(y, &[batch, oh, ow, c]);
         let out_len = oh * ow * c;
-        self.argmax.resize(batch * out_len, 0);
+        // Where each maximum came from is only needed for a backward pass.
+        let arg_len = if ctx.train { out_len } else { 0 };
+        self.argmax.resize(batch * arg_len, 0);
         let in_len: usize = self.in_shape.iter().product();
         let (pool, stride) = (self.pool, self.stride);
         let (in_shape, out_shape) = (self.in_shape, self.out_shape);
-        data_mut(y)
+        let pool_one = |(out, img): (&mut [f32], &[f32]), arg: &mut [u32]| {
+            pool_sample(in_shape, out_shape, pool, stride, img, out, arg)
+        };
+        let samples = data_mut(y)
             .par_chunks_mut(out_len)
-            .zip(self.argmax.par_chunks_mut(out_len))
-            .zip(data(x).par_chunks(in_len))
-            .for_each(|((out, arg), img)| {
-                pool_sample(in_shape, out_shape, pool, stride, img, out, arg)
-            });
+            .zip(data(x).par_chunks(in_len));
+        if ctx.train {
+            samples
+                .zip(self.argmax.par_chunks_mut(out_len))
+                .for_each(|(s, arg)| pool_one(s, arg));
+        } else {
+            samples.for_each(|s| pool_one(s, &mut []));
+        }
     }
 
     fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
@@ -194,6 +211,31 @@ mod tests {
         assert_eq!(data(&y), &[5.0, 7.0, 13.0, 15.0]);
         assert_eq!(p.out_shape, [2, 2, 1]);
         assert!(MaxPool2d::new("p", [1, 4, 1], 2, 2).is_none());
+    }
+
+    /// Inference skips recording where the maxima came from; the outputs are the same, for
+    /// the vectorised channel counts and the others.
+    #[test]
+    fn inference_and_training_give_the_same_outputs() {
+        for c in [32, 3] {
+            let mut p = MaxPool2d::new("pool1", [6, 7, c], 2, 2).unwrap();
+            let n = 2 * 6 * 7 * c;
+            let x = Tensor::from_shape_vec(
+                IxDyn(&[2, 6, 7, c]),
+                (0..n).map(|i| ((i * 37) % 101) as f32).collect(),
+            )
+            .unwrap();
+            let (mut a, mut b) = (crate::nn::tensor::empty(), crate::nn::tensor::empty());
+            p.forward(&x, &mut a, &Context::inference());
+            let train = Context {
+                train: true,
+                seed: 0,
+                step: 0,
+            };
+            p.forward(&x, &mut b, &train);
+            assert_eq!(a, b);
+            assert_eq!(p.argmax.len(), b.len());
+        }
     }
 
     #[test]
