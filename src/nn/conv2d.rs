@@ -1,10 +1,12 @@
-//! 2-D convolution, channels last, as im2col followed by one matrix multiply per batch.
+//! 2-D convolution, channels last, three ways by shape.
 //!
-//! The input patches of the whole batch form a `[batch*oh*ow, kh*kw*cin]` matrix (reused
-//! between batches); the kernel is stored `[kh, kw, cin, filters]` as Keras does, so the output
-//! `[batch, oh, ow, filters]` is `patches · kernel + bias` with no transposes. Layers with few
-//! input channels (the first layer) skip the patches and convolve directly (`conv_direct`).
-//! A ReLU that follows the convolution is applied in place (`relu`), saving a pass and a buffer.
+//! Generally as im2col followed by a matrix multiply: the input patches of the batch form a
+//! `[batch*oh*ow, kh*kw*cin]` matrix (reused between batches); the kernel is stored
+//! `[kh, kw, cin, filters]` as Keras does, so the output `[batch, oh, ow, filters]` is
+//! `patches · kernel + bias` with no transposes. Layers with few input channels (the first
+//! layer) skip the patches and convolve directly (`conv_direct`); 3x3 stride-1 layers with more
+//! use Winograd's transforms (`winograd`). A ReLU that follows the convolution is applied in
+//! place (`relu`), saving a pass and a buffer.
 
 use ndarray::{ArrayView2, ArrayViewMut2, IxDyn};
 use rayon::prelude::*;
