@@ -45,7 +45,8 @@ pub struct Winograd {
     t: Tiling,
     /// Transformed kernel `[36][cin][filters]`.
     u: Vec<f32>,
-    /// Transformed input tiles of the last forward batch, `[36][batch*tiles][cin]`.
+    /// Transformed input tiles of the last forward batch, chunk by chunk:
+    /// `[chunk][36][chunk samples*tiles][cin]`.
     v: Vec<f32>,
     /// Per chunk: the block's products or output-gradient transforms, `[36][tiles][filters]`.
     m: Vec<f32>,
@@ -104,44 +105,32 @@ impl Winograd {
         let batch = x.len() / image_len;
         transform_kernel(kernel, c * f, &mut self.u);
         let (per_chunk, _) = self.chunking(batch);
-        let rows = batch * tiles;
-        self.v.resize(POSITIONS * padded(rows * c), 0.0);
-        // Each chunk writes its samples' rows of all 36 matrices.
-        let mut v_chunks: Vec<Vec<&mut [f32]>> = Vec::with_capacity(CHUNKS);
-        for matrix in self.v.chunks_exact_mut(padded(rows * c)) {
-            for (i, part) in matrix[..rows * c]
-                .chunks_mut(per_chunk * tiles * c)
-                .enumerate()
-            {
-                if v_chunks.len() <= i {
-                    v_chunks.push(Vec::with_capacity(POSITIONS));
-                }
-                v_chunks[i].push(part);
-            }
-        }
+        // Each chunk's tiles: 36 matrices of its samples' rows.
+        let v_stride = padded(per_chunk * tiles * c);
+        self.v.resize(CHUNKS * POSITIONS * v_stride, 0.0);
         let (u, zeros) = (&self.u, &self.zeros);
         let block_tiles = BLOCK_SAMPLES * tiles;
         let m_stride = padded(block_tiles * f);
-        v_chunks
-            .into_par_iter()
+        self.v
+            .par_chunks_mut(POSITIONS * v_stride)
             .zip(self.m.par_chunks_mut(POSITIONS * m_stride))
             .zip(self.tile.par_chunks_mut(tile_len(c, f)))
             .zip(
                 x.par_chunks(per_chunk * image_len)
                     .zip(y.par_chunks_mut(per_chunk * out_len)),
             )
-            .for_each(|(((mut v, m), tile), (images, outs))| {
+            .for_each(|(((v, m), tile), (images, outs))| {
                 let samples = images.len() / image_len;
                 for n0 in (0..samples).step_by(BLOCK_SAMPLES) {
                     let n1 = (n0 + BLOCK_SAMPLES).min(samples);
                     for n in n0..n1 {
                         let image = &images[n * image_len..][..image_len];
-                        input_tiles(&t, image, zeros, &mut v, n * tiles, tile);
+                        input_tiles(&t, image, zeros, v, v_stride, n * tiles, tile);
                     }
                     let rows = (n1 - n0) * tiles;
-                    for (xi, vm) in v.iter().enumerate() {
-                        let a =
-                            ArrayView2::from_shape((rows, c), &vm[n0 * tiles * c..][..rows * c]);
+                    for xi in 0..POSITIONS {
+                        let vm = &v[xi * v_stride + n0 * tiles * c..][..rows * c];
+                        let a = ArrayView2::from_shape((rows, c), vm);
                         let b = ArrayView2::from_shape((c, f), &u[xi * c * f..][..c * f]);
                         let mut out = ArrayViewMut2::from_shape(
                             (rows, f),
@@ -175,12 +164,11 @@ impl Winograd {
         let (image_len, out_len) = (t.g.in_h * t.g.in_w * c, t.g.out_h * t.g.out_w * f);
         let batch = dy.len() / out_len;
         let (per_chunk, chunks) = self.chunking(batch);
-        let rows = batch * tiles;
         let block_tiles = BLOCK_SAMPLES * tiles;
         let (m_stride, dv_stride, v_stride) = (
             padded(block_tiles * f),
             padded(block_tiles * c),
-            padded(rows * c),
+            padded(per_chunk * tiles * c),
         );
         let part_len = POSITIONS * c * f + f;
         let mut dx_chunks: Vec<Option<&mut [f32]>> = match dx {
@@ -188,15 +176,16 @@ impl Winograd {
             None => (0..chunks).map(|_| None).collect(),
         };
         dx_chunks.resize_with(chunks, || None);
-        let (u, v) = (&self.u, &self.v);
+        let u = &self.u;
         self.partials
             .par_chunks_mut(part_len)
+            .zip(self.v.par_chunks(POSITIONS * v_stride))
             .zip(self.m.par_chunks_mut(POSITIONS * m_stride))
             .zip(self.dv.par_chunks_mut(POSITIONS * dv_stride))
             .zip(self.tile.par_chunks_mut(tile_len(c, f)))
             .zip(dx_chunks.into_par_iter())
             .enumerate()
-            .for_each(|(ci, ((((part, m), dv), tile), mut dxs))| {
+            .for_each(|(ci, (((((part, v), m), dv), tile), mut dxs))| {
                 part.fill(0.0);
                 let (du, dbias) = part.split_at_mut(POSITIONS * c * f);
                 let first = ci * per_chunk;
@@ -219,9 +208,8 @@ impl Winograd {
                         );
                     }
                     let brows = (n1 - n0) * tiles;
-                    let row0 = (first + n0) * tiles;
                     for xi in 0..POSITIONS {
-                        let vm = &v[xi * v_stride..][row0 * c..][..brows * c];
+                        let vm = &v[xi * v_stride + n0 * tiles * c..][..brows * c];
                         let vm = ArrayView2::from_shape((brows, c), vm).expect("sized");
                         let dm =
                             ArrayView2::from_shape((brows, f), &m[xi * m_stride..][..brows * f])

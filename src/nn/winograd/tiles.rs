@@ -214,9 +214,9 @@ pub fn tile_len(cin: usize, filters: usize) -> usize {
 }
 
 multiversion!(
-    /// One sample's tiles `Bᵀ d B` into rows `row0..` of the 36 matrices `v`; `scratch` holds
-    /// `tile_len` values.
-    input_tiles => input_tiles_body(t: &Tiling, image: &[f32], zeros: &[f32], v: &mut [&mut [f32]], row0: usize, scratch: &mut [f32])
+    /// One sample's tiles `Bᵀ d B` into rows `row0..` of the 36 matrices in `v`, `stride`
+    /// apart; `scratch` holds `tile_len` values.
+    input_tiles => input_tiles_body(t: &Tiling, image: &[f32], zeros: &[f32], v: &mut [f32], stride: usize, row0: usize, scratch: &mut [f32])
 );
 
 #[inline(always)]
@@ -224,12 +224,12 @@ fn input_tiles_body(
     t: &Tiling,
     image: &[f32],
     zeros: &[f32],
-    v: &mut [&mut [f32]],
+    v: &mut [f32],
+    stride: usize,
     row0: usize,
     scratch: &mut [f32],
 ) {
     let c = t.g.in_c;
-    let v: &mut [&mut [f32]; POSITIONS] = v.try_into().expect("36 matrices");
     for ty in 0..t.tiles_h {
         for tx in 0..t.tiles_w {
             let mut d: [&[f32]; POSITIONS] = [&zeros[..c]; POSITIONS];
@@ -246,7 +246,7 @@ fn input_tiles_body(
                 input_1d,
                 scratch,
                 |r, s| &d[r * IN + s][i..i + L],
-                |r, s, x| v[r * IN + s][at + i..][..L].copy_from_slice(x)
+                |r, s, x| v[(r * IN + s) * stride + at + i..][..L].copy_from_slice(x)
             ));
         }
     }
