@@ -10,8 +10,13 @@ use super::simd::multiversion;
 /// The direct path keeps one output pixel's ReLU-masked gradient on the stack.
 pub const MAX_FILTERS: usize = 256;
 
-/// The gradient through a ReLU: `dy` where the (post-ReLU) output is positive, 0 elsewhere.
-pub fn mask_relu(dy: &[f32], out: &[f32], masked: &mut [f32]) {
+multiversion!(
+    /// The gradient through a ReLU: `dy` where the (post-ReLU) output is positive, 0 elsewhere.
+    mask_relu => mask_relu_body(dy: &[f32], out: &[f32], masked: &mut [f32])
+);
+
+#[inline(always)]
+fn mask_relu_body(dy: &[f32], out: &[f32], masked: &mut [f32]) {
     for ((m, &d), &o) in masked.iter_mut().zip(dy).zip(out) {
         *m = if o > 0.0 { d } else { 0.0 };
     }
@@ -29,7 +34,7 @@ fn masked_row<'a>(
         return grad;
     }
     let m = &mut buf[..grad.len()];
-    mask_relu(grad, out, m);
+    mask_relu_body(grad, out, m);
     m
 }
 

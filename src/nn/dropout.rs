@@ -4,6 +4,7 @@
 use rayon::prelude::*;
 
 use super::layer::{Context, Layer};
+use super::simd::multiversion;
 use super::tensor::{Tensor, data, data_mut, ensure_shape, par_zip_map};
 
 pub struct Dropout {
@@ -18,11 +19,27 @@ pub struct Dropout {
 }
 
 /// SplitMix64's finalizer: a well-mixed 64-bit hash of a counter.
+#[inline(always)]
 fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+multiversion!(
+    /// Mask values for elements `first..`: 0 where the element's draw falls below
+    /// `threshold` (out of 2^32), `keep` elsewhere. Integer hashing: the same bits on every
+    /// instruction set.
+    fill_mask => fill_mask_body(key: u64, first: usize, threshold: u64, keep: f32, mask: &mut [f32])
+);
+
+#[inline(always)]
+fn fill_mask_body(key: u64, first: usize, threshold: u64, keep: f32, mask: &mut [f32]) {
+    for (i, m) in mask.iter_mut().enumerate() {
+        let r = splitmix64(key ^ (first + i) as u64) >> 32;
+        *m = if r < threshold { 0.0 } else { keep };
+    }
 }
 
 impl Dropout {
@@ -70,12 +87,7 @@ impl Layer for Dropout {
         self.mask
             .par_chunks_mut(1 << 14)
             .enumerate()
-            .for_each(|(c, chunk)| {
-                for (i, m) in chunk.iter_mut().enumerate() {
-                    let r = splitmix64(key ^ ((c << 14) + i) as u64) >> 32;
-                    *m = if r < threshold { 0.0 } else { keep };
-                }
-            });
+            .for_each(|(c, chunk)| fill_mask(key, c << 14, threshold, keep, chunk));
         par_zip_map(data(x), &self.mask, data_mut(y), |x, m| x * m);
     }
 
