@@ -195,6 +195,40 @@ mod tests {
     }
 
     #[test]
+    fn accuracy_axis_stops_at_one() {
+        let mut app = app(UNICODE_COLOR);
+        app.on_train_event(&TrainEvent::EpochEnd(EpochMetrics {
+            epoch: 2,
+            step: 200,
+            loss: 0.01,
+            accuracy: 1.0,
+            val_loss: Some(0.02),
+            val_accuracy: Some(1.0),
+            lr: 0.05,
+            seconds: 0.5,
+        }));
+        let rows: Vec<Vec<char>> = screen(&app, 80, 24)
+            .iter()
+            .map(|r| r.chars().collect())
+            .collect();
+        // The accuracy pane: from its title row down to its bottom border, left of its edge.
+        let text = |r: &[char]| r.iter().collect::<String>();
+        let top = rows
+            .iter()
+            .position(|r| text(r).contains("┌ accuracy"))
+            .expect("accuracy pane");
+        let right = rows[top].iter().position(|&c| c == '┐').expect("pane edge");
+        let labels: Vec<f64> = rows[top + 1..]
+            .iter()
+            .take_while(|r| r[0] != '└')
+            // The y labels sit left of the axis line.
+            .filter_map(|r| text(&r[1..right]).split('│').next()?.trim().parse().ok())
+            .collect();
+        assert!(labels.contains(&1.0), "{labels:?}");
+        assert!(labels.iter().all(|&v| v <= 1.0), "{labels:?}");
+    }
+
+    #[test]
     fn larger_terminal_gets_larger_panes_and_ascii_stays_ascii() {
         let rows = screen(&app(PLAIN_ASCII), 120, 40);
         let all = rows.join("\n");

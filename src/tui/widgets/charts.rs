@@ -18,13 +18,20 @@ struct Series<'a> {
     dense: bool,
 }
 
+/// The y range of a chart: `floor` is always shown and bounds it below (0 for losses); `ceiling`
+/// only bounds it above (1 for accuracies).
+struct YLimits {
+    floor: Option<f64>,
+    ceiling: Option<f64>,
+}
+
 fn draw_chart(
     frame: &mut Frame,
     area: Rect,
     app: &App,
     title: &str,
     series: &[Series],
-    y_floor: Option<f64>,
+    limits: YLimits,
 ) {
     let block = pane(title, app.style);
     // The range follows the latest 90% of the run, so the first steep drop of the loss does
@@ -47,7 +54,7 @@ fn draw_chart(
         frame.render_widget(Paragraph::new("waiting for the first batches..."), inner);
         return;
     }
-    if let Some(f) = y_floor {
+    if let Some(f) = limits.floor {
         lo = lo.min(f);
     }
     if hi - lo < 1e-9 {
@@ -55,8 +62,8 @@ fn draw_chart(
     }
     let pad = (hi - lo) * 0.05;
     let (lo, hi) = (
-        (lo - pad).max(y_floor.unwrap_or(f64::NEG_INFINITY)),
-        hi + pad,
+        (lo - pad).max(limits.floor.unwrap_or(f64::NEG_INFINITY)),
+        (hi + pad).min(limits.ceiling.unwrap_or(f64::INFINITY)),
     );
     let x_max = (app.epochs.max(1)) as f64;
     let datasets: Vec<Dataset> = series
@@ -127,7 +134,11 @@ pub fn draw_loss(frame: &mut Frame, area: Rect, app: &App) {
             dense: false,
         },
     ];
-    draw_chart(frame, area, app, "loss", &series, Some(0.0));
+    let limits = YLimits {
+        floor: Some(0.0),
+        ceiling: None,
+    };
+    draw_chart(frame, area, app, "loss", &series, limits);
 }
 
 pub fn draw_accuracy(frame: &mut Frame, area: Rect, app: &App) {
@@ -156,5 +167,10 @@ pub fn draw_accuracy(frame: &mut Frame, area: Rect, app: &App) {
         frame.render_widget(Paragraph::new(text), inner);
         return;
     }
-    draw_chart(frame, area, app, "accuracy", &series, None);
+    // Padding the range must not label the axis with an accuracy above 1.
+    let limits = YLimits {
+        floor: None,
+        ceiling: Some(1.0),
+    };
+    draw_chart(frame, area, app, "accuracy", &series, limits);
 }
