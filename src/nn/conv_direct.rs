@@ -15,8 +15,9 @@ multiversion!(
     mask_relu => mask_relu_body(dy: &[f32], out: &[f32], masked: &mut [f32])
 );
 
+/// `mask_relu` for callers already compiled for the instruction set (inlined there).
 #[inline(always)]
-fn mask_relu_body(dy: &[f32], out: &[f32], masked: &mut [f32]) {
+pub(super) fn mask_relu_body(dy: &[f32], out: &[f32], masked: &mut [f32]) {
     for ((m, &d), &o) in masked.iter_mut().zip(dy).zip(out) {
         *m = if o > 0.0 { d } else { 0.0 };
     }

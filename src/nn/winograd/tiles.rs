@@ -5,6 +5,7 @@
 //! AVX-512 register per value), then one at a time for the rest; they are compiled for
 //! AVX-512, AVX2 and the baseline, all computing in the same order.
 
+use super::super::conv_direct::mask_relu_body;
 use super::super::conv2d::ConvGeometry;
 use super::super::simd::multiversion;
 
@@ -327,8 +328,10 @@ fn output_grad_tiles_body(
             for (rs, g) in tile[..OUT * OUT * f].chunks_exact_mut(f).enumerate() {
                 match t.output(ty, tx, rs / OUT, rs % OUT) {
                     Some(o) => {
-                        for ((g, &d), &v) in g.iter_mut().zip(&dy[o..o + f]).zip(&y[o..o + f]) {
-                            *g = if relu && v <= 0.0 { 0.0 } else { d };
+                        if relu {
+                            mask_relu_body(&dy[o..o + f], &y[o..o + f], g);
+                        } else {
+                            g.copy_from_slice(&dy[o..o + f]);
                         }
                         db.iter_mut().zip(&*g).for_each(|(b, &x)| *b += x);
                     }
