@@ -22,6 +22,7 @@ mod tiles;
 
 use super::conv2d::ConvGeometry;
 use super::matmul::matmul_serial;
+use super::tensor::column_sums;
 use tiles::{
     POSITIONS, Tiling, input_grad_tiles, input_tiles, output_grad_tiles, output_tiles, tile_len,
     transform_kernel, untransform_kernel_grad,
@@ -39,6 +40,13 @@ const BLOCK_SAMPLES: usize = 4;
 const fn padded(len: usize) -> usize {
     len + 16
 }
+
+/// One backward chunk's buffers, as the parallel iterator zips them: kernel-gradient partial,
+/// transformed tiles, products, then transformed input gradients and tile scratch.
+type ChunkBuffers<'a> = (
+    ((&'a mut [f32], &'a [f32]), &'a mut [f32]),
+    (&'a mut [f32], &'a mut [f32]),
+);
 
 /// A 3x3 stride-1 convolution computed with Winograd transforms, with its buffers.
 pub struct Winograd {
@@ -63,7 +71,7 @@ pub struct Winograd {
 }
 
 impl Winograd {
-    /// Whether the geometry suits F(2x2, 3x3).
+    /// Whether the geometry suits F(4x4, 3x3).
     pub fn fits(g: &ConvGeometry) -> bool {
         g.kernel == 3 && g.stride == 1
     }
@@ -171,89 +179,83 @@ impl Winograd {
             padded(per_chunk * tiles * c),
         );
         let part_len = POSITIONS * c * f + f;
-        let mut dx_chunks: Vec<Option<&mut [f32]>> = match dx {
-            Some(dx) => dx.chunks_mut(per_chunk * image_len).map(Some).collect(),
-            None => (0..chunks).map(|_| None).collect(),
-        };
-        dx_chunks.resize_with(chunks, || None);
         let u = &self.u;
-        self.partials
+        // One chunk: its transformed kernel-gradient partial (and bias), its input gradients.
+        let chunk = |ci: usize,
+                     (((part, v), m), (dv, tile)): ChunkBuffers,
+                     mut dxs: Option<&mut [f32]>| {
+            part.fill(0.0);
+            let (du, dbias) = part.split_at_mut(POSITIONS * c * f);
+            let first = ci * per_chunk;
+            let samples = per_chunk.min(batch - first);
+            for n0 in (0..samples).step_by(BLOCK_SAMPLES) {
+                let n1 = (n0 + BLOCK_SAMPLES).min(samples);
+                for n in n0..n1 {
+                    let at = (first + n) * out_len;
+                    let (dy_n, y_n) = (&dy[at..][..out_len], &y[at..][..out_len]);
+                    output_grad_tiles(
+                        &t,
+                        dy_n,
+                        y_n,
+                        relu,
+                        tile,
+                        dbias,
+                        m,
+                        m_stride,
+                        (n - n0) * tiles,
+                    );
+                }
+                let brows = (n1 - n0) * tiles;
+                for xi in 0..POSITIONS {
+                    let vm = &v[xi * v_stride + n0 * tiles * c..][..brows * c];
+                    let vm = ArrayView2::from_shape((brows, c), vm).expect("sized");
+                    let dm = ArrayView2::from_shape((brows, f), &m[xi * m_stride..][..brows * f])
+                        .expect("sized");
+                    let mut dun = ArrayViewMut2::from_shape((c, f), &mut du[xi * c * f..][..c * f])
+                        .expect("sized");
+                    matmul_serial(vm.t(), dm, &mut dun, true);
+                    if dxs.is_some() {
+                        let um = ArrayView2::from_shape((c, f), &u[xi * c * f..][..c * f])
+                            .expect("sized");
+                        let mut dvm = ArrayViewMut2::from_shape(
+                            (brows, c),
+                            &mut dv[xi * dv_stride..][..brows * c],
+                        )
+                        .expect("sized");
+                        matmul_serial(dm, um.t(), &mut dvm, false);
+                    }
+                }
+                if let Some(dxs) = dxs.as_deref_mut() {
+                    for n in n0..n1 {
+                        let image = &mut dxs[n * image_len..][..image_len];
+                        input_grad_tiles(&t, dv, dv_stride, (n - n0) * tiles, tile, image);
+                    }
+                }
+            }
+        };
+        let chunks_of = self
+            .partials
             .par_chunks_mut(part_len)
             .zip(self.v.par_chunks(POSITIONS * v_stride))
             .zip(self.m.par_chunks_mut(POSITIONS * m_stride))
-            .zip(self.dv.par_chunks_mut(POSITIONS * dv_stride))
-            .zip(self.tile.par_chunks_mut(tile_len(c, f)))
-            .zip(dx_chunks.into_par_iter())
-            .enumerate()
-            .for_each(|(ci, (((((part, v), m), dv), tile), mut dxs))| {
-                part.fill(0.0);
-                let (du, dbias) = part.split_at_mut(POSITIONS * c * f);
-                let first = ci * per_chunk;
-                let samples = per_chunk.min(batch - first);
-                for n0 in (0..samples).step_by(BLOCK_SAMPLES) {
-                    let n1 = (n0 + BLOCK_SAMPLES).min(samples);
-                    for n in n0..n1 {
-                        let at = (first + n) * out_len;
-                        let (dy_n, y_n) = (&dy[at..][..out_len], &y[at..][..out_len]);
-                        output_grad_tiles(
-                            &t,
-                            dy_n,
-                            y_n,
-                            relu,
-                            tile,
-                            dbias,
-                            m,
-                            m_stride,
-                            (n - n0) * tiles,
-                        );
-                    }
-                    let brows = (n1 - n0) * tiles;
-                    for xi in 0..POSITIONS {
-                        let vm = &v[xi * v_stride + n0 * tiles * c..][..brows * c];
-                        let vm = ArrayView2::from_shape((brows, c), vm).expect("sized");
-                        let dm =
-                            ArrayView2::from_shape((brows, f), &m[xi * m_stride..][..brows * f])
-                                .expect("sized");
-                        let mut dun =
-                            ArrayViewMut2::from_shape((c, f), &mut du[xi * c * f..][..c * f])
-                                .expect("sized");
-                        matmul_serial(vm.t(), dm, &mut dun, true);
-                        if dxs.is_some() {
-                            let um = ArrayView2::from_shape((c, f), &u[xi * c * f..][..c * f])
-                                .expect("sized");
-                            let mut dvm = ArrayViewMut2::from_shape(
-                                (brows, c),
-                                &mut dv[xi * dv_stride..][..brows * c],
-                            )
-                            .expect("sized");
-                            matmul_serial(dm, um.t(), &mut dvm, false);
-                        }
-                    }
-                    if let Some(dxs) = dxs.as_deref_mut() {
-                        for n in n0..n1 {
-                            let image = &mut dxs[n * image_len..][..image_len];
-                            input_grad_tiles(&t, dv, dv_stride, (n - n0) * tiles, tile, image);
-                        }
-                    }
-                }
-            });
+            .zip(
+                self.dv
+                    .par_chunks_mut(POSITIONS * dv_stride)
+                    .zip(self.tile.par_chunks_mut(tile_len(c, f))),
+            )
+            .take(chunks)
+            .enumerate();
+        match dx {
+            Some(dx) => chunks_of
+                .zip(dx.par_chunks_mut(per_chunk * image_len))
+                .for_each(|((ci, bufs), dxs)| chunk(ci, bufs, Some(dxs))),
+            None => chunks_of.for_each(|(ci, bufs)| chunk(ci, bufs, None)),
+        }
         // Sum the chunks' partials in order, then back from the transformed domain.
         let (du_len, klen) = (POSITIONS * c * f, 9 * c * f);
-        let mut parts = self.partials.chunks_exact(part_len).take(chunks);
-        let first = parts.next().expect("a chunk");
-        self.du.resize(du_len + f, 0.0);
-        let (du, dbias) = self.du.split_at_mut(du_len);
-        du.copy_from_slice(&first[..du_len]);
-        dbias.copy_from_slice(&first[du_len..]);
-        for part in parts {
-            du.iter_mut()
-                .zip(&part[..du_len])
-                .for_each(|(d, p)| *d += p);
-            dbias
-                .iter_mut()
-                .zip(&part[du_len..])
-                .for_each(|(d, p)| *d += p);
-        }
+        self.du.resize(part_len, 0.0);
+        column_sums(&self.partials[..chunks * part_len], part_len, &mut self.du);
+        let (du, dbias) = self.du.split_at(du_len);
         db.copy_from_slice(dbias);
         untransform_kernel_grad(du, c * f, &mut dk[..klen]);
     }
