@@ -41,7 +41,7 @@ multiversion!(
     pool_sample => pool_body(input: [usize; 3], output: [usize; 3], pool: usize, stride: usize, img: &[f32], out: &mut [f32], arg: &mut [u32])
 );
 
-/// Dispatches to a version specialized for the channel count (whole vectors, no remainder).
+/// Picks the version that records the argmax only when there is room for it.
 #[inline(always)]
 fn pool_body(
     input: [usize; 3],
@@ -53,15 +53,22 @@ fn pool_body(
     arg: &mut [u32],
 ) {
     let shape = (input, output, pool, stride);
-    match (input[2], arg.is_empty()) {
-        (8, false) => pool_fixed::<8, true>(shape, img, out, arg),
-        (16, false) => pool_fixed::<16, true>(shape, img, out, arg),
-        (32, false) => pool_fixed::<32, true>(shape, img, out, arg),
-        (64, false) => pool_fixed::<64, true>(shape, img, out, arg),
-        (8, true) => pool_fixed::<8, false>(shape, img, out, arg),
-        (16, true) => pool_fixed::<16, false>(shape, img, out, arg),
-        (32, true) => pool_fixed::<32, false>(shape, img, out, arg),
-        (64, true) => pool_fixed::<64, false>(shape, img, out, arg),
+    if arg.is_empty() {
+        pool_channels::<false>(shape, img, out, arg)
+    } else {
+        pool_channels::<true>(shape, img, out, arg)
+    }
+}
+
+/// Dispatches to a version specialized for the channel count (whole vectors, no remainder).
+#[inline(always)]
+fn pool_channels<const ARG: bool>(shape: PoolShape, img: &[f32], out: &mut [f32], arg: &mut [u32]) {
+    let (input, output, pool, stride) = shape;
+    match input[2] {
+        8 => pool_fixed::<8, ARG>(shape, img, out, arg),
+        16 => pool_fixed::<16, ARG>(shape, img, out, arg),
+        32 => pool_fixed::<32, ARG>(shape, img, out, arg),
+        64 => pool_fixed::<64, ARG>(shape, img, out, arg),
         _ => pool_any(input, output, pool, stride, img, out, arg),
     }
 }
