@@ -153,6 +153,16 @@ const GRAD_CHUNKS: usize = 8;
 /// in a core's L2 cache together with the kernel and the output block.
 const BLOCK_BYTES: usize = 256 << 10;
 
+/// The three ways of computing a convolution.
+enum Path {
+    /// Few input channels (the first layer): convolve directly, no patches (`conv_direct`).
+    Direct,
+    /// 3x3 stride 1 with more input channels: Winograd transforms (`winograd`).
+    Winograd(Box<Winograd>),
+    /// Anything else: im2col patches and a matrix multiply.
+    Patches,
+}
+
 pub struct Conv2d {
     name: String,
     geometry: ConvGeometry,
@@ -161,10 +171,8 @@ pub struct Conv2d {
     out_shape: [usize; 3],
     /// ReLU applied to the output in place.
     relu: bool,
-    /// Few input channels: convolve directly instead of building patches.
-    direct: bool,
-    /// 3x3 stride 1 with many input channels: Winograd transforms instead of patches.
-    winograd: Option<Winograd>,
+    /// How the convolution is computed, chosen by shape.
+    path: Path,
     /// Patches of the last forward batch; reused as patch gradients in backward.
     patches: Vec<f32>,
     /// The output gradient masked by the ReLU (patch path).
@@ -193,7 +201,13 @@ impl Conv2d {
             k * k * filters,
             seed,
         );
-        let direct = geometry.in_c <= 4 && filters <= conv_direct::MAX_FILTERS;
+        let path = if geometry.in_c <= 4 && filters <= conv_direct::MAX_FILTERS {
+            Path::Direct
+        } else if Winograd::fits(&geometry) {
+            Path::Winograd(Box::new(Winograd::new(geometry, filters)))
+        } else {
+            Path::Patches
+        };
         Conv2d {
             name: name.to_string(),
             geometry,
@@ -201,9 +215,7 @@ impl Conv2d {
             bias: Param::new(format!("{name}.bias"), Tensor::zeros(IxDyn(&[filters]))),
             out_shape: [geometry.out_h, geometry.out_w, filters],
             relu,
-            direct,
-            winograd: (!direct && Winograd::fits(&geometry))
-                .then(|| Winograd::new(geometry, filters)),
+            path,
             patches: Vec::new(),
             masked: Vec::new(),
             partials: Vec::new(),
@@ -410,12 +422,13 @@ impl Layer for Conv2d {
         let g = self.geometry;
         let [oh, ow, f] = self.out_shape;
         ensure_shape(y, &[x.shape()[0], oh, ow, f]);
-        if let Some(w) = &mut self.winograd {
-            let (kernel, bias) = (data(&self.weight.value), data(&self.bias.value));
-            return w.forward(data(x), kernel, bias, self.relu, data_mut(y));
-        }
-        if !self.direct {
-            return self.forward_patches(x, y);
+        match &mut self.path {
+            Path::Winograd(w) => {
+                let (kernel, bias) = (data(&self.weight.value), data(&self.bias.value));
+                return w.forward(data(x), kernel, bias, self.relu, data_mut(y));
+            }
+            Path::Patches => return self.forward_patches(x, y),
+            Path::Direct => {}
         }
         let (kernel, bias, relu) = (data(&self.weight.value), data(&self.bias.value), self.relu);
         data_mut(y)
@@ -425,21 +438,20 @@ impl Layer for Conv2d {
     }
 
     fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
-        if let Some(w) = &mut self.winograd {
-            let dx = dx.map(|dx| {
-                ensure_shape(dx, x.shape());
-                data_mut(dx)
-            });
-            let (dk, db) = (
-                data_mut(&mut self.weight.grad),
-                data_mut(&mut self.bias.grad),
-            );
-            return w.backward(data(y), data(dy), self.relu, dk, db, dx);
-        }
-        if self.direct {
-            self.backward_direct(x, y, dy, dx)
-        } else {
-            self.backward_patches(x, y, dy, dx)
+        match &mut self.path {
+            Path::Winograd(w) => {
+                let dx = dx.map(|dx| {
+                    ensure_shape(dx, x.shape());
+                    data_mut(dx)
+                });
+                let (dk, db) = (
+                    data_mut(&mut self.weight.grad),
+                    data_mut(&mut self.bias.grad),
+                );
+                w.backward(data(y), data(dy), self.relu, dk, db, dx)
+            }
+            Path::Direct => self.backward_direct(x, y, dy, dx),
+            Path::Patches => self.backward_patches(x, y, dy, dx),
         }
     }
 
@@ -542,8 +554,8 @@ mod tests {
             let g = ConvGeometry::new(input, 3, 1, padding).unwrap();
             let mut winograd = Conv2d::new("c", g, filters, Init::HeNormal, 2, true);
             let mut patches = Conv2d::new("c", g, filters, Init::HeNormal, 2, true);
-            patches.winograd = None;
-            assert!(winograd.winograd.is_some());
+            patches.path = Path::Patches;
+            assert!(matches!(winograd.path, Path::Winograd(_)));
             // 11 samples: chunks of 2 and a shorter last one.
             let x = sample_input(11, input);
             let (mut a, mut b) = (crate::nn::tensor::empty(), crate::nn::tensor::empty());
@@ -584,8 +596,8 @@ mod tests {
         let g = ConvGeometry::new(input, 3, stride, padding).unwrap();
         let mut direct = Conv2d::new("c", g, filters, Init::HeNormal, 2, true);
         let mut patches = Conv2d::new("c", g, filters, Init::HeNormal, 2, true);
-        patches.direct = false;
-        assert!(direct.direct);
+        patches.path = Path::Patches;
+        assert!(matches!(direct.path, Path::Direct));
         let x = sample_input(3, input);
         let (mut a, mut b) = (crate::nn::tensor::empty(), crate::nn::tensor::empty());
         direct.forward(&x, &mut a, &Context::inference());
