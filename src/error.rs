@@ -12,6 +12,10 @@ pub enum Error {
     /// A configuration file or override is malformed or describes an impossible model.
     #[error("{origin}: {message}")]
     Config { origin: String, message: String },
+    /// A command-line value that clap cannot check by itself (an index past a grid, an
+    /// unknown column): bad usage, exit code 2 like clap's own errors.
+    #[error("{option}: {message}")]
+    Usage { option: String, message: String },
     /// A weights or checkpoint file cannot be read or does not fit the model.
     #[error("{}: {message}", path.display())]
     Weights { path: PathBuf, message: String },
@@ -49,6 +53,13 @@ impl Error {
     pub fn config(origin: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Config {
             origin: origin.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn usage(option: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Usage {
+            option: option.into(),
             message: message.into(),
         }
     }

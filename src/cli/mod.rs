@@ -24,7 +24,7 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// Bad input: data, config, weights, paths.
     pub const ERROR: u8 = 1;
-    /// Bad command-line usage (from clap).
+    /// Bad command-line usage (from clap, or a value only the command can check).
     pub const USAGE: u8 = 2;
     /// The loss became NaN or infinite.
     pub const DIVERGED: u8 = 3;
@@ -54,6 +54,7 @@ pub fn run(cli: Cli) -> u8 {
             eprintln!("error: {e}");
             match e {
                 Error::Diverged { .. } => exit::DIVERGED,
+                Error::Usage { .. } => exit::USAGE,
                 _ => exit::ERROR,
             }
         }

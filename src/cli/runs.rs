@@ -29,7 +29,7 @@ pub fn table(dir: &Path, column: &str, reverse: bool) -> Result<Vec<RunRow>> {
         return Err(Error::data(dir, "directory not found"));
     }
     let mut rows: Vec<RunRow> = find(dir).iter().filter_map(|d| row(dir, d)).collect();
-    sort(&mut rows, column, reverse).map_err(|e| Error::config("--sort", e))?;
+    sort(&mut rows, column, reverse).map_err(|e| Error::usage("--sort", e))?;
     Ok(rows)
 }
 

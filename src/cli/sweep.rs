@@ -121,7 +121,7 @@ pub fn run(args: SweepArgs) -> Result<u8> {
     }
     let chosen: Vec<usize> = match args.index {
         Some(i) if i >= combos.len() => {
-            return Err(Error::config(
+            return Err(Error::usage(
                 "--index",
                 format!(
                     "{i} is past the grid's {} combinations (0 to {})",

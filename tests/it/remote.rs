@@ -302,7 +302,7 @@ fn runs_lists_a_sweep_and_sweep_index_runs_one_combination() {
     );
     assert!(!dir.path().join("sw/000-lr=0.1-batch_size=64").exists());
     let o = cnn_tui(&[&grid[..], &["--index", "4"]].concat(), dir.path());
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2), "bad usage");
     assert!(
         stderr(&o).contains("--index: 4 is past the grid's 4 combinations"),
         "{}",
@@ -331,7 +331,7 @@ fn runs_lists_a_sweep_and_sweep_index_runs_one_combination() {
     assert!(csv.starts_with("name,model,optimizer,lr,"), "{csv}");
     assert_eq!(csv.lines().count(), 5);
     let o = cnn_tui(&["runs", "sw", "--sort", "colour"], dir.path());
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2), "bad usage");
     assert!(
         stderr(&o).contains("unknown column `colour`"),
         "{}",
