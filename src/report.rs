@@ -75,10 +75,13 @@ pub fn epoch_line(m: &EpochMetrics, total_epochs: usize) -> String {
 }
 
 fn finished_line(s: &RunSummary) -> String {
-    let run = format!(
+    let mut run = format!(
         "{} epochs, {} steps, {:.1}s, {:.0} samples/s",
         s.epochs_completed, s.steps, s.train_seconds, s.samples_per_second
     );
+    if s.starts > 1 {
+        run.push_str(&format!(" over {} starts", s.starts));
+    }
     match (s.test_loss, s.test_accuracy, &s.interrupted_by) {
         (Some(l), Some(a), _) => format!(
             "Test - loss: {l:.4} - accuracy: {a:.4} ({run}, {:?})",

@@ -25,15 +25,21 @@ pub struct RunRow {
     pub epochs: usize,
     pub best_val_accuracy: Option<f64>,
     pub test_accuracy: Option<f64>,
-    /// Seconds of training (pauses excluded).
+    /// Seconds of training (pauses excluded), summed over every start.
     pub seconds: f64,
+    /// Wall-clock seconds (pauses included) and samples per second over every start: from
+    /// `summary.json`, so only once the run has ended.
+    pub wall_seconds: Option<f64>,
+    pub samples_per_second: Option<f64>,
+    /// The first start plus one per resume (a Slurm requeue is one).
+    pub starts: usize,
     /// running, finished, interrupted, diverged, failed, or stopped (no summary and no
     /// recent heartbeat: killed without a chance to say so).
     pub status: String,
 }
 
 /// The columns, in table order, with the names `--sort` takes.
-pub const COLUMNS: [&str; 10] = [
+pub const COLUMNS: [&str; 13] = [
     "name",
     "model",
     "optimizer",
@@ -43,6 +49,9 @@ pub const COLUMNS: [&str; 10] = [
     "val_acc",
     "test_acc",
     "time",
+    "wall",
+    "samples/s",
+    "starts",
     "status",
 ];
 
@@ -84,6 +93,7 @@ pub fn row(root: &Path, dir: &Path) -> Option<RunRow> {
     let mut best_val: Option<f64> = None;
     let mut seconds = 0.0;
     let mut lr_now = None;
+    let mut starts = 0;
     if let Ok(metrics) = std::fs::read_to_string(dir.join("metrics.jsonl")) {
         for line in metrics.lines() {
             let Ok(v) = serde_json::from_str::<Value>(line) else {
@@ -98,6 +108,7 @@ pub fn row(root: &Path, dir: &Path) -> Option<RunRow> {
                     }
                     lr_now = v["lr"].as_f64().or(lr_now);
                 }
+                Some("start") => starts += 1,
                 Some("lr_change") => lr_now = v["to"].as_f64().or(lr_now),
                 Some("batch") => lr_now = v["lr"].as_f64().or(lr_now),
                 _ => {}
@@ -130,8 +141,12 @@ pub fn row(root: &Path, dir: &Path) -> Option<RunRow> {
         epochs: config.training.epochs,
         best_val_accuracy: field("best_val_accuracy").or(best_val),
         test_accuracy: field("test_accuracy"),
-        // Epoch times cover every start of a resumed run; the summary only the last one.
+        // The summary's time covers every start (summaries of older versions only the last:
+        // the epoch times, summed, are then the better count).
         seconds: field("train_seconds").map_or(seconds, |s| s.max(seconds)),
+        wall_seconds: field("wall_seconds"),
+        samples_per_second: field("samples_per_second"),
+        starts: field("starts").map_or(starts, |s| s as usize),
         status,
     })
 }
@@ -174,6 +189,9 @@ pub fn sort(rows: &mut [RunRow], column: &str, reverse: bool) -> Result<(), Stri
         "val_acc" => |a, b| missing_first(a.best_val_accuracy, b.best_val_accuracy),
         "test_acc" => |a, b| missing_first(a.test_accuracy, b.test_accuracy),
         "time" => |a, b| a.seconds.total_cmp(&b.seconds),
+        "wall" => |a, b| missing_first(a.wall_seconds, b.wall_seconds),
+        "samples/s" => |a, b| missing_first(a.samples_per_second, b.samples_per_second),
+        "starts" => |a, b| a.starts.cmp(&b.starts),
         "status" => |a, b| a.status.cmp(&b.status),
         other => {
             return Err(format!(

@@ -46,7 +46,7 @@ fn duration(seconds: f64) -> String {
     }
 }
 
-fn cells(r: &RunRow) -> [String; 10] {
+fn cells(r: &RunRow) -> [String; 13] {
     let lr = match r.lr_now {
         Some(now) if (now - r.lr).abs() > 1e-12 * r.lr.abs() => {
             format!("{}>{}", fmt_lr(r.lr), fmt_lr(now))
@@ -63,6 +63,10 @@ fn cells(r: &RunRow) -> [String; 10] {
         percent(r.best_val_accuracy),
         percent(r.test_accuracy),
         duration(r.seconds),
+        r.wall_seconds.map_or("-".into(), duration),
+        r.samples_per_second
+            .map_or("-".into(), |v| format!("{:.0}", v)),
+        r.starts.to_string(),
         r.status.clone(),
     ]
 }
@@ -72,7 +76,7 @@ pub fn text(rows: &[RunRow]) -> String {
     if rows.is_empty() {
         return "no runs found\n".into();
     }
-    let body: Vec<[String; 10]> = rows.iter().map(cells).collect();
+    let body: Vec<[String; 13]> = rows.iter().map(cells).collect();
     let widths: Vec<usize> = (0..COLUMNS.len())
         .map(|c| {
             body.iter()
@@ -109,12 +113,12 @@ fn csv(rows: &[RunRow]) -> String {
         }
     };
     let mut out = String::from(
-        "name,model,optimizer,lr,lr_now,batch_size,epochs_done,epochs,best_val_accuracy,test_accuracy,seconds,status\n",
+        "name,model,optimizer,lr,lr_now,batch_size,epochs_done,epochs,best_val_accuracy,test_accuracy,seconds,wall_seconds,samples_per_second,starts,status\n",
     );
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     for r in rows {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{:.1},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{:.1},{},{},{},{}\n",
             quote(&r.name),
             quote(&r.model),
             quote(&r.optimizer),
@@ -126,6 +130,9 @@ fn csv(rows: &[RunRow]) -> String {
             opt(r.best_val_accuracy),
             opt(r.test_accuracy),
             r.seconds,
+            opt(r.wall_seconds.map(|w| (w * 10.0).round() / 10.0)),
+            opt(r.samples_per_second.map(f64::round)),
+            r.starts,
             r.status
         ));
     }

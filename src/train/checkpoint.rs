@@ -37,6 +37,31 @@ pub struct TrainingState {
     /// The plateau schedule's best loss and epochs stalled.
     pub schedule: Option<(f64, usize)>,
     pub history: Vec<EpochMetrics>,
+    /// Time and work of the starts before this checkpoint, up to it (absent in checkpoints
+    /// of older versions: their runs count from the start that reads them).
+    #[serde(default)]
+    pub totals: RunTotals,
+}
+
+/// Time and work summed over every start of a run: the first and each resume.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunTotals {
+    pub starts: u32,
+    /// From each start to its end, or to the checkpoint its successor resumed from, with the
+    /// time spent paused left out (evaluation and checkpoints count).
+    pub train_seconds: f64,
+    /// The same with pauses.
+    pub wall_seconds: f64,
+    /// Time inside training batches, and the samples they trained.
+    pub batch_seconds: f64,
+    pub samples: u64,
+}
+
+impl RunTotals {
+    /// Training throughput over the whole run.
+    pub fn samples_per_second(&self) -> f64 {
+        self.samples as f64 / self.batch_seconds.max(1e-9)
+    }
 }
 
 /// Why a checkpoint was written.

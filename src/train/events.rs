@@ -70,8 +70,18 @@ pub struct RunSummary {
     pub best_val_loss: Option<f64>,
     pub epochs_completed: usize,
     pub steps: u64,
+    /// How many times the run was started: 1, plus one per resume.
+    #[serde(default)]
+    pub starts: u32,
+    /// Summed over every start: training time without pauses, wall-clock time with them, and
+    /// samples trained per second of batch time.
     pub train_seconds: f64,
+    #[serde(default)]
+    pub wall_seconds: f64,
     pub samples_per_second: f64,
+    /// Samples trained over every start (epochs times training samples, once complete).
+    #[serde(default)]
+    pub trained_samples: u64,
     /// Final weights; none when interrupted (the checkpoint is the thing to resume).
     pub weights: Option<PathBuf>,
     pub last_checkpoint: Option<PathBuf>,

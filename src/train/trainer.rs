@@ -7,7 +7,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::checkpoint::{Checkpoints, SaveReason, TrainingState};
+use super::checkpoint::{Checkpoints, RunTotals, SaveReason, TrainingState};
 use super::control::Command;
 use super::early_stopping::{EarlyStopping, Verdict};
 use super::events::{EpochMetrics, LrSource, Phase, RunSummary, StopReason, TrainEvent};
@@ -150,6 +150,17 @@ struct Trainer {
     snapshot_every: Option<Duration>,
     last_snapshot: Option<Instant>,
     inspect: (usize, usize),
+    /// The starts before this one, up to the checkpoint this one resumed from.
+    earlier: RunTotals,
+    clock: StartClock,
+}
+
+/// Time and work of this start.
+struct StartClock {
+    started: Instant,
+    paused: Duration,
+    batch_seconds: f64,
+    samples: u64,
 }
 
 impl Trainer {
@@ -171,6 +182,7 @@ impl Trainer {
         if let (Some(e), Some(p)) = (&mut early_stopping, state.early_stopping) {
             e.set_progress(p);
         }
+        let earlier = state.totals;
         Trainer {
             schedule,
             early_stopping,
@@ -194,6 +206,13 @@ impl Trainer {
             snapshot_every: setup.snapshot_every,
             last_snapshot: None,
             inspect: (0, 0),
+            earlier,
+            clock: StartClock {
+                started: Instant::now(),
+                paused: Duration::ZERO,
+                batch_seconds: 0.0,
+                samples: 0,
+            },
         }
     }
 
@@ -242,10 +261,7 @@ impl Trainer {
                 self.early_stopping.as_mut().expect("checked").best_weights = Some(values);
             }
         }
-        let mut batch_seconds = 0.0f64;
-        let mut trained_samples = 0usize;
-        let run_start = Instant::now();
-        let mut paused_total = Duration::ZERO;
+        self.clock.started = Instant::now();
 
         while self.state.epoch <= t.epochs && self.stop.is_none() {
             let epoch = self.state.epoch;
@@ -255,7 +271,8 @@ impl Trainer {
             let mut epoch_batch_seconds = 0.0f64;
             let batches = order.chunks(t.batch_size).skip(self.state.batches_done);
             for indices in batches {
-                paused_total += self.handle_commands()?;
+                let paused = self.handle_commands()?;
+                self.clock.paused += paused;
                 if self.stop.is_some() {
                     break;
                 }
@@ -294,8 +311,8 @@ impl Trainer {
                 self.state.batches_done = batch;
                 let secs = batch_start.elapsed().as_secs_f64();
                 epoch_batch_seconds += secs;
-                batch_seconds += secs;
-                trained_samples += indices.len();
+                self.clock.batch_seconds += secs;
+                self.clock.samples += indices.len() as u64;
                 let s = &mut self.state;
                 s.epoch_loss_sum += stats.loss as f64 * indices.len() as f64;
                 s.epoch_correct += stats.correct;
@@ -322,10 +339,8 @@ impl Trainer {
             }
             self.end_epoch(epoch, epoch_start)?;
         }
-        let train_seconds = (run_start.elapsed() - paused_total).as_secs_f64();
-        let samples_per_second = trained_samples as f64 / batch_seconds.max(1e-9);
         if self.stop == Some(StopReason::Interrupted) {
-            return self.finish_interrupted(train_seconds, samples_per_second);
+            return self.finish_interrupted();
         }
         self.emit(TrainEvent::Phase(Phase::Testing));
         let (test, _) = self.model.evaluate(&data.test);
@@ -343,8 +358,6 @@ impl Trainer {
                 test.correct as f64 / test.samples.max(1) as f64,
             )),
             Some(weights_path),
-            train_seconds,
-            samples_per_second,
         );
         self.emit(TrainEvent::Finished(summary.clone()));
         Ok(summary)
@@ -443,24 +456,29 @@ impl Trainer {
         Ok(())
     }
 
-    fn finish_interrupted(
-        &mut self,
-        train_seconds: f64,
-        samples_per_second: f64,
-    ) -> Result<RunSummary> {
+    fn finish_interrupted(&mut self) -> Result<RunSummary> {
         self.checkpoint(SaveReason::Interrupted);
-        let summary = self.summary(None, None, train_seconds, samples_per_second);
+        let summary = self.summary(None, None);
         self.emit(TrainEvent::Finished(summary.clone()));
         Ok(summary)
     }
 
-    fn summary(
-        &self,
-        test: Option<(f64, f64)>,
-        weights: Option<PathBuf>,
-        train_seconds: f64,
-        samples_per_second: f64,
-    ) -> RunSummary {
+    /// The starts before this one and this one so far.
+    fn totals(&self) -> RunTotals {
+        let e = &self.earlier;
+        let c = &self.clock;
+        let wall = c.started.elapsed();
+        RunTotals {
+            starts: e.starts + 1,
+            train_seconds: e.train_seconds + wall.saturating_sub(c.paused).as_secs_f64(),
+            wall_seconds: e.wall_seconds + wall.as_secs_f64(),
+            batch_seconds: e.batch_seconds + c.batch_seconds,
+            samples: e.samples + c.samples,
+        }
+    }
+
+    fn summary(&self, test: Option<(f64, f64)>, weights: Option<PathBuf>) -> RunSummary {
+        let totals = self.totals();
         RunSummary {
             stop_reason: self.stop.unwrap_or(StopReason::Completed),
             interrupted_by: self.interrupted_by.clone(),
@@ -470,8 +488,11 @@ impl Trainer {
             best_val_loss: self.state.best_val.map(|b| b.0),
             epochs_completed: self.state.history.len(),
             steps: self.state.step,
-            train_seconds,
-            samples_per_second,
+            starts: totals.starts,
+            train_seconds: totals.train_seconds,
+            wall_seconds: totals.wall_seconds,
+            samples_per_second: totals.samples_per_second(),
+            trained_samples: totals.samples,
             weights,
             last_checkpoint: self.last_checkpoint.clone(),
         }
@@ -594,6 +615,7 @@ impl Trainer {
         self.state.schedule = self.schedule.as_ref().map(|s| finite(s.progress()));
         self.state.early_stopping = self.early_stopping.as_ref().map(|e| finite(e.progress()));
         self.state.lr = self.optimizer.lr();
+        self.state.totals = self.totals();
     }
 
     /// Saves a numbered checkpoint unless the weights are broken; reports the outcome.

@@ -97,6 +97,10 @@ fn losses(run_dir: &Path) -> Losses {
     (batches, epochs)
 }
 
+fn summary(run_dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap()).unwrap()
+}
+
 #[test]
 fn interrupted_and_resumed_run_matches_the_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -108,40 +112,73 @@ fn interrupted_and_resumed_run_matches_the_uninterrupted_one() {
         dir.path(),
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let whole_summary = summary(&dir.path().join("whole"));
 
+    // Three starts: SIGTERM after 15 batches, SIGUSR1 after 30, then to the end (2 epochs of
+    // 24 batches). Each start's process lifetime bounds the time it may add.
     let run = dir.path().join("split");
+    let mut lifetimes = Vec::new();
+    let started = Instant::now();
     let mut child = start(&train_args("split"), dir.path());
     let code = interrupt_after(&mut child, &run, 15, "TERM");
+    lifetimes.push(started.elapsed().as_secs_f64());
     assert_eq!(code, 4, "interrupted with a checkpoint saved");
-    let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
-    assert!(summary.contains("\"status\": \"interrupted\""), "{summary}");
-    assert!(
-        summary.contains("\"interrupted_by\": \"SIGTERM\""),
-        "{summary}"
-    );
+    let first = std::fs::read_to_string(run.join("summary.json")).unwrap();
+    assert!(first.contains("\"status\": \"interrupted\""), "{first}");
+    assert!(first.contains("\"interrupted_by\": \"SIGTERM\""), "{first}");
     let (before, _) = losses(&run);
     assert!(
-        before.len() < 40,
+        before.len() < 24,
         "interrupted within the first epoch: {}",
         before.len()
     );
 
     let mut args = train_args("split");
     args.extend(["--resume".into(), "auto".into()]);
+    let started = Instant::now();
+    let mut child = start(&args, dir.path());
+    assert_eq!(interrupt_after(&mut child, &run, 30, "USR1"), 4);
+    lifetimes.push(started.elapsed().as_secs_f64());
+    let second = summary(&run);
+    assert_eq!(second["interrupted_by"], "SIGUSR1");
+    let started = Instant::now();
     let o = cnn_tui(
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
         dir.path(),
     );
+    lifetimes.push(started.elapsed().as_secs_f64());
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let whole = losses(&dir.path().join("whole"));
     let split = losses(&run);
     assert_eq!(split.0.len(), whole.0.len(), "every step logged once");
     assert_eq!(split, whole, "same loss values at every step and epoch");
-    let a = std::fs::read_to_string(dir.path().join("whole/summary.json")).unwrap();
-    let b = std::fs::read_to_string(run.join("summary.json")).unwrap();
-    let test_acc =
-        |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap()["test_accuracy"].clone();
-    assert_eq!(test_acc(&a), test_acc(&b));
+    let last = summary(&run);
+    assert_eq!(last["test_accuracy"], whole_summary["test_accuracy"]);
+
+    // Times and work summed over the three starts.
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let f = |s: &serde_json::Value, k: &str| s[k].as_f64().unwrap();
+    let summaries = [&first, &second, &last];
+    for (i, s) in summaries.iter().enumerate() {
+        assert_eq!(s["starts"], i + 1, "{s}");
+        assert!(f(s, "wall_seconds") >= f(s, "train_seconds"), "{s}");
+        assert!(f(s, "samples_per_second") > 0.0, "{s}");
+        let so_far: f64 = lifetimes[..=i].iter().sum();
+        assert!(f(s, "wall_seconds") <= so_far, "{s} after {so_far} s");
+    }
+    for k in ["train_seconds", "wall_seconds", "trained_samples"] {
+        assert!(
+            f(&first, k) < f(&second, k) && f(&second, k) < f(&last, k),
+            "{k}"
+        );
+    }
+    assert_eq!(last["trained_samples"], whole_summary["trained_samples"]);
+    assert_eq!(last["trained_samples"], 2 * 3000, "2 epochs of 30% of 10k");
+    let rows = stdout(&cnn_tui(&["runs", "split", "--json"], dir.path()));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&rows).unwrap();
+    assert_eq!(rows[0]["starts"], 3);
+    assert_eq!(rows[0]["seconds"], last["train_seconds"]);
+    assert_eq!(rows[0]["wall_seconds"], last["wall_seconds"]);
 }
 
 #[test]

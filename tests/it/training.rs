@@ -218,7 +218,9 @@ fn headless_train_writes_a_complete_run_directory_and_evaluates() {
         "test_loss",
         "best_val_accuracy",
         "epochs_completed",
+        "starts",
         "train_seconds",
+        "wall_seconds",
         "samples_per_second",
     ] {
         assert!(
