@@ -37,27 +37,28 @@ pub fn checkpoint(data: &[u8]) {
     let _ = cnn_tui::weights::from_bytes(path, data);
 }
 
-/// `metrics.jsonl` as `watch`, `plot` and `runs` read it.
+/// `metrics.jsonl` as every reader reads it: `watch`, `ctl`, `plot`, `runs` and a resume.
 pub fn metrics(data: &[u8]) {
-    for line in data.split(|&b| b == b'\n') {
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) {
-            let _ = cnn_tui::remote::replay::event_of(&v);
-        }
-    }
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = cnn_tui::plots::parse_metrics(Path::new("metrics.jsonl"), text);
-    }
+    use cnn_tui::rundir::metrics::{Record, parse_all};
+    parse_all(data, |record| {
+        // What reads writes itself back as a record that reads, and replays as an event.
+        assert!(Record::parse(record.to_line().as_bytes()).is_some());
+        let _ = record.step();
+        let _ = record.into_event();
+    });
+    let _ = cnn_tui::plots::parse_metrics(Path::new("metrics.jsonl"), data);
+    let mut kept = Vec::new();
+    cnn_tui::rundir::metrics::Tail::copy_until(data, 10, &mut kept).expect("writes to memory");
+    assert!(kept.len() <= data.len() + 1);
 }
 
 /// The command files a running job reads from its commands folder.
 pub fn command_file(data: &[u8]) {
-    use cnn_tui::remote::command_file::CommandFile;
-    if let Ok(file) = CommandFile::parse(data)
-        && let Ok(command) = file.to_command()
-    {
+    use cnn_tui::rundir::commands::CommandFile;
+    if let Ok(file) = CommandFile::parse(data) {
         // A valid command survives writing it back.
-        let back = CommandFile::from_command(&command).expect("a front-end command");
-        assert_eq!(back.to_command(), Ok(command));
+        let bytes = serde_json::to_vec(&file).expect("command files serialize");
+        assert_eq!(CommandFile::parse(&bytes), Ok(file));
     }
 }
 

@@ -14,6 +14,7 @@ pub mod plots;
 pub mod record;
 pub mod remote;
 pub mod report;
+pub mod rundir;
 pub mod runs;
 pub mod signals;
 pub mod train;

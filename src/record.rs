@@ -1,20 +1,20 @@
-//! The run directory: `config.toml`, `metrics.jsonl`, `train.log`, weights and `summary.json`.
-//! A consumer of training events like the front ends, used by all of them.
+//! The job's writer of its run directory ([`crate::rundir`]): `config.toml`, `metrics.jsonl`,
+//! `train.log`, `snapshot.json` and `summary.json`. A consumer of training events like the
+//! front ends, used by all of them.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
-
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::remote;
 use crate::report::describe;
+use crate::rundir::metrics::{Record, Tail, refused_line};
+use crate::rundir::{self, CONFIG, JobDir, LOG, METRICS, SNAPSHOT, SUMMARY, Summary};
 use crate::train::{Snapshot, TrainEvent};
 
 pub struct Recorder {
-    dir: PathBuf,
+    job: JobDir,
     metrics: BufWriter<File>,
     log: BufWriter<File>,
     every_batches: usize,
@@ -27,7 +27,7 @@ pub fn new_run_dir(root: &Path, name: &str) -> PathBuf {
     let base = format!("{name}-{}", utc_timestamp());
     let mut dir = root.join(&base);
     let mut n = 2;
-    while dir.exists() {
+    while std::fs::symlink_metadata(&dir).is_ok() {
         dir = root.join(format!("{base}-{n}"));
         n += 1;
     }
@@ -35,76 +35,81 @@ pub fn new_run_dir(root: &Path, name: &str) -> PathBuf {
 }
 
 impl Recorder {
-    /// Creates the run directory and writes the resolved config into it.
-    pub fn create(dir: &Path, config: &Config, data_source: &str) -> Result<Recorder> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io(dir, "cannot create the run directory", e))?;
-        // Owner-only: only the run's owner may read it or drop commands into it.
-        remote::create_private_dir(dir)?;
-        remote::create_private_dir(&remote::commands_dir(dir))?;
-        let config_path = dir.join("config.toml");
-        std::fs::write(&config_path, config.to_toml())
-            .map_err(|e| Error::io(&config_path, "cannot write", e))?;
-        Recorder::open(dir, config, data_source, false)
+    /// Opens the run directory of a fresh run ([`JobDir::open`]) and writes the resolved
+    /// config into it. With `reuse` (`--resume auto` found no checkpoint), a run directory
+    /// that is not empty is started over; otherwise it must be new or empty.
+    pub fn create(dir: &Path, config: &Config, data_source: &str, reuse: bool) -> Result<Recorder> {
+        let job = JobDir::open(dir, !reuse)?;
+        if let Err(e) = job.dir().remove(SUMMARY)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(Error::io(&job.paths().summary(), "cannot remove", e));
+        }
+        job.dir()
+            .replace(CONFIG, config.to_toml().as_bytes(), true)
+            .map_err(|e| Error::io(&job.paths().config(), "cannot write", e))?;
+        Recorder::open(job, config, data_source, false)
     }
 
     /// Opens `metrics.jsonl` and `train.log`, truncated for a new run or appended to.
-    fn open(dir: &Path, config: &Config, data_source: &str, append: bool) -> Result<Recorder> {
+    fn open(job: JobDir, config: &Config, data_source: &str, append: bool) -> Result<Recorder> {
         let file = |name: &str| -> Result<BufWriter<File>> {
-            let path = dir.join(name);
-            std::fs::OpenOptions::new()
-                .create(true)
-                .write(true)
-                .append(append)
-                .truncate(!append)
-                .open(&path)
+            job.dir()
+                .open_write(name, append)
                 .map(BufWriter::new)
-                .map_err(|e| Error::io(&path, "cannot open", e))
+                .map_err(|e| Error::io(&job.dir().join(name), "cannot open", e))
         };
-        Ok(Recorder {
-            dir: dir.to_path_buf(),
-            metrics: file("metrics.jsonl")?,
-            log: file("train.log")?,
+        let mut recorder = Recorder {
+            metrics: file(METRICS)?,
+            log: file(LOG)?,
+            job,
             every_batches: config.training.log_every_batches.max(1),
             total_epochs: config.training.epochs,
             data_source: data_source.to_string(),
-        })
+        };
+        if let Some(w) = recorder.job.lock_warning.clone() {
+            recorder.log_line(&w)?;
+        }
+        Ok(recorder)
     }
 
-    /// Reopens a run directory to continue it from a checkpoint at `step`: lines of
-    /// `metrics.jsonl` from later steps (written before the interruption, and about to be
-    /// written again) are dropped, the rest kept, and new lines appended.
+    /// Reopens a run directory ([`JobDir::reopen`]) to continue it from a checkpoint at
+    /// `step`: records of later steps (written before the interruption, and about to be
+    /// written again) are dropped, every other line kept, and new lines appended.
     pub fn resume(dir: &Path, config: &Config, data_source: &str, step: u64) -> Result<Recorder> {
-        let metrics_path = dir.join("metrics.jsonl");
-        let old = std::fs::read_to_string(&metrics_path).unwrap_or_default();
-        let kept: String = old
-            .lines()
-            .filter(|l| {
-                serde_json::from_str::<Value>(l)
-                    .ok()
-                    .and_then(|v| v["step"].as_u64())
-                    .is_none_or(|s| s <= step)
-            })
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| format!("{l}\n"))
-            .collect();
-        crate::weights::write_atomically(&metrics_path, kept.as_bytes())?;
-        remote::create_private_dir(&remote::commands_dir(dir))?;
+        let job = JobDir::open(dir, false)?;
+        let metrics_path = job.paths().metrics();
+        match job.dir().open_read(METRICS, u64::MAX) {
+            Ok(old) => job
+                .dir()
+                .replace_with(METRICS, true, |to| {
+                    let mut to = BufWriter::new(to);
+                    Tail::copy_until(old, step, &mut to)?;
+                    to.flush()
+                })
+                .map_err(|e| Error::io(&metrics_path, "cannot rewrite", e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&metrics_path, "cannot read", e)),
+        }
         // The run is going again: the summary of its interruption no longer holds (`ctl` and
         // `runs` read it as "ended").
-        let summary = dir.join("summary.json");
-        if let Err(e) = std::fs::remove_file(&summary)
+        if let Err(e) = job.dir().remove(SUMMARY)
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            return Err(Error::io(&summary, "cannot remove", e));
+            return Err(Error::io(&job.paths().summary(), "cannot remove", e));
         }
-        let mut recorder = Recorder::open(dir, config, data_source, true)?;
-        recorder.write_metrics(&json!({"type": "restart", "step": step}))?;
+        let mut recorder = Recorder::open(job, config, data_source, true)?;
+        recorder.write(&Record::Restart { step })?;
         Ok(recorder)
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.job.path()
+    }
+
+    /// Said once when the run directory could not be locked.
+    pub fn lock_warning(&self) -> Option<&str> {
+        self.job.lock_warning.as_deref()
     }
 
     /// Writes what the event adds to the run directory.
@@ -112,154 +117,77 @@ impl Recorder {
         if let Some(line) = describe(event, self.total_epochs) {
             self.log_line(&line)?;
         }
-        let line = match event {
-            TrainEvent::Started {
-                epochs,
-                batches_per_epoch,
-                train_samples,
-                validation_samples,
-                test_samples,
-                lr,
-                optimizer,
-                layers,
-                params,
-                threads,
-            } => json!({
-                "type": "start", "epochs": epochs, "batches_per_epoch": batches_per_epoch,
-                "train_samples": train_samples, "validation_samples": validation_samples,
-                "test_samples": test_samples, "lr": lr, "optimizer": optimizer,
-                "layers": layers, "params": params, "threads": threads,
-            }),
-            TrainEvent::Batch {
-                epoch,
-                batch,
-                step,
-                loss,
-                accuracy,
-                lr,
-                samples_per_second,
-            } if (*step as usize).is_multiple_of(self.every_batches) => json!({
-                "type": "batch", "epoch": epoch, "batch": batch, "step": step,
-                "loss": loss, "accuracy": accuracy, "lr": lr,
-                "samples_per_second": samples_per_second.round(),
-            }),
-            TrainEvent::Snapshot(snapshot) => {
-                write_snapshot(&self.dir, snapshot);
-                return Ok(());
-            }
-            TrainEvent::CommandApplied {
-                id,
-                command,
-                step,
-                epoch,
-                batch,
-            } => json!({
-                "type": "command", "id": id, "command": command, "step": step,
-                "epoch": epoch, "batch": batch,
-            }),
-            TrainEvent::Message(message) => json!({"type": "message", "message": message}),
-            TrainEvent::Diverged { message, step } => json!({
-                "type": "diverged", "step": step, "message": message,
-            }),
-            TrainEvent::EpochEnd(m) => tagged("epoch", m),
-            TrainEvent::LrChanged {
-                step,
-                epoch,
-                from,
-                to,
-                source,
-            } => json!({
-                "type": "lr_change", "step": step, "epoch": epoch, "from": from, "to": to, "source": source,
-            }),
-            TrainEvent::Paused { step } => json!({"type": "pause", "step": step}),
-            TrainEvent::Resumed { step } => json!({"type": "resume", "step": step}),
-            TrainEvent::CheckpointSaved { path, step } => json!({
-                "type": "checkpoint", "step": step, "path": path,
-            }),
+        match event {
+            TrainEvent::Snapshot(snapshot) => self.write_snapshot(snapshot),
             TrainEvent::Finished(summary) => {
-                let mut s = serde_json::to_value(summary).expect("summaries serialize");
-                let status = match summary.stop_reason {
-                    crate::train::StopReason::Interrupted => "interrupted",
-                    _ => "finished",
-                };
-                s["status"] = json!(status);
-                s["data"] = json!(self.data_source);
-                self.write_summary(&s)?;
-                tagged("finished", summary)
+                self.write_summary(&Summary::finished(summary, &self.data_source))?
             }
-            TrainEvent::Failed { message } => {
-                let diverged = message.contains("diverged");
-                let s = json!({
-                    "status": if diverged { "diverged" } else { "failed" },
-                    "error": message,
-                    "data": self.data_source,
-                });
-                self.write_summary(&s)?;
-                json!({"type": "failed", "error": message})
+            TrainEvent::Failed { kind, message } => {
+                self.write_summary(&Summary::failed(*kind, message, &self.data_source))?
             }
-            _ => return Ok(()),
-        };
-        self.write_metrics(&line)
+            _ => {}
+        }
+        match Record::of(event, self.every_batches) {
+            Some(record) => self.write(&record),
+            None => Ok(()),
+        }
     }
 
-    /// Records a command file that was removed without being applied; returns the log line.
+    /// Records a command file that was not applied; returns the log line.
     pub fn command_refused(&mut self, file: &Path, reason: &str) -> String {
-        let line = format!("command file {} refused: {reason}", file.display());
+        let line = refused_line(file, reason);
         let _ = self.log_line(&line);
-        let _ = self.write_metrics(&json!({
-            "type": "command_refused", "file": file, "reason": reason,
-        }));
+        let _ = self.write(&Record::CommandRefused {
+            file: file.to_path_buf(),
+            reason: reason.to_string(),
+        });
         line
     }
 
     pub fn log_line(&mut self, line: &str) -> Result<()> {
-        writeln!(self.log, "{line}")
+        writeln!(self.log, "{}", rundir::fs::escape(line))
             .and_then(|_| self.log.flush())
-            .map_err(|e| Error::io(&self.dir.join("train.log"), "cannot write", e))
+            .map_err(|e| Error::io(&self.job.dir().join(LOG), "cannot write", e))
     }
 
-    fn write_metrics(&mut self, line: &Value) -> Result<()> {
-        writeln!(self.metrics, "{line}")
+    fn write(&mut self, record: &Record) -> Result<()> {
+        writeln!(self.metrics, "{}", record.to_line())
             .and_then(|_| self.metrics.flush())
-            .map_err(|e| Error::io(&self.dir.join("metrics.jsonl"), "cannot write", e))
+            .map_err(|e| Error::io(&self.job.paths().metrics(), "cannot write", e))
     }
 
-    fn write_summary(&self, summary: &Value) -> Result<()> {
-        let path = self.dir.join("summary.json");
-        let text = serde_json::to_string_pretty(summary).expect("json values serialize");
-        crate::weights::write_atomically(&path, text.as_bytes())
+    fn write_summary(&self, summary: &Summary) -> Result<()> {
+        let text = serde_json::to_string_pretty(summary).expect("summaries serialize");
+        self.job
+            .dir()
+            .replace(SUMMARY, text.as_bytes(), true)
+            .map_err(|e| Error::io(&self.job.paths().summary(), "cannot write", e))
     }
-}
 
-/// Replaces `snapshot.json` (for `watch`), values rounded to 4 decimals to keep it small. Not
-/// synced to disk: a snapshot lost in a crash is replaced by the next one.
-fn write_snapshot(dir: &Path, snapshot: &Snapshot) {
-    let mut s = snapshot.clone();
-    let round = |v: &mut f32| {
-        *v = if v.is_finite() {
-            (*v * 1e4).round() / 1e4
-        } else {
-            0.0
+    /// Replaces `snapshot.json` (for `watch`), values rounded to 4 decimals to keep it small.
+    /// Not synced to disk: a snapshot lost in a crash is replaced by the next one.
+    fn write_snapshot(&self, snapshot: &Snapshot) {
+        let mut s = snapshot.clone();
+        let round = |v: &mut f32| {
+            *v = if v.is_finite() {
+                (*v * 1e4).round() / 1e4
+            } else {
+                0.0
+            }
+        };
+        for image in s
+            .filters
+            .iter_mut()
+            .chain(s.feature_maps.iter_mut())
+            .chain(std::iter::once(&mut s.probe_image))
+        {
+            image.values.iter_mut().for_each(round);
         }
-    };
-    for image in s
-        .filters
-        .iter_mut()
-        .chain(s.feature_maps.iter_mut())
-        .chain(std::iter::once(&mut s.probe_image))
-    {
-        image.values.iter_mut().for_each(round);
+        if let Ok(text) = serde_json::to_vec(&s) {
+            // A disk that is full or read-only only costs the viewer a fresh picture.
+            let _ = self.job.dir().replace(SNAPSHOT, &text, false);
+        }
     }
-    if let Ok(text) = serde_json::to_vec(&s) {
-        // A disk that is full or read-only only costs the viewer a fresh picture.
-        let _ = crate::weights::replace_file(&remote::snapshot_path(dir), &text);
-    }
-}
-
-fn tagged(kind: &str, value: &impl serde::Serialize) -> Value {
-    let mut v = serde_json::to_value(value).expect("events serialize");
-    v["type"] = json!(kind);
-    v
 }
 
 /// `YYYYmmdd-HHMMSS` in UTC.
@@ -295,10 +223,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = crate::config::parse_config(crate::config::DEFAULT_CONFIG, "d", &[]).unwrap();
         let run = dir.path().join("run");
-        drop(Recorder::create(&run, &config, "bundled").unwrap());
+        drop(Recorder::create(&run, &config, "bundled", false).unwrap());
         std::fs::write(
             run.join("metrics.jsonl"),
-            "{\"type\":\"pause\",\"step\":5}\n{\"type\":\"pause\",\"step\":9}\n",
+            "{\"type\":\"pause\",\"step\":5}\ngarbage \u{ff}\n{\"type\":\"pause\",\"step\":9}\n",
         )
         .unwrap();
         std::fs::write(run.join("summary.json"), "{\"status\":\"interrupted\"}").unwrap();
@@ -307,7 +235,7 @@ mod tests {
         let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
         assert_eq!(
             metrics,
-            "{\"type\":\"pause\",\"step\":5}\n{\"step\":7,\"type\":\"restart\"}\n"
+            "{\"type\":\"pause\",\"step\":5}\ngarbage \u{ff}\n{\"type\":\"restart\",\"step\":7}\n"
         );
     }
 

@@ -52,7 +52,7 @@ pub fn describe(event: &TrainEvent, total_epochs: usize) -> Option<String> {
             format!("command {command} applied at epoch {epoch}, after batch {batch} (step {step})")
         }
         TrainEvent::Finished(s) => finished_line(s),
-        TrainEvent::Failed { message } => format!("error: {message}"),
+        TrainEvent::Failed { message, .. } => format!("error: {message}"),
         TrainEvent::Diverged { message, .. } => message.clone(),
         TrainEvent::Phase(_)
         | TrainEvent::Batch { .. }

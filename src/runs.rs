@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::config::{Config, LayerSpec, parse_config};
-use crate::remote::feed::{SILENT_AFTER, heartbeat_age};
+use crate::rundir::RunDir;
+use crate::rundir::metrics::{Record, Tail};
 
 /// One run, as the `runs` table shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,8 +33,8 @@ pub struct RunRow {
     pub samples_per_second: Option<f64>,
     /// The first start plus one per resume (a Slurm requeue is one).
     pub starts: usize,
-    /// running, finished, interrupted, diverged, failed, or stopped (no summary and no
-    /// recent heartbeat: killed without a chance to say so).
+    /// running, finished, interrupted, diverged, failed, or stopped (no summary and no job
+    /// holds the run directory's lock: killed without a chance to say so).
     pub status: String,
 }
 
@@ -58,7 +58,10 @@ pub const COLUMNS: [&str; 13] = [
 /// Every run directory (one holding `config.toml`) in `root`, or one level further down
 /// (sweeps keep their runs in a folder of their own); `root` itself when it is one.
 pub fn find(root: &Path) -> Vec<PathBuf> {
-    let is_run = |d: &Path| d.join("config.toml").is_file();
+    // Real directories and files only: a link is not followed.
+    let is_run = |d: &Path| {
+        std::fs::symlink_metadata(RunDir::new(d).config()).is_ok_and(|m| m.file_type().is_file())
+    };
     if is_run(root) {
         return vec![root.to_path_buf()];
     }
@@ -68,7 +71,7 @@ pub fn find(root: &Path) -> Vec<PathBuf> {
             .flatten()
             .filter_map(|e| e.ok())
             .map(|e| e.path())
-            .filter(|p| p.is_dir())
+            .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
             .collect();
         v.sort();
         v
@@ -86,44 +89,35 @@ pub fn find(root: &Path) -> Vec<PathBuf> {
 
 /// The row of one run directory; `None` when its config cannot be read.
 pub fn row(root: &Path, dir: &Path) -> Option<RunRow> {
-    let config_path = dir.join("config.toml");
-    let text = std::fs::read_to_string(&config_path).ok()?;
-    let config = parse_config(&text, &config_path.display().to_string(), &[]).ok()?;
+    let run = RunDir::new(dir);
+    let text = run.read_config_text().ok()?;
+    let config = parse_config(&text, &run.config().display().to_string(), &[]).ok()?;
     let mut epochs_done = 0;
     let mut best_val: Option<f64> = None;
     let mut seconds = 0.0;
     let mut lr_now = None;
     let mut starts = 0;
-    if let Ok(metrics) = std::fs::read_to_string(dir.join("metrics.jsonl")) {
-        for line in metrics.lines() {
-            let Ok(v) = serde_json::from_str::<Value>(line) else {
-                continue; // a torn last line
-            };
-            match v["type"].as_str() {
-                Some("epoch") => {
-                    epochs_done = epochs_done.max(v["epoch"].as_u64().unwrap_or(0) as usize);
-                    seconds += v["seconds"].as_f64().unwrap_or(0.0);
-                    if let Some(a) = v["val_accuracy"].as_f64() {
-                        best_val = Some(best_val.map_or(a, |b: f64| b.max(a)));
-                    }
-                    lr_now = v["lr"].as_f64().or(lr_now);
-                }
-                Some("start") => starts += 1,
-                Some("lr_change") => lr_now = v["to"].as_f64().or(lr_now),
-                Some("batch") => lr_now = v["lr"].as_f64().or(lr_now),
-                _ => {}
+    Tail::read_all(&run.metrics(), |record| match record {
+        Record::Start { .. } => starts += 1,
+        Record::Epoch(m) => {
+            epochs_done = epochs_done.max(m.epoch);
+            seconds += m.seconds;
+            if let Some(a) = m.val_accuracy {
+                best_val = Some(best_val.map_or(a, |b: f64| b.max(a)));
             }
+            lr_now = Some(m.lr);
         }
-    }
-    let summary: Option<Value> = std::fs::read_to_string(dir.join("summary.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
-    let status = match summary.as_ref().and_then(|s| s["status"].as_str()) {
-        Some(s) => s.to_string(),
-        None if heartbeat_age(dir).is_some_and(|a| a < SILENT_AFTER) => "running".into(),
+        Record::LrChange { to, .. } => lr_now = Some(to),
+        Record::Batch { lr, .. } => lr_now = Some(lr),
+        _ => {}
+    });
+    let summary = run.read_summary();
+    let status = match &summary {
+        Some(s) => s.status.as_str().to_string(),
+        None if run.locked() == Some(true) => "running".into(),
         None => "stopped".into(),
     };
-    let field = |k: &str| summary.as_ref().and_then(|s| s[k].as_f64());
+    let ended = summary.and_then(|s| s.run);
     Some(RunRow {
         name: dir
             .strip_prefix(root)
@@ -139,14 +133,24 @@ pub fn row(root: &Path, dir: &Path) -> Option<RunRow> {
         batch_size: config.training.batch_size,
         epochs_done,
         epochs: config.training.epochs,
-        best_val_accuracy: field("best_val_accuracy").or(best_val),
-        test_accuracy: field("test_accuracy"),
+        best_val_accuracy: ended
+            .as_ref()
+            .and_then(|s| s.best_val_accuracy)
+            .or(best_val),
+        test_accuracy: ended.as_ref().and_then(|s| s.test_accuracy),
         // The summary's time covers every start (summaries of older versions only the last:
         // the epoch times, summed, are then the better count).
-        seconds: field("train_seconds").map_or(seconds, |s| s.max(seconds)),
-        wall_seconds: field("wall_seconds"),
-        samples_per_second: field("samples_per_second"),
-        starts: field("starts").map_or(starts, |s| s as usize),
+        seconds: ended
+            .as_ref()
+            .map_or(seconds, |s| s.train_seconds.max(seconds)),
+        // Absent (0) in summaries of older versions.
+        wall_seconds: ended.as_ref().map(|s| s.wall_seconds).filter(|&w| w > 0.0),
+        samples_per_second: ended.as_ref().map(|s| s.samples_per_second),
+        starts: ended
+            .as_ref()
+            .map(|s| s.starts as usize)
+            .filter(|&s| s > 0)
+            .unwrap_or(starts),
         status,
     })
 }

@@ -5,8 +5,7 @@
 //! (`optim.conv1.weight.m`) and training state in the same file.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ndarray::IxDyn;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -38,6 +37,18 @@ pub fn save(
     extra: &[(String, &Tensor)],
     metadata: &[(&str, String)],
 ) -> Result<()> {
+    let bytes = encode(path, model, config, extra, metadata)?;
+    crate::rundir::fs::write_atomically(path, &bytes)
+}
+
+/// The bytes of a weights file; `path` only names it in error messages.
+pub fn encode(
+    path: &Path,
+    model: &Sequential,
+    config: &Config,
+    extra: &[(String, &Tensor)],
+    metadata: &[(&str, String)],
+) -> Result<Vec<u8>> {
     let params = model.params();
     let owned: Vec<(String, Vec<u8>, Vec<usize>)> = params
         .iter()
@@ -67,9 +78,17 @@ pub fn save(
         ("classes".to_string(), model.output_size().to_string()),
     ]);
     meta.extend(metadata.iter().map(|(k, v)| (k.to_string(), v.clone())));
-    let bytes = safetensors::serialize(views, Some(meta))
-        .map_err(|e| Error::weights(path, format!("cannot encode: {e}")))?;
-    write_atomically(path, &bytes)
+    safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::weights(path, format!("cannot encode: {e}")))
+}
+
+/// Largest weights or checkpoint file read.
+pub const MAX_BYTES: u64 = 16 << 30;
+
+/// The bytes of a weights or checkpoint file: a regular file (no link, FIFO or device) of at
+/// most [`MAX_BYTES`].
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    crate::rundir::fs::read(path, MAX_BYTES).map_err(|e| Error::io(path, "cannot read", e))
 }
 
 fn join(dims: &[usize]) -> String {
@@ -79,56 +98,10 @@ fn join(dims: &[usize]) -> String {
         .join(",")
 }
 
-/// Replaces `path` with `bytes` so that a crash at any moment leaves the old or the new file:
-/// a temporary file in the same directory, fsync, rename, fsync of the directory.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    replace(path, bytes, true)
-}
-
-/// Replaces `path` with `bytes` so that readers see the old or the new file, never a part,
-/// without waiting for the disk: for files rewritten every few seconds whose loss in a crash
-/// does not matter (the dashboard snapshot, the heartbeat).
-pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    replace(path, bytes, false)
-}
-
-/// A temporary file beside `path`, renamed over it (synced to disk first when `sync`); the
-/// temporary file is removed when anything fails.
-fn replace(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp: PathBuf = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        if sync {
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        if sync {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    result.map_err(|e: std::io::Error| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, "cannot write", e)
-    })
-}
-
 /// Reads a weights file, rebuilds its model from the embedded config and loads every
 /// parameter, checking names, dtypes and shapes.
 pub fn load(path: &Path) -> Result<Saved> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, "cannot read", e))?;
-    from_bytes(path, &bytes)
+    from_bytes(path, &read(path)?)
 }
 
 /// Parses the bytes of a weights file; `path` only names it in error messages.

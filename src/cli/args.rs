@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::train::Steer;
+
 /// Train convolutional neural networks on the CPU and watch them learn in the terminal.
 #[derive(Debug, Parser)]
 #[command(name = "cnn-tui", version, about)]
@@ -214,38 +216,18 @@ pub struct CtlArgs {
     /// The run directory of the running job.
     pub run_dir: PathBuf,
     #[command(subcommand)]
-    pub action: CtlAction,
-    /// Seconds to wait for the job to acknowledge.
-    #[arg(long, default_value_t = 30.0, global = true)]
+    pub action: Steer,
+    /// Seconds to wait for the job to acknowledge (more than 0, at most a day).
+    #[arg(long, default_value_t = 30.0, global = true, value_parser = timeout_seconds)]
     pub timeout: f64,
 }
 
-#[derive(Debug, Clone, Subcommand)]
-pub enum CtlAction {
-    /// Pause before the next batch.
-    Pause,
-    /// Resume a paused run.
-    Resume,
-    /// Set the learning rate.
-    Lr {
-        #[arg(value_parser = positive_number)]
-        value: f64,
-    },
-    /// Multiply the learning rate by a factor (0.5 halves it).
-    LrScale {
-        #[arg(value_parser = positive_number)]
-        factor: f64,
-    },
-    /// Save a checkpoint now.
-    Save,
-    /// Stop after this batch, test the model and finish the run.
-    Stop,
-}
-
-fn positive_number(s: &str) -> Result<f64, String> {
+fn timeout_seconds(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("'{s}' must be a positive number")),
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' must be a number of seconds above 0 and at most 86400"
+        )),
     }
 }
 

@@ -1,103 +1,124 @@
 //! `cnn-tui ctl RUN_DIR ACTION`: drops a command file into a running job's commands folder and
 //! waits for the job to acknowledge it in `metrics.jsonl`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use super::args::{CtlAction, CtlArgs};
+use super::args::CtlArgs;
 use super::exit;
 use crate::config::fmt_lr;
 use crate::error::{Error, Result};
-use crate::remote::command_file;
-use crate::remote::feed::heartbeat_age;
-use crate::remote::tail::Tail;
-use crate::train::Command;
+use crate::remote::feed::Liveness;
+use crate::rundir::fs::escape;
+use crate::rundir::metrics::{Record, Tail};
+use crate::rundir::{RunDir, commands};
+use crate::train::Steer;
 
 const POLL: Duration = Duration::from_millis(50);
 /// How long to wait, after the acknowledgement, for the line that shows the effect.
 const EFFECT_WAIT: Duration = Duration::from_secs(2);
+/// Most bytes of new records read in one poll.
+const POLL_BYTES: u64 = 1 << 20;
 
 pub fn run(args: CtlArgs) -> Result<u8> {
-    let dir = &args.run_dir;
-    if !dir.is_dir() {
-        return Err(Error::data(dir, "run directory not found"));
+    let run = RunDir::new(&args.run_dir);
+    let dir = run.path();
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(Error::data(dir, "not a directory")),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(Error::data(dir, "permission denied"));
+        }
+        Err(_) => return Err(Error::data(dir, "run directory not found")),
     }
-    if let Ok(text) = std::fs::read_to_string(dir.join("summary.json")) {
-        let status: Value = serde_json::from_str(&text).unwrap_or_default();
+    if std::fs::symlink_metadata(run.summary()).is_ok() {
+        let status = run
+            .read_summary()
+            .map_or("summary.json written", |s| s.status.as_str());
         return Err(Error::data(
             dir,
-            format!(
-                "the run has ended ({}): there is nothing to steer",
-                status["status"].as_str().unwrap_or("summary.json written")
-            ),
+            format!("the run has ended ({status}): there is nothing to steer"),
         ));
     }
-    let command = match args.action {
-        CtlAction::Pause => Command::Pause,
-        CtlAction::Resume => Command::Resume,
-        CtlAction::Lr { value } => Command::SetLr(value),
-        CtlAction::LrScale { factor } => Command::ScaleLr(factor),
-        CtlAction::Save => Command::SaveCheckpoint,
-        CtlAction::Stop => Command::Stop,
-    };
+    // SIGINT and SIGTERM withdraw the command instead of leaving it for a later job.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&interrupted))
+            .map_err(|e| Error::io(std::path::Path::new("signal handler"), "cannot install", e))?;
+    }
+    let command = args.action;
     // Only what is appended from now on matters.
-    let mut tail = Tail::new(&dir.join("metrics.jsonl"));
-    tail.poll();
+    let mut tail = Tail::at_end(&run.metrics());
+    let mut liveness = Liveness::default();
+    liveness.look(&run);
     let sent_at = Instant::now();
-    let file = command_file::send(dir, &command)?;
-    let deadline = sent_at + Duration::from_secs_f64(args.timeout.max(0.0));
-    let mut acknowledged: Option<Value> = None;
-    let mut acknowledged_at = sent_at;
+    let (file, path) = commands::send(dir, command.clone())?;
+    let withdraw = || std::fs::remove_file(&path).is_ok();
+    let deadline = sent_at + Duration::from_secs_f64(args.timeout);
+    let mut acknowledged_at: Option<Instant> = None;
     loop {
-        for line in tail.poll().lines {
-            match line["type"].as_str() {
-                Some("command") if line["id"] == file.id.as_str() => {
-                    acknowledged_at = Instant::now();
+        let mut records = Vec::new();
+        tail.poll(POLL_BYTES, |r| records.push(r));
+        for record in records {
+            match record {
+                Record::Command {
+                    id,
+                    command: what,
+                    step,
+                    epoch,
+                    batch,
+                } if id == file.id => {
+                    acknowledged_at = Some(Instant::now());
                     println!(
-                        "{}: applied at epoch {}, after batch {} (step {}); acknowledged {:.2} s after sending",
-                        line["command"].as_str().unwrap_or("?"),
-                        line["epoch"],
-                        line["batch"],
-                        line["step"],
+                        "{}: applied at epoch {epoch}, after batch {batch} (step {step}); acknowledged {:.2} s after sending",
+                        escape(&what),
                         sent_at.elapsed().as_secs_f64()
                     );
-                    acknowledged = Some(line);
                 }
-                Some("command_refused")
-                    if line["file"]
-                        .as_str()
-                        .is_some_and(|f| f.contains(file.id.as_str())) =>
-                {
+                Record::CommandRefused {
+                    file: refused,
+                    reason,
+                } if refused.ends_with(file.file_name()) => {
                     return Err(Error::data(
                         dir,
-                        format!(
-                            "the job refused the command: {}",
-                            line["reason"].as_str().unwrap_or("?")
-                        ),
+                        format!("the job refused the command: {}", escape(&reason)),
                     ));
                 }
-                _ if acknowledged.is_some() => {
-                    if let Some(effect) = effect_of(&command, &line) {
-                        println!("{effect}");
+                r if acknowledged_at.is_some() => {
+                    if let Some(effect) = effect_of(&command, &r) {
+                        println!("{}", escape(&effect));
                         return Ok(exit::OK);
                     }
                 }
                 _ => {}
             }
         }
-        if acknowledged.is_some() {
-            let nothing_more =
-                matches!(command, Command::Stop) || acknowledged_at.elapsed() > EFFECT_WAIT;
-            if nothing_more {
+        if let Some(at) = acknowledged_at {
+            if matches!(command, Steer::Stop) || at.elapsed() > EFFECT_WAIT {
                 return Ok(exit::OK);
             }
+        } else if interrupted.load(Ordering::Relaxed) {
+            return Err(Error::data(
+                dir,
+                if withdraw() {
+                    "interrupted: the command was withdrawn"
+                } else {
+                    "interrupted: the job had already taken the command"
+                },
+            ));
         } else if Instant::now() >= deadline {
-            let path = crate::remote::commands_dir(dir).join(format!("{}.json", file.id));
-            let withdrawn = std::fs::remove_file(&path).is_ok();
-            let life = heartbeat_age(dir).map_or("it has no heartbeat file".into(), |a| {
-                format!("its last heartbeat was {a:.0} s ago")
-            });
+            let withdrawn = withdraw();
+            let life = match liveness.look(&run) {
+                None => "it has no heartbeat file".to_string(),
+                Some(still) if still < sent_at.elapsed() => {
+                    "its heartbeat changed meanwhile, so it lives but is busy or paused in a long step".into()
+                }
+                Some(_) => format!(
+                    "its heartbeat did not change in the {:.1} s waited",
+                    sent_at.elapsed().as_secs_f64()
+                ),
+            };
             return Err(Error::data(
                 dir,
                 format!(
@@ -115,23 +136,20 @@ pub fn run(args: CtlArgs) -> Result<u8> {
     }
 }
 
-/// The line that shows what the command did, as text.
-fn effect_of(command: &Command, line: &Value) -> Option<String> {
-    match (command, line["type"].as_str()?) {
-        (Command::SetLr(_) | Command::ScaleLr(_), "lr_change") => Some(format!(
-            "learning rate {} -> {}",
-            fmt_lr(line["from"].as_f64()?),
-            fmt_lr(line["to"].as_f64()?)
-        )),
-        (Command::SetLr(_) | Command::ScaleLr(_), "message") => {
-            Some(line["message"].as_str()?.to_string())
+/// The record that shows what the command did, as text.
+fn effect_of(command: &Steer, record: &Record) -> Option<String> {
+    match (command, record) {
+        (Steer::Lr { .. } | Steer::LrScale { .. }, Record::LrChange { from, to, .. }) => Some(
+            format!("learning rate {} -> {}", fmt_lr(*from), fmt_lr(*to)),
+        ),
+        (Steer::Save, Record::Checkpoint { path, .. }) => {
+            Some(format!("checkpoint: {}", path.display()))
         }
-        (Command::SaveCheckpoint, "checkpoint") => {
-            Some(format!("checkpoint: {}", line["path"].as_str()?))
+        (Steer::Lr { .. } | Steer::LrScale { .. } | Steer::Save, Record::Message { message }) => {
+            Some(message.clone())
         }
-        (Command::SaveCheckpoint, "message") => Some(line["message"].as_str()?.to_string()),
-        (Command::Pause, "pause") => Some(format!("paused at step {}", line["step"])),
-        (Command::Resume, "resume") => Some(format!("resumed at step {}", line["step"])),
+        (Steer::Pause, Record::Pause { step }) => Some(format!("paused at step {step}")),
+        (Steer::Resume, Record::Resume { step }) => Some(format!("resumed at step {step}")),
         _ => None,
     }
 }

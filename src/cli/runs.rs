@@ -6,6 +6,7 @@ use super::args::RunsArgs;
 use super::exit;
 use crate::config::fmt_lr;
 use crate::error::{Error, Result};
+use crate::rundir::fs::escape;
 use crate::runs::{COLUMNS, RunRow, find, row, sort};
 
 pub fn run(args: RunsArgs) -> Result<u8> {
@@ -25,8 +26,12 @@ pub fn run(args: RunsArgs) -> Result<u8> {
 
 /// The rows of every run under `dir`, sorted.
 pub fn table(dir: &Path, column: &str, reverse: bool) -> Result<Vec<RunRow>> {
-    if !dir.is_dir() {
-        return Err(Error::data(dir, "directory not found"));
+    match std::fs::read_dir(dir) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(Error::data(dir, "permission denied"));
+        }
+        Err(_) => return Err(Error::data(dir, "directory not found")),
     }
     let mut rows: Vec<RunRow> = find(dir).iter().filter_map(|d| row(dir, d)).collect();
     sort(&mut rows, column, reverse).map_err(|e| Error::usage("--sort", e))?;
@@ -54,9 +59,9 @@ fn cells(r: &RunRow) -> [String; 13] {
         _ => fmt_lr(r.lr),
     };
     [
-        r.name.clone(),
-        r.model.clone(),
-        r.optimizer.clone(),
+        escape(&r.name),
+        escape(&r.model),
+        escape(&r.optimizer),
         lr,
         r.batch_size.to_string(),
         format!("{}/{}", r.epochs_done, r.epochs),
@@ -106,10 +111,11 @@ pub fn text(rows: &[RunRow]) -> String {
 
 fn csv(rows: &[RunRow]) -> String {
     let quote = |s: &str| {
-        if s.contains([',', '"', '\n']) {
+        let s = escape(s);
+        if s.contains([',', '"']) {
             format!("\"{}\"", s.replace('"', "\"\""))
         } else {
-            s.to_string()
+            s
         }
     };
     let mut out = String::from(

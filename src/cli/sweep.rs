@@ -160,10 +160,9 @@ pub fn run(args: SweepArgs) -> Result<u8> {
 }
 
 fn finished(run_dir: &Path) -> bool {
-    std::fs::read_to_string(run_dir.join("summary.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|s| s["status"] != "interrupted")
+    crate::rundir::RunDir::new(run_dir)
+        .read_summary()
+        .is_some_and(|s| s.status != crate::rundir::Status::Interrupted)
 }
 
 /// Trains one combination headless; an interrupted run of it is resumed.

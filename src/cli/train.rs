@@ -50,8 +50,16 @@ pub fn run(args: TrainArgs) -> Result<u8> {
     let dataset = Arc::new(Dataset::load(&source, config.training.validation_split)?);
     let mut recorder = match &resume {
         Some(r) => Recorder::resume(&run_dir, &config, &source.to_string(), r.state.step)?,
-        None => Recorder::create(&run_dir, &config, &source.to_string())?,
+        None => Recorder::create(
+            &run_dir,
+            &config,
+            &source.to_string(),
+            args.resume.is_some(),
+        )?,
     };
+    if let Some(w) = recorder.lock_warning() {
+        say(&format!("warning: {w}"));
+    }
     let dashboard =
         !args.headless && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
     let info = app::RunInfo {
@@ -170,6 +178,10 @@ fn prepare(args: &TrainArgs) -> Result<(Config, String, String, Option<Resume>, 
                     "needs --run-dir: the run directory to look for checkpoints in",
                 )
             })?;
+            // Only a directory of this user's alone is trusted to hold the checkpoint.
+            if std::fs::symlink_metadata(dir).is_ok() {
+                crate::rundir::open_private(dir)?;
+            }
             latest(dir)
         }
         Some(p) => Some(p.to_path_buf()),

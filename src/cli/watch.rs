@@ -10,16 +10,24 @@ use super::train::hyperparameters;
 use crate::config::parse_config;
 use crate::error::{Error, Result};
 use crate::remote::feed::{spawn_feed, spawn_sender};
+use crate::rundir::RunDir;
+use crate::rundir::fs::escape;
 use crate::signals::Signals;
 use crate::tui::{self, Outcome, app};
 
 pub fn run(args: WatchArgs) -> Result<u8> {
     let dir = &args.run_dir;
-    if !dir.is_dir() {
-        return Err(Error::data(dir, "run directory not found"));
+    let run = RunDir::new(dir);
+    match std::fs::read_dir(dir) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(Error::data(dir, "permission denied"));
+        }
+        Err(_) => return Err(Error::data(dir, "run directory not found")),
     }
-    let config_path = dir.join("config.toml");
-    if !config_path.is_file() && !dir.join("metrics.jsonl").is_file() {
+    let config_path = run.config();
+    let is_file = |p: &std::path::Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
+    if !is_file(&config_path) && !is_file(&run.metrics()) {
         return Err(Error::data(
             dir,
             "not a run directory (no config.toml or metrics.jsonl)",
@@ -31,18 +39,22 @@ pub fn run(args: WatchArgs) -> Result<u8> {
             "needs a terminal; in scripts read metrics.jsonl, or use `cnn-tui runs`",
         ));
     }
-    let config = std::fs::read_to_string(&config_path)
+    let config = run
+        .read_config_text()
         .ok()
         .and_then(|text| parse_config(&text, &config_path.display().to_string(), &[]).ok());
     let name = config
         .as_ref()
         .and_then(|c| c.name.clone())
         .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .map(|n| escape(&n))
         .unwrap_or_else(|| "run".into());
     let data = config
         .as_ref()
         .and_then(|c| c.data.dir.as_ref())
-        .map_or("bundled MNIST subset".into(), |d| d.display().to_string());
+        .map_or("bundled MNIST subset".into(), |d| {
+            escape(&d.display().to_string())
+        });
     let info = app::RunInfo {
         name,
         run_dir: dir.clone(),
@@ -61,7 +73,8 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         ascii: args.ascii,
         color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     };
-    let (event_tx, events) = mpsc::channel();
+    // Bounded: a long history is read no faster than the dashboard takes it in.
+    let (event_tx, events) = mpsc::sync_channel(1024);
     let (commands, command_rx) = mpsc::channel();
     let io = |e| Error::io(std::path::Path::new("watch thread"), "cannot start", e);
     spawn_feed(dir, Duration::from_millis(args.poll_ms), event_tx.clone()).map_err(io)?;

@@ -3,11 +3,12 @@
 use std::path::Path;
 
 use plotters::prelude::*;
-use serde_json::Value;
 
 use super::Area;
 use crate::config::fmt_lr;
 use crate::error::{Error, Result};
+use crate::rundir::metrics::{Record, Tail, parse_all};
+use crate::train::LrSource;
 
 /// Weight of a new point in the smoothed batch loss.
 const SMOOTHING: f64 = 0.1;
@@ -32,57 +33,79 @@ pub struct Metrics {
     pub lr_changes: Vec<(f64, f64, f64)>,
 }
 
-/// Reads `metrics.jsonl`; lines that do not parse (a writer killed mid-line) are skipped.
+/// Reads `metrics.jsonl`, streamed; lines that are not records (a writer killed mid-line)
+/// are skipped.
 pub fn read_metrics(path: &Path) -> Result<Metrics> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "cannot read", e))?;
-    parse_metrics(path, &text)
+    crate::rundir::fs::open_read(path, u64::MAX).map_err(|e| Error::io(path, "cannot read", e))?;
+    let mut points = Points::default();
+    Tail::read_all(path, |r| points.add(r));
+    points.finish(path)
 }
 
 /// Parses the text of `metrics.jsonl`; `path` only names it in error messages.
-pub fn parse_metrics(path: &Path, text: &str) -> Result<Metrics> {
-    let lines: Vec<Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let of = |kind: &'static str| lines.iter().filter(move |l| l["type"] == kind);
-    // Steps per epoch, from the first epoch line (steps on the x axis before one exists).
-    let per_epoch = of("epoch")
-        .find_map(|l| l["step"].as_f64())
-        .filter(|&s| s > 0.0)
-        .unwrap_or(1.0);
-    let x = |l: &Value| l["step"].as_f64().unwrap_or(0.0) / per_epoch;
-    let mut smoothed: Option<f64> = None;
-    let batch_loss: Vec<(f64, f64)> = of("batch")
-        .filter_map(|l| {
-            let loss = l["loss"].as_f64()?;
-            let s = smoothed.map_or(loss, |s| s + SMOOTHING * (loss - s));
-            smoothed = Some(s);
-            Some((x(l), s))
-        })
-        .collect();
-    let epochs: Vec<EpochPoint> = of("epoch")
-        .filter_map(|l| {
-            Some(EpochPoint {
-                epoch: l["epoch"].as_f64()?,
-                loss: l["loss"].as_f64()?,
-                accuracy: l["accuracy"].as_f64()?,
-                val_loss: l["val_loss"].as_f64(),
-                val_accuracy: l["val_accuracy"].as_f64(),
-            })
-        })
-        .collect();
-    let lr_changes = of("lr_change")
-        .filter(|l| l["source"] == "command")
-        .filter_map(|l| Some((x(l), l["from"].as_f64()?, l["to"].as_f64()?)))
-        .collect();
-    if batch_loss.is_empty() && epochs.is_empty() {
-        return Err(Error::data(path, "no training progress to plot yet"));
+pub fn parse_metrics(path: &Path, bytes: &[u8]) -> Result<Metrics> {
+    let mut points = Points::default();
+    parse_all(bytes, |r| points.add(r));
+    points.finish(path)
+}
+
+/// What the curves need, gathered a record at a time; x values in steps until the steps per
+/// epoch are known (from the first epoch record).
+#[derive(Default)]
+struct Points {
+    per_epoch: Option<f64>,
+    smoothed: Option<f64>,
+    batch_loss: Vec<(f64, f64)>,
+    epochs: Vec<EpochPoint>,
+    lr_changes: Vec<(f64, f64, f64)>,
+}
+
+impl Points {
+    fn add(&mut self, record: Record) {
+        match record {
+            Record::Batch { step, loss, .. } => {
+                let loss = f64::from(loss);
+                let s = self.smoothed.map_or(loss, |s| s + SMOOTHING * (loss - s));
+                self.smoothed = Some(s);
+                self.batch_loss.push((step as f64, s));
+            }
+            Record::Epoch(m) => {
+                if self.per_epoch.is_none() && m.step > 0 {
+                    self.per_epoch = Some(m.step as f64);
+                }
+                self.epochs.push(EpochPoint {
+                    epoch: m.epoch as f64,
+                    loss: m.loss,
+                    accuracy: m.accuracy,
+                    val_loss: m.val_loss,
+                    val_accuracy: m.val_accuracy,
+                });
+            }
+            Record::LrChange {
+                step,
+                from,
+                to,
+                source: LrSource::Command,
+                ..
+            } => self.lr_changes.push((step as f64, from, to)),
+            _ => {}
+        }
     }
-    Ok(Metrics {
-        batch_loss,
-        epochs,
-        lr_changes,
-    })
+
+    fn finish(self, path: &Path) -> Result<Metrics> {
+        if self.batch_loss.is_empty() && self.epochs.is_empty() {
+            return Err(Error::data(path, "no training progress to plot yet"));
+        }
+        let per_epoch = self.per_epoch.unwrap_or(1.0);
+        let mut m = Metrics {
+            batch_loss: self.batch_loss,
+            epochs: self.epochs,
+            lr_changes: self.lr_changes,
+        };
+        m.batch_loss.iter_mut().for_each(|p| p.0 /= per_epoch);
+        m.lr_changes.iter_mut().for_each(|p| p.0 /= per_epoch);
+        Ok(m)
+    }
 }
 
 fn range(values: impl Iterator<Item = f64>, floor: Option<f64>) -> (f64, f64) {
@@ -265,7 +288,11 @@ mod tests {
     fn a_run_without_progress_is_not_plotted() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("metrics.jsonl");
-        std::fs::write(&path, "{\"type\":\"failed\",\"error\":\"diverged\"}\n").unwrap();
+        std::fs::write(
+            &path,
+            "{\"type\":\"failed\",\"error\":\"loss became NaN\"}\n",
+        )
+        .unwrap();
         let e = read_metrics(&path).unwrap_err().to_string();
         assert!(e.ends_with("no training progress to plot yet"), "{e}");
     }
@@ -277,10 +304,10 @@ mod tests {
         std::fs::write(
             &path,
             concat!(
-                r#"{"type":"batch","step":50,"loss":1.0}"#, "\n",
-                r#"{"type":"lr_change","step":60,"from":0.1,"to":0.05,"source":"command"}"#, "\n",
-                r#"{"type":"lr_change","step":70,"from":0.05,"to":0.025,"source":"schedule"}"#, "\n",
-                r#"{"type":"epoch","epoch":1,"step":100,"loss":0.5,"accuracy":0.9,"val_loss":0.4,"val_accuracy":0.92}"#, "\n",
+                r#"{"type":"batch","epoch":1,"batch":50,"step":50,"loss":1.0,"accuracy":0.5,"lr":0.1}"#, "\n",
+                r#"{"type":"lr_change","step":60,"epoch":1,"from":0.1,"to":0.05,"source":"command"}"#, "\n",
+                r#"{"type":"lr_change","step":70,"epoch":1,"from":0.05,"to":0.025,"source":"schedule"}"#, "\n",
+                r#"{"type":"epoch","epoch":1,"step":100,"loss":0.5,"accuracy":0.9,"val_loss":0.4,"val_accuracy":0.92,"lr":0.1,"seconds":1.0}"#, "\n",
                 r#"{"type":"batch","step":150,"loss":0.2"#,
             ),
         )

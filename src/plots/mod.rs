@@ -48,9 +48,12 @@ pub struct Written {
 /// own data directory), and are skipped with a reason when those cannot be had.
 pub fn write_all(run_dir: &Path, data: Option<&DataSource>) -> Result<Written> {
     register_font();
-    let metrics = read_metrics(&run_dir.join("metrics.jsonl"))?;
-    let dir = run_dir.join("plots");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "cannot create", e))?;
+    let run = crate::rundir::RunDir::new(run_dir);
+    let metrics = read_metrics(&run.metrics())?;
+    let dir = run.plots();
+    crate::rundir::fs::Dir::open_following(run_dir)
+        .and_then(|d| d.make_dir(crate::rundir::PLOTS))
+        .map_err(|e| Error::io(&dir, "cannot create", e))?;
     let loss = dir.join("loss.png");
     render(&loss, CHART_SIZE, |area| curves::draw_loss(area, &metrics))?;
     let accuracy = dir.join("accuracy.png");
@@ -121,5 +124,5 @@ fn render(path: &Path, (w, h): (u32, u32), draw: impl FnOnce(&Area) -> Drawn) ->
     image
         .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .map_err(|e| Error::data(path, format!("cannot encode PNG: {e}")))?;
-    crate::weights::write_atomically(path, &png)
+    crate::rundir::fs::write_atomically(path, &png)
 }

@@ -2,23 +2,25 @@
 //! snapshots, a vanished directory, a silent job) and turns what it finds into training
 //! events; and a thread that turns the dashboard's commands into command files.
 
-use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender};
-use std::time::{Duration, SystemTime};
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::time::{Duration, Instant, SystemTime};
 
-use super::command_file;
-use super::replay::event_of;
-use super::tail::Tail;
+use crate::rundir::metrics::Tail;
+use crate::rundir::{Heartbeat, MAX_SNAPSHOT, RunDir, commands, fs};
 use crate::train::{Command, Snapshot, TrainEvent};
 
-/// A job whose heartbeat is older than this is reported as silent.
-pub const SILENT_AFTER: f64 = 60.0;
+/// A job whose heartbeat has not changed for this long is reported as silent.
+pub const SILENT_AFTER: Duration = Duration::from_secs(60);
+/// Most bytes of `metrics.jsonl` read in one poll: a long history arrives in steps, and
+/// memory stays bounded while the dashboard takes it in.
+const POLL_BYTES: u64 = 1 << 20;
 
 /// Follows `run_dir` every `poll` until the receiving side goes away.
 pub fn spawn_feed(
     run_dir: &Path,
     poll: Duration,
-    events: Sender<TrainEvent>,
+    events: SyncSender<TrainEvent>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let run_dir = run_dir.to_path_buf();
     std::thread::Builder::new()
@@ -31,7 +33,9 @@ pub fn spawn_feed(
                         return;
                     }
                 }
-                std::thread::sleep(poll);
+                if !feed.more {
+                    std::thread::sleep(poll);
+                }
             }
         })
 }
@@ -40,16 +44,19 @@ pub fn spawn_feed(
 pub fn spawn_sender(
     run_dir: &Path,
     commands: Receiver<Command>,
-    events: Sender<TrainEvent>,
+    events: SyncSender<TrainEvent>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let run_dir = run_dir.to_path_buf();
     std::thread::Builder::new()
         .name("watch-commands".into())
         .spawn(move || {
             for command in commands {
-                let note = match command_file::send(&run_dir, &command) {
-                    Ok(_) => format!("sent {} to the run", command.describe()),
-                    Err(e) => format!("could not send {}: {e}", command.describe()),
+                let note = match command {
+                    Command::Steer(s) => match commands::send(&run_dir, s.clone()) {
+                        Ok(_) => format!("sent {} to the run", s.describe()),
+                        Err(e) => format!("could not send {}: {e}", s.describe()),
+                    },
+                    other => format!("{} cannot be sent to another process", other.describe()),
                 };
                 if events.send(TrainEvent::Message(note)).is_err() {
                     return;
@@ -58,102 +65,138 @@ pub fn spawn_sender(
         })
 }
 
+/// Whether a job is alive, judged by its heartbeat changing between looks (the reader's own
+/// clock only measures how long it has not changed; node clocks need not agree).
+pub struct Liveness {
+    last: Option<Heartbeat>,
+    changed: Instant,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness {
+            last: None,
+            changed: Instant::now(),
+        }
+    }
+}
+
+impl Liveness {
+    /// Takes a look; returns how long the heartbeat has stayed the same (`None`: no
+    /// heartbeat file).
+    pub fn look(&mut self, run_dir: &RunDir) -> Option<Duration> {
+        let now = run_dir.read_heartbeat()?;
+        if self.last.as_ref() != Some(&now) {
+            self.last = Some(now);
+            self.changed = Instant::now();
+        }
+        Some(self.changed.elapsed())
+    }
+}
+
 /// What one look at the run directory found, remembered between looks.
 pub struct Feed {
-    run_dir: PathBuf,
+    run_dir: RunDir,
     metrics: Tail,
     snapshot_stamp: Option<(SystemTime, u64)>,
+    liveness: Liveness,
+    silent_after: Duration,
     ended: bool,
     gone_reported: bool,
     silent_reported: bool,
     started: bool,
+    /// The last poll stopped at its byte budget.
+    pub more: bool,
 }
 
 impl Feed {
     pub fn new(run_dir: &Path) -> Feed {
+        let run_dir = RunDir::new(run_dir);
         Feed {
-            run_dir: run_dir.to_path_buf(),
-            metrics: Tail::new(&run_dir.join("metrics.jsonl")),
+            metrics: Tail::new(&run_dir.metrics()),
+            run_dir,
             snapshot_stamp: None,
+            liveness: Liveness::default(),
+            silent_after: SILENT_AFTER,
             ended: false,
             gone_reported: false,
             silent_reported: false,
             started: false,
+            more: false,
         }
     }
 
     /// Events since the last look.
     pub fn poll(&mut self) -> Vec<TrainEvent> {
         let mut out = Vec::new();
-        if !self.run_dir.is_dir() {
+        let shown = fs::escape(&self.run_dir.path().display().to_string());
+        if !self.run_dir.path().is_dir() {
             if !self.gone_reported {
                 self.gone_reported = true;
                 out.push(TrainEvent::Message(format!(
-                    "{} is gone (deleted or moved): showing what was read; still looking",
-                    self.run_dir.display()
+                    "{shown} is gone (deleted or moved): showing what was read; still looking"
                 )));
             }
             return out;
         }
         if self.gone_reported {
             self.gone_reported = false;
-            out.push(TrainEvent::Message(format!(
-                "{} is back",
-                self.run_dir.display()
-            )));
+            out.push(TrainEvent::Message(format!("{shown} is back")));
         }
-        let appended = self.metrics.poll();
-        if appended.restarted && self.started {
+        let mut events = Vec::new();
+        let polled = self
+            .metrics
+            .poll(POLL_BYTES, |r| events.push(r.into_event()));
+        self.more = polled.more;
+        if polled.restarted && self.started {
             out.push(TrainEvent::Reset);
             out.push(TrainEvent::Message(
                 "metrics.jsonl was replaced (the run was resumed): reading it again".into(),
             ));
             (self.started, self.ended) = (false, false);
         }
-        for line in &appended.lines {
-            if let Some(event) = event_of(line) {
-                self.started |= matches!(event, TrainEvent::Started { .. });
-                self.ended |= matches!(event, TrainEvent::Finished(_) | TrainEvent::Failed { .. });
-                out.push(event);
-            }
+        for event in events {
+            self.started |= matches!(event, TrainEvent::Started { .. });
+            self.ended |= matches!(event, TrainEvent::Finished(_) | TrainEvent::Failed { .. });
+            out.push(event);
+        }
+        if self.more {
+            return out; // the rest of the history first
         }
         if let Some(snapshot) = self.new_snapshot() {
             out.push(TrainEvent::Snapshot(Box::new(snapshot)));
         }
-        if let Some(age) = heartbeat_age(&self.run_dir)
-            && !self.ended
-            && age > SILENT_AFTER
-            && !self.silent_reported
-        {
-            self.silent_reported = true;
-            out.push(TrainEvent::Message(format!(
-                "no sign of life from the job for {age:.0} s: killed, or its node is down?"
-            )));
+        if let Some(still) = self.liveness.look(&self.run_dir) {
+            if still < self.silent_after {
+                self.silent_reported = false;
+            } else if !self.ended && !self.silent_reported {
+                self.silent_reported = true;
+                out.push(TrainEvent::Message(format!(
+                    "no sign of life from the job for {:.0} s: killed, or its node is down?",
+                    still.as_secs_f64()
+                )));
+            }
         }
         out
     }
 
     /// The snapshot file, when it changed since the last look and parses.
     fn new_snapshot(&mut self) -> Option<Snapshot> {
-        let path = super::snapshot_path(&self.run_dir);
-        let meta = std::fs::metadata(&path).ok()?;
+        let mut file = fs::open_read(&self.run_dir.snapshot(), MAX_SNAPSHOT).ok()?;
+        let meta = file.metadata().ok()?;
         let stamp = (meta.modified().ok()?, meta.len());
         if self.snapshot_stamp == Some(stamp) {
             return None;
         }
         self.snapshot_stamp = Some(stamp);
-        if meta.len() > 64 << 20 {
-            return None;
-        }
-        serde_json::from_slice(&std::fs::read(&path).ok()?).ok()
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(&mut file, MAX_SNAPSHOT),
+            &mut bytes,
+        )
+        .ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
-}
-
-/// Seconds since the heartbeat of the job in `run_dir`, if it has one.
-pub fn heartbeat_age(run_dir: &Path) -> Option<f64> {
-    let text = std::fs::read_to_string(super::heartbeat_path(run_dir)).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    Some(super::unix_time() - v["time"].as_f64()?)
 }
 
 #[cfg(test)]
@@ -224,19 +267,27 @@ mod tests {
             "{got:?}"
         );
         assert!(feed.poll().is_empty(), "reported once");
-        // A stale heartbeat is reported as a silent job.
+        // A heartbeat that stops changing is reported as a silent job, whatever its clock
+        // says; one that changes again is alive.
         std::fs::rename(root.path().join("moved"), &dir).unwrap();
-        let old = crate::remote::unix_time() - 600.0;
-        std::fs::write(
-            crate::remote::heartbeat_path(&dir),
-            format!("{{\"time\":{old}}}"),
-        )
-        .unwrap();
-        let got = feed.poll();
-        assert!(
+        let beat = |n: u64| {
+            let far_future = crate::remote::unix_time() + 1e6;
+            std::fs::write(
+                dir.join(crate::rundir::HEARTBEAT),
+                format!(r#"{{"host":"h","pid":1,"time":{far_future},"beat":{n}}}"#),
+            )
+            .unwrap()
+        };
+        beat(1);
+        feed.silent_after = Duration::from_millis(200);
+        let silent = |got: &[TrainEvent]| {
             got.iter()
-                .any(|e| matches!(e, TrainEvent::Message(m) if m.contains("no sign of life"))),
-            "{got:?}"
-        );
+                .any(|e| matches!(e, TrainEvent::Message(m) if m.contains("no sign of life")))
+        };
+        assert!(!silent(&feed.poll()));
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(silent(&feed.poll()));
+        beat(2);
+        assert!(!silent(&feed.poll()));
     }
 }

@@ -15,7 +15,8 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::nn::Sequential;
 use crate::optim::{self, Optimizer};
-use crate::weights::{self, write_atomically};
+use crate::rundir::{CHECKPOINTS, fs};
+use crate::weights;
 
 /// Everything besides tensors that a resumed run needs, stored as JSON in the metadata.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -64,6 +65,50 @@ impl RunTotals {
     }
 }
 
+impl TrainingState {
+    /// Whether the state is one training could have reached, as a config is checked.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let finite = |v: f64| v.is_finite();
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!(
+                "learning rate {} is not a positive number",
+                self.lr
+            ));
+        }
+        if self.epoch == 0 || self.epoch > 1_000_000 {
+            return Err(format!("epoch {} is out of range", self.epoch));
+        }
+        if self.history.len() > self.epoch
+            || self
+                .history
+                .iter()
+                .enumerate()
+                .any(|(i, m)| m.epoch != i + 1)
+        {
+            return Err(format!(
+                "{} finished epochs do not fit epoch {}",
+                self.history.len(),
+                self.epoch
+            ));
+        }
+        if self.history.iter().map(|m| m.step).any(|s| s > self.step)
+            || self.history.windows(2).any(|w| w[0].step > w[1].step)
+        {
+            return Err(format!(
+                "step {} is behind the steps of its epochs",
+                self.step
+            ));
+        }
+        if self.epoch_correct > self.epoch_seen
+            || !finite(self.epoch_loss_sum)
+            || self.epoch_loss_sum < 0.0
+        {
+            return Err("the running sums of the epoch are inconsistent".into());
+        }
+        Ok(())
+    }
+}
+
 /// Why a checkpoint was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SaveReason {
@@ -94,15 +139,15 @@ pub struct Loaded {
     pub state: TrainingState,
 }
 
-/// Writes a checkpoint atomically.
-pub fn save(
+/// The bytes of a checkpoint; `path` only names it in error messages.
+fn encode(
     path: &Path,
     model: &Sequential,
     optimizer: &dyn Optimizer,
     config: &Config,
     state: &TrainingState,
     reason: SaveReason,
-) -> Result<()> {
+) -> Result<Vec<u8>> {
     let state_json = serde_json::to_string(state).expect("training state serializes");
     let metadata = [
         ("kind", "checkpoint".to_string()),
@@ -122,13 +167,12 @@ pub fn save(
         ),
         ("state", state_json),
     ];
-    weights::save(path, model, config, &optimizer.state(), &metadata)
+    weights::encode(path, model, config, &optimizer.state(), &metadata)
 }
 
 /// Reads a checkpoint and rebuilds model, optimizer and training state.
 pub fn load(path: &Path) -> Result<Loaded> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, "cannot read", e))?;
-    from_bytes(path, &bytes)
+    from_bytes(path, &weights::read(path)?)
 }
 
 /// Parses the bytes of a checkpoint; `path` only names it in error messages.
@@ -147,6 +191,9 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded> {
         .ok_or_else(|| {
             Error::weights(path, "checkpoint metadata has no readable training state")
         })?;
+    state
+        .check()
+        .map_err(|e| Error::weights(path, format!("bad training state: {e}")))?;
     let steps = saved
         .metadata
         .get("optimizer_steps")
@@ -165,60 +212,92 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded> {
     })
 }
 
-/// The newest checkpoint of a run directory: the one `checkpoints/last` names, or failing
-/// that the highest-numbered `ckpt-*.safetensors`. `None` when there is none.
-pub fn latest(run_dir: &Path) -> Option<PathBuf> {
-    let dir = run_dir.join("checkpoints");
-    let named = std::fs::read_to_string(dir.join("last"))
-        .ok()
-        .map(|n| dir.join(n.trim()))
-        .filter(|p| p.is_file());
-    named.or_else(|| rotated(&dir).pop())
+const BEST: &str = "best.safetensors";
+
+/// Largest `last` pointer read.
+const MAX_POINTER: u64 = 256;
+
+/// The step of a numbered checkpoint's name, `ckpt-<step>.safetensors`.
+fn numbered(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("ckpt-")?.strip_suffix(".safetensors")?;
+    (digits.len() >= 8 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
 }
 
-/// `ckpt-*.safetensors` in `dir`, oldest first.
-fn rotated(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+/// The newest checkpoint of a run directory: the one `checkpoints/last` names, or failing
+/// that the highest-numbered `ckpt-*.safetensors`. `None` when there is none. `last` must be
+/// a small regular file holding a bare checkpoint name; nothing is followed through a link.
+pub fn latest(run_dir: &Path) -> Option<PathBuf> {
+    let dir = fs::Dir::open_following(run_dir)
+        .and_then(|d| d.open_dir(CHECKPOINTS))
+        .ok()?;
+    let named = dir
+        .read("last", MAX_POINTER)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .map(|n| n.trim().to_string())
+        .filter(|n| numbered(n).is_some() && is_own_file(&dir, n));
+    named
+        .or_else(|| rotated(&dir).pop().map(|(_, n)| n))
+        .map(|n| dir.join(&n))
+}
+
+/// Whether `name` is a regular file of this user (not a link, not someone else's).
+fn is_own_file(dir: &fs::Dir, name: &str) -> bool {
+    let me = rustix::process::geteuid().as_raw();
+    dir.stat(name)
+        .is_ok_and(|(t, uid, _)| t == rustix::fs::FileType::RegularFile && uid == me)
+}
+
+/// The numbered checkpoints in `dir` (regular files of this user), oldest first.
+fn rotated(dir: &fs::Dir) -> Vec<(u64, String)> {
+    let mut files: Vec<(u64, String)> = dir
+        .names()
+        .unwrap_or_default()
         .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("ckpt-") && n.ends_with(".safetensors"))
-        })
+        .filter_map(|n| Some((numbered(&n)?, n)))
+        .filter(|(_, n)| is_own_file(dir, n))
         .collect();
     files.sort();
     files
 }
 
-/// The checkpoint directory of a run: naming, the `last` pointer and rotation.
+/// The checkpoint directory of a run: naming, the `last` pointer and rotation. It is opened
+/// afresh for each save, never through a link (a `checkpoints/` swapped for a link is
+/// refused), and everything in one save is relative to that opened directory.
 pub struct Checkpoints {
-    dir: PathBuf,
+    path: PathBuf,
+    run_dir: PathBuf,
     keep_last: usize,
 }
 
 impl Checkpoints {
-    /// Opens (creating) `<run dir>/checkpoints`, removing temporary files that a killed
-    /// writer left behind.
+    /// Opens (creating, owner-only) `<run dir>/checkpoints`, never through a link, and removes
+    /// temporary files that a killed writer left behind.
     pub fn open(run_dir: &Path, keep_last: usize) -> Result<Checkpoints> {
-        let dir = run_dir.join("checkpoints");
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "cannot create", e))?;
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let name = entry.file_name();
-            if name.to_string_lossy().starts_with('.') && name.to_string_lossy().contains(".tmp-") {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
+        let path = run_dir.join(CHECKPOINTS);
+        let dir = fs::Dir::open_following(run_dir)
+            .and_then(|d| d.make_dir(CHECKPOINTS))
+            .map_err(|e| Error::io(&path, "cannot open", e))?;
+        crate::rundir::check_mode(&dir)?;
+        dir.remove_temporaries();
         Ok(Checkpoints {
-            dir,
+            path,
+            run_dir: run_dir.to_path_buf(),
             keep_last: keep_last.max(1),
         })
     }
 
+    fn dir(&self) -> Result<fs::Dir> {
+        fs::Dir::open_following(&self.run_dir)
+            .and_then(|d| d.open_dir(CHECKPOINTS))
+            .map_err(|e| Error::io(&self.path, "cannot open", e))
+    }
+
     /// Saves a numbered checkpoint, points `last` at it and drops the oldest beyond
-    /// `keep_last`. Returns its path.
+    /// `keep_last`. Only numbered checkpoints older than the new one are removed: never the
+    /// newest, and never a file that is not a regular file of this user. Returns its path.
     pub fn save(
         &self,
         model: &Sequential,
@@ -228,15 +307,20 @@ impl Checkpoints {
         reason: SaveReason,
     ) -> Result<PathBuf> {
         let name = format!("ckpt-{:08}.safetensors", state.step);
-        let path = self.dir.join(&name);
-        save(&path, model, optimizer, config, state, reason)?;
-        write_atomically(&self.dir.join("last"), name.as_bytes())?;
-        let files = rotated(&self.dir);
-        for old in files
+        let dir = self.dir()?;
+        let path = self.write(&dir, &name, model, optimizer, config, state, reason)?;
+        dir.replace("last", name.as_bytes(), true)
+            .map_err(|e| Error::io(&dir.join("last"), "cannot write", e))?;
+        let older: Vec<String> = rotated(&dir)
+            .into_iter()
+            .filter(|(step, _)| *step < state.step)
+            .map(|(_, n)| n)
+            .collect();
+        for old in older
             .iter()
-            .take(files.len().saturating_sub(self.keep_last))
+            .take(older.len().saturating_sub(self.keep_last - 1))
         {
-            let _ = std::fs::remove_file(old);
+            let _ = dir.remove(old);
         }
         Ok(path)
     }
@@ -249,12 +333,39 @@ impl Checkpoints {
         config: &Config,
         state: &TrainingState,
     ) -> Result<PathBuf> {
-        let path = self.dir.join("best.safetensors");
-        save(&path, model, optimizer, config, state, SaveReason::Best)?;
+        let dir = self.dir()?;
+        self.write(
+            &dir,
+            BEST,
+            model,
+            optimizer,
+            config,
+            state,
+            SaveReason::Best,
+        )
+    }
+
+    /// Writes checkpoint `name` atomically into the directory opened at the start (a
+    /// `checkpoints/` swapped for a link meanwhile is not followed).
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &self,
+        dir: &fs::Dir,
+        name: &str,
+        model: &Sequential,
+        optimizer: &dyn Optimizer,
+        config: &Config,
+        state: &TrainingState,
+        reason: SaveReason,
+    ) -> Result<PathBuf> {
+        let path = dir.join(name);
+        let bytes = encode(&path, model, optimizer, config, state, reason)?;
+        dir.replace(name, &bytes, true)
+            .map_err(|e| Error::io(&path, "cannot write", e))?;
         Ok(path)
     }
 
     pub fn best(&self) -> PathBuf {
-        self.dir.join("best.safetensors")
+        self.path.join(BEST)
     }
 }

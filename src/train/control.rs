@@ -1,57 +1,109 @@
 //! Commands a front end sends to the training loop; each is applied between two batches.
 
+use serde::{Deserialize, Serialize};
+
 /// A request to the running training loop.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Pause,
-    Resume,
-    /// Set the learning rate to this value.
-    SetLr(f64),
-    /// Multiply the learning rate by this factor.
-    ScaleLr(f64),
-    /// Save the weights now.
-    SaveCheckpoint,
-    /// Finish the current batch, evaluate on the test set and end the run.
-    Stop,
+    /// Steering from a front end in this process (the dashboard's keys).
+    Steer(Steer),
+    /// Steering from outside the process (a command file): applied like [`Command::Steer`],
+    /// and acknowledged with a `CommandApplied` event carrying `id`.
+    Remote { id: String, steer: Steer },
     /// Finish the current batch, save a checkpoint and end the run without testing
     /// (signals: SIGTERM, SIGINT, SIGUSR1). The text names the cause.
     Interrupt(String),
-    /// Put back the weights and optimizer state of the last good checkpoint.
-    RestoreLastGood,
     /// Nobody is watching any more (the terminal hung up): resume if paused, and treat a
     /// divergence as a headless run does.
     Unattended,
-    /// Choose which conv layer (0 = first) and which probe image the snapshots show,
-    /// and send a snapshot at once.
-    Inspect {
-        conv_layer: usize,
-        probe: usize,
+}
+
+/// How a person steers a run, from the dashboard's keys, `watch` or `ctl`: the same enum is
+/// `ctl`'s subcommands and the command-file format (`{"lr":{"value":0.01}}`, `"pause"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Subcommand)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Steer {
+    /// Pause before the next batch.
+    Pause,
+    /// Resume a paused run.
+    Resume,
+    /// Set the learning rate.
+    Lr {
+        #[arg(value_parser = positive_number)]
+        value: f64,
     },
-    /// A command from outside the process (a command file): applied like the inner command,
-    /// and acknowledged with a `CommandApplied` event carrying `id`.
-    Remote {
-        id: String,
-        command: Box<Command>,
+    /// Multiply the learning rate by a factor (0.5 halves it).
+    LrScale {
+        #[arg(value_parser = positive_number)]
+        factor: f64,
+    },
+    /// Save a checkpoint now.
+    Save,
+    /// Stop after this batch, test the model and finish the run.
+    Stop,
+    /// Put back the weights and optimizer state of the last good checkpoint (after a
+    /// divergence).
+    Restore,
+    /// Choose which conv layer (0 = first) and which probe image the snapshots show.
+    Inspect {
+        #[arg(long, default_value_t = 0)]
+        layer: usize,
+        #[arg(long, default_value_t = 0)]
+        probe: usize,
     },
 }
 
-impl Command {
+fn positive_number(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("'{s}' must be a positive number")),
+    }
+}
+
+impl Steer {
+    /// The command, checked: numbers must be positive and finite.
+    pub fn checked(self) -> Result<Steer, String> {
+        match self {
+            Steer::Lr { value } if !(value.is_finite() && value > 0.0) => {
+                Err("lr needs a positive learning rate".into())
+            }
+            Steer::LrScale { factor } if !(factor.is_finite() && factor > 0.0) => {
+                Err("lr-scale needs a positive factor".into())
+            }
+            s => Ok(s),
+        }
+    }
+
     /// How a command reads in logs and acknowledgements, e.g. `lr 0.01`.
     pub fn describe(&self) -> String {
         match self {
-            Command::Pause => "pause".into(),
-            Command::Resume => "resume".into(),
-            Command::SetLr(lr) => format!("lr {}", crate::config::fmt_lr(*lr)),
-            Command::ScaleLr(f) => format!("lr-scale {f}"),
-            Command::SaveCheckpoint => "save".into(),
-            Command::Stop => "stop".into(),
-            Command::Interrupt(cause) => format!("interrupt ({cause})"),
-            Command::RestoreLastGood => "restore".into(),
-            Command::Unattended => "unattended".into(),
-            Command::Inspect { conv_layer, probe } => {
-                format!("inspect conv layer {conv_layer}, probe {probe}")
+            Steer::Pause => "pause".into(),
+            Steer::Resume => "resume".into(),
+            Steer::Lr { value } => format!("lr {}", crate::config::fmt_lr(*value)),
+            Steer::LrScale { factor } => format!("lr-scale {factor}"),
+            Steer::Save => "save".into(),
+            Steer::Stop => "stop".into(),
+            Steer::Restore => "restore".into(),
+            Steer::Inspect { layer, probe } => {
+                format!("inspect conv layer {layer}, probe {probe}")
             }
-            Command::Remote { command, .. } => command.describe(),
+        }
+    }
+}
+
+impl From<Steer> for Command {
+    fn from(steer: Steer) -> Command {
+        Command::Steer(steer)
+    }
+}
+
+impl Command {
+    /// How a command reads in logs and acknowledgements.
+    pub fn describe(&self) -> String {
+        match self {
+            Command::Steer(s) | Command::Remote { steer: s, .. } => s.describe(),
+            Command::Interrupt(cause) => format!("interrupt ({cause})"),
+            Command::Unattended => "unattended".into(),
         }
     }
 }

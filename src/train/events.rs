@@ -41,6 +41,17 @@ pub enum StopReason {
     Interrupted,
 }
 
+/// Why a run failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The loss became NaN or infinite.
+    Diverged,
+    /// Anything else: a disk error, bad data.
+    #[default]
+    Error,
+}
+
 /// The numbers of one finished epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
@@ -152,6 +163,7 @@ pub enum TrainEvent {
     },
     Finished(RunSummary),
     Failed {
+        kind: FailureKind,
         message: String,
     },
     /// The history starts over: a watched run's `metrics.jsonl` was replaced (the run was

@@ -8,7 +8,7 @@ mod events;
 mod snapshot;
 mod trainer;
 
-pub use control::Command;
-pub use events::{EpochMetrics, LrSource, Phase, RunSummary, StopReason, TrainEvent};
+pub use control::{Command, Steer};
+pub use events::{EpochMetrics, FailureKind, LrSource, Phase, RunSummary, StopReason, TrainEvent};
 pub use snapshot::{FilterImage, Snapshot, conv_layer_indices, shown_layer};
 pub use trainer::{Resume, TrainHandle, TrainSetup, spawn};

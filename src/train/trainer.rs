@@ -8,9 +8,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::checkpoint::{Checkpoints, RunTotals, SaveReason, TrainingState};
-use super::control::Command;
+use super::control::{Command, Steer};
 use super::early_stopping::{EarlyStopping, Verdict};
-use super::events::{EpochMetrics, LrSource, Phase, RunSummary, StopReason, TrainEvent};
+use super::events::{
+    EpochMetrics, FailureKind, LrSource, Phase, RunSummary, StopReason, TrainEvent,
+};
 use super::snapshot;
 use crate::config::Config;
 use crate::data::{Dataset, epoch_order};
@@ -83,6 +85,21 @@ pub fn spawn(mut setup: TrainSetup) -> Result<TrainHandle> {
             ),
         ));
     }
+    let per_epoch = d
+        .train
+        .len()
+        .div_ceil(setup.config.training.batch_size.max(1));
+    if let Some(from) = &resumed_from
+        && state.batches_done > per_epoch
+    {
+        return Err(Error::weights(
+            from,
+            format!(
+                "bad training state: {} batches done in epoch {}, but an epoch has {per_epoch}",
+                state.batches_done, state.epoch
+            ),
+        ));
+    }
     let checkpoints = Checkpoints::open(&setup.run_dir, setup.config.checkpoint.keep_last)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(setup.threads)
@@ -107,6 +124,10 @@ pub fn spawn(mut setup: TrainSetup) -> Result<TrainHandle> {
             let result = pool.install(|| trainer.run(resumed_from));
             if let Err(e) = &result {
                 let _ = events.send(TrainEvent::Failed {
+                    kind: match e {
+                        Error::Diverged { .. } => FailureKind::Diverged,
+                        _ => FailureKind::Error,
+                    },
                     message: e.to_string(),
                 });
             }
@@ -504,13 +525,13 @@ impl Trainer {
         let mut paused_since: Option<Instant> = None;
         loop {
             let command = if std::mem::take(&mut self.pause_requested) {
-                Command::Pause
+                Command::Steer(Steer::Pause)
             } else if paused_since.is_some() {
                 match self.commands.recv_timeout(Duration::from_millis(250)) {
                     Ok(c) => c,
                     Err(RecvTimeoutError::Timeout) => continue,
                     // Nobody can resume us: carry on rather than wait forever.
-                    Err(RecvTimeoutError::Disconnected) => Command::Resume,
+                    Err(RecvTimeoutError::Disconnected) => Command::Steer(Steer::Resume),
                 }
             } else {
                 match self.commands.try_recv() {
@@ -521,37 +542,18 @@ impl Trainer {
                 }
             };
             let step = self.state.step;
-            let command = match command {
-                Command::Remote { id, command } => {
+            let steer = match command {
+                Command::Remote { id, steer } => {
                     self.emit(TrainEvent::CommandApplied {
                         id,
-                        command: command.describe(),
+                        command: steer.describe(),
                         step,
                         epoch: self.state.epoch,
                         batch: self.state.batches_done,
                     });
-                    *command
+                    steer
                 }
-                c => c,
-            };
-            match command {
-                Command::Pause if paused_since.is_none() => {
-                    paused_since = Some(Instant::now());
-                    self.emit(TrainEvent::Paused { step });
-                    self.emit(TrainEvent::Phase(Phase::Paused));
-                }
-                Command::Resume => {
-                    if let Some(since) = paused_since {
-                        self.emit(TrainEvent::Resumed { step });
-                        self.emit(TrainEvent::Phase(Phase::Training));
-                        return Ok(since.elapsed());
-                    }
-                }
-                Command::Pause => {}
-                Command::SetLr(lr) => self.change_lr(lr, LrSource::Command),
-                Command::ScaleLr(f) => self.change_lr(self.optimizer.lr() * f, LrSource::Command),
-                Command::SaveCheckpoint => self.checkpoint(SaveReason::Requested),
-                Command::RestoreLastGood => self.restore_last_good(),
+                Command::Steer(steer) => steer,
                 Command::Unattended => {
                     self.pause_on_divergence = false;
                     self.emit(TrainEvent::Message(
@@ -561,23 +563,42 @@ impl Trainer {
                         self.emit(TrainEvent::Resumed { step });
                         return Ok(since.elapsed());
                     }
+                    continue;
                 }
-                Command::Stop | Command::Interrupt(_) => {
-                    if let Command::Interrupt(cause) = command {
-                        self.stop = Some(StopReason::Interrupted);
-                        self.interrupted_by = Some(cause);
-                    } else {
-                        self.stop = Some(StopReason::Stopped);
-                    }
+                Command::Interrupt(cause) => {
+                    self.stop = Some(StopReason::Interrupted);
+                    self.interrupted_by = Some(cause);
                     return Ok(paused_since.map_or(Duration::ZERO, |s| s.elapsed()));
                 }
-                Command::Inspect { conv_layer, probe } => {
-                    self.inspect = (conv_layer, probe);
+            };
+            match steer {
+                Steer::Pause if paused_since.is_none() => {
+                    paused_since = Some(Instant::now());
+                    self.emit(TrainEvent::Paused { step });
+                    self.emit(TrainEvent::Phase(Phase::Paused));
+                }
+                Steer::Resume => {
+                    if let Some(since) = paused_since {
+                        self.emit(TrainEvent::Resumed { step });
+                        self.emit(TrainEvent::Phase(Phase::Training));
+                        return Ok(since.elapsed());
+                    }
+                }
+                Steer::Pause => {}
+                Steer::Lr { value } => self.change_lr(value, LrSource::Command),
+                Steer::LrScale { factor } => {
+                    self.change_lr(self.optimizer.lr() * factor, LrSource::Command)
+                }
+                Steer::Save => self.checkpoint(SaveReason::Requested),
+                Steer::Restore => self.restore_last_good(),
+                Steer::Stop => {
+                    self.stop = Some(StopReason::Stopped);
+                    return Ok(paused_since.map_or(Duration::ZERO, |s| s.elapsed()));
+                }
+                Steer::Inspect { layer, probe } => {
+                    self.inspect = (layer, probe);
                     self.maybe_snapshot(true);
                 }
-                Command::Remote { .. } => self.emit(TrainEvent::Message(
-                    "ignored a nested remote command".into(),
-                )),
             }
         }
     }

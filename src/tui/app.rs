@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use crate::config::fmt_lr;
 use crate::nn::LayerRow;
 use crate::report::describe;
-use crate::train::{Command, Phase, RunSummary, Snapshot, StopReason, TrainEvent};
+use crate::train::{
+    Command, FailureKind, Phase, RunSummary, Snapshot, Steer, StopReason, TrainEvent,
+};
 
 /// How many log lines the dashboard keeps.
 const LOG_LINES: usize = 200;
@@ -284,11 +286,10 @@ impl App {
                 self.state = RunState::Finished(s.stop_reason);
                 self.summary = Some(s.clone());
             }
-            TrainEvent::Failed { message } => {
-                self.state = if message.contains("diverged") {
-                    RunState::Diverged
-                } else {
-                    RunState::Failed
+            TrainEvent::Failed { kind, message } => {
+                self.state = match kind {
+                    FailureKind::Diverged => RunState::Diverged,
+                    FailureKind::Error => RunState::Failed,
                 };
                 self.error = Some(message.clone());
             }
@@ -297,16 +298,18 @@ impl App {
 
     /// Commands for the trainer that choose what the snapshot shows.
     fn inspect(&self) -> Command {
-        Command::Inspect {
-            conv_layer: self.conv_layer,
+        Command::Steer(Steer::Inspect {
+            layer: self.conv_layer,
             probe: self.probe,
-        }
+        })
     }
 
     pub fn toggle_pause(&mut self) -> Option<Command> {
         match self.state {
-            RunState::Running(Phase::Paused) | RunState::DivergedPaused => Some(Command::Resume),
-            RunState::Running(_) => Some(Command::Pause),
+            RunState::Running(Phase::Paused) | RunState::DivergedPaused => {
+                Some(Command::Steer(Steer::Resume))
+            }
+            RunState::Running(_) => Some(Command::Steer(Steer::Pause)),
             _ => None,
         }
     }
@@ -321,7 +324,9 @@ impl App {
 
     pub fn scale_lr(&self, up: bool) -> Command {
         let f = self.info.lr_factor;
-        Command::ScaleLr(if up { f } else { 1.0 / f })
+        Command::Steer(Steer::LrScale {
+            factor: if up { f } else { 1.0 / f },
+        })
     }
 
     /// Moves the layer selection by `delta` (wrapping) and asks for a fresh snapshot.

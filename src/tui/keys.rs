@@ -4,7 +4,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::app::{App, Mode};
-use crate::train::Command;
+use crate::train::{Command, Steer};
 
 /// (keys, what they do), in the order the help shows them.
 pub const BINDINGS: &[(&str, &str)] = &[
@@ -68,7 +68,7 @@ pub fn handle_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
         }
         app.quitting = true;
         app.push_log("stopping after this batch (ctrl-c again to abort)".into());
-        return KeyOutcome::command(Command::Stop);
+        return KeyOutcome::command(Command::Steer(Steer::Stop));
     }
     match app.mode.clone() {
         Mode::Help | Mode::Model => {
@@ -83,7 +83,7 @@ pub fn handle_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
             KeyCode::Enter => match App::parse_lr(&text) {
                 Ok(lr) => {
                     app.mode = Mode::Normal;
-                    KeyOutcome::command(Command::SetLr(lr))
+                    KeyOutcome::command(Command::Steer(Steer::Lr { value: lr }))
                 }
                 Err(e) => {
                     app.mode = Mode::LrInput {
@@ -109,13 +109,13 @@ pub fn handle_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
             KeyCode::Char('s') => {
                 app.quitting = true;
                 KeyOutcome {
-                    commands: vec![Command::SaveCheckpoint, Command::Stop],
+                    commands: vec![Command::Steer(Steer::Save), Command::Steer(Steer::Stop)],
                     abort: false,
                 }
             }
             KeyCode::Char('q') | KeyCode::Char('y') => {
                 app.quitting = true;
-                KeyOutcome::command(Command::Stop)
+                KeyOutcome::command(Command::Steer(Steer::Stop))
             }
             _ => {
                 app.mode = Mode::Normal;
@@ -135,8 +135,8 @@ fn normal_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
         KeyCode::Char(' ') | KeyCode::Char('p') => app.toggle_pause(),
         KeyCode::Char('+') | KeyCode::Char('=') if !over => Some(app.scale_lr(true)),
         KeyCode::Char('-') | KeyCode::Char('_') if !over => Some(app.scale_lr(false)),
-        KeyCode::Char('s') if !over => Some(Command::SaveCheckpoint),
-        KeyCode::Char('r') if app.is_paused() => Some(Command::RestoreLastGood),
+        KeyCode::Char('s') if !over => Some(Command::Steer(Steer::Save)),
+        KeyCode::Char('r') if app.is_paused() => Some(Command::Steer(Steer::Restore)),
         KeyCode::Char('l') if !over => {
             app.mode = Mode::LrInput {
                 text: String::new(),
@@ -212,20 +212,26 @@ mod tests {
     #[test]
     fn pause_lr_and_save_keys_send_commands() {
         let mut a = app();
-        assert_eq!(handle_key(&mut a, key('p')).commands, vec![Command::Pause]);
+        assert_eq!(
+            handle_key(&mut a, key('p')).commands,
+            vec![Command::Steer(Steer::Pause)]
+        );
         a.state = RunState::Running(Phase::Paused);
-        assert_eq!(handle_key(&mut a, key(' ')).commands, vec![Command::Resume]);
+        assert_eq!(
+            handle_key(&mut a, key(' ')).commands,
+            vec![Command::Steer(Steer::Resume)]
+        );
         assert_eq!(
             handle_key(&mut a, key('+')).commands,
-            vec![Command::ScaleLr(2.0)]
+            vec![Command::Steer(Steer::LrScale { factor: 2.0 })]
         );
         assert_eq!(
             handle_key(&mut a, key('-')).commands,
-            vec![Command::ScaleLr(0.5)]
+            vec![Command::Steer(Steer::LrScale { factor: 0.5 })]
         );
         assert_eq!(
             handle_key(&mut a, key('s')).commands,
-            vec![Command::SaveCheckpoint]
+            vec![Command::Steer(Steer::Save)]
         );
     }
 
@@ -251,7 +257,7 @@ mod tests {
         }
         assert_eq!(
             handle_key(&mut a, enter).commands,
-            vec![Command::SetLr(0.05)]
+            vec![Command::Steer(Steer::Lr { value: 0.05 })]
         );
         assert_eq!(a.mode, Mode::Normal);
     }
@@ -265,12 +271,18 @@ mod tests {
         assert_eq!(a.mode, Mode::Normal);
         handle_key(&mut a, key('q'));
         let out = handle_key(&mut a, key('s'));
-        assert_eq!(out.commands, vec![Command::SaveCheckpoint, Command::Stop]);
+        assert_eq!(
+            out.commands,
+            vec![Command::Steer(Steer::Save), Command::Steer(Steer::Stop)]
+        );
         assert!(a.quitting);
 
         let mut a = app();
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert_eq!(handle_key(&mut a, ctrl_c).commands, vec![Command::Stop]);
+        assert_eq!(
+            handle_key(&mut a, ctrl_c).commands,
+            vec![Command::Steer(Steer::Stop)]
+        );
         assert!(handle_key(&mut a, ctrl_c).abort);
         // Ctrl-S and Ctrl-Q do nothing (flow control).
         let mut a = app();

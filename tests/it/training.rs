@@ -5,7 +5,7 @@ use std::sync::Arc;
 use cnn_tui::cli::load_config;
 use cnn_tui::config::Config;
 use cnn_tui::data::{DataSource, Dataset};
-use cnn_tui::train::{Command, TrainEvent, TrainSetup, spawn};
+use cnn_tui::train::{Command, Steer, TrainEvent, TrainSetup, spawn};
 
 use crate::util::{cnn_tui, stdout};
 
@@ -91,9 +91,9 @@ fn commands_take_effect_before_the_next_batch() {
         small_config(&[]),
         bundled(0.2),
         &[
-            Command::SetLr(0.001),
-            Command::ScaleLr(0.5),
-            Command::SetLr(-1.0),
+            Command::Steer(Steer::Lr { value: 0.001 }),
+            Command::Steer(Steer::LrScale { factor: 0.5 }),
+            Command::Steer(Steer::Lr { value: -1.0 }),
         ],
     );
     let lr_changes: Vec<(usize, u64, f64)> = events
@@ -133,7 +133,7 @@ fn stop_ends_the_run_early_with_a_test_evaluation() {
     let events = run(
         small_config(&["training.epochs=50"]),
         bundled(0.2),
-        &[Command::Stop],
+        &[Command::Steer(Steer::Stop)],
     );
     let finished = events.iter().find_map(|e| match e {
         TrainEvent::Finished(s) => Some(s.clone()),
