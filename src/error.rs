@@ -29,7 +29,7 @@ pub enum Error {
     },
     /// Training produced a non-finite loss.
     #[error(
-        "loss became {value} at epoch {epoch}, batch {batch}: training diverged; try a lower learning rate (for example --lr {})", crate::config::fmt_lr(*suggested_lr)
+        "loss became {value} at epoch {epoch}, batch {batch}: training diverged; try a lower learning rate (for example --lr {})", crate::lr::fmt_lr(*suggested_lr)
     )]
     Diverged {
         value: f32,

@@ -75,9 +75,13 @@ impl Recorder {
 
     /// Reopens a run directory ([`JobDir::reopen`]) to continue it from a checkpoint at
     /// `step`: records of later steps (written before the interruption, and about to be
-    /// written again) are dropped, every other line kept, and new lines appended.
+    /// written again) are dropped, every other line kept, and new lines appended. The config
+    /// that runs from here on (a resume may change settings) replaces `config.toml`.
     pub fn resume(dir: &Path, config: &Config, data_source: &str, step: u64) -> Result<Recorder> {
         let job = JobDir::open(dir, false)?;
+        job.dir()
+            .replace(CONFIG, config.to_toml().as_bytes(), true)
+            .map_err(|e| Error::io(&job.paths().config(), "cannot write", e))?;
         let metrics_path = job.paths().metrics();
         match job.dir().open_read(METRICS, u64::MAX) {
             Ok(old) => job

@@ -1,7 +1,7 @@
 //! Plain-text lines for events, shared by the headless logger, the dashboard's log pane and
 //! the run directory's `train.log`. ASCII only, no colour, no carriage returns.
 
-pub use crate::config::fmt_lr;
+use crate::lr::fmt_lr;
 use crate::train::{EpochMetrics, LrSource, RunSummary, TrainEvent};
 
 /// The log line for an event, if it deserves one (batches and snapshots do not).
@@ -117,7 +117,5 @@ mod tests {
             epoch_line(&m, 5),
             "Epoch 2/5 - 3.0s - loss: 0.1235 - accuracy: 0.9000 - val_loss: 0.2000 - val_accuracy: 0.9500 - lr: 0.01"
         );
-        assert_eq!(fmt_lr(0.0005), "0.0005");
-        assert_eq!(fmt_lr(1.25e-5), "1.250e-5");
     }
 }

@@ -49,7 +49,7 @@ pub fn run(args: BenchArgs) -> Result<u8> {
                 step: step as u64,
             };
             model.forward_backward(&ctx);
-            optimizer.step(&mut model.params_mut());
+            optimizer.step(&mut model.params_mut(), config.optimizer.lr());
             if step == 0 {
                 first_batch_seconds = start.elapsed().as_secs_f64();
             }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::args::TrainArgs;
 use super::{LoadedConfig, exit, load_config, threads};
-use crate::config::{Config, fmt_lr, parse_config};
+use crate::config::{Config, parse_config};
 use crate::data::{DataSource, Dataset};
 use crate::error::{Error, Result};
 use crate::record::{Recorder, new_run_dir};
@@ -17,6 +17,7 @@ use crate::remote::inbox::{Inbox, Incoming};
 use crate::report::describe;
 use crate::signals::Signals;
 use crate::train::checkpoint::{self, latest};
+use crate::train::resume;
 use crate::train::{
     Command, Resume, RunSummary, StopReason, TrainEvent, TrainHandle, TrainSetup, spawn,
 };
@@ -66,6 +67,7 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         name: name.clone(),
         run_dir: run_dir.clone(),
         hyperparameters: hyperparameters(&config, &source.to_string(), threads),
+        configured_lr: Some(config.optimizer.lr()),
         lr_factor: args.lr_factor,
         watching: false,
     };
@@ -199,38 +201,79 @@ fn prepare(args: &TrainArgs) -> Result<(Config, String, String, Option<Resume>, 
             .unwrap_or_else(|| new_run_dir(&PathBuf::from("runs"), &name));
         return Ok((config, name, origin, None, run_dir));
     };
+    let run_dir = match &args.run_dir {
+        Some(d) => {
+            refuse_other_run(&from, d)?;
+            d.clone()
+        }
+        None => run_dir_of(&from).ok_or_else(|| {
+            Error::config(
+                "--resume",
+                "the checkpoint is not in a run directory's checkpoints/; give --run-dir",
+            )
+        })?,
+    };
     let loaded = checkpoint::load(&from)?;
-    let origin = format!("{} (config saved in the checkpoint)", from.display());
-    // Command-line overrides apply on top of the saved config; the model must stay the same.
-    let config = parse_config(&loaded.config.to_toml(), &origin, &args.overrides())?;
-    if config.model != loaded.config.model {
+    // What this invocation asks for: --config (else the checkpoint's own config), then --set
+    // and the shortcuts. `resume::plan` applies each change or refuses it.
+    let (config, origin) = match args.config.config.as_deref() {
+        Some(path) => {
+            let LoadedConfig {
+                mut config, origin, ..
+            } = load_config(Some(path), &args.overrides())?;
+            if config.data.dir.is_none() {
+                config.data.dir = loaded.config.data.dir.clone();
+            }
+            (config, origin)
+        }
+        None => {
+            let origin = format!("{} (config saved in the checkpoint)", from.display());
+            let config = parse_config(&loaded.config.to_toml(), &origin, &args.overrides())?;
+            (config, origin)
+        }
+    };
+    let lr_asked = args.lr.is_some()
+        || args.config.set.iter().any(|s| {
+            s.split_once('=')
+                .is_some_and(|(k, _)| k.trim() == "optimizer.lr")
+        });
+    let name = config.name.clone().unwrap_or_else(|| "run".into());
+    let resume = resume::plan(loaded, from, &config, lr_asked)?;
+    Ok((config, name, origin, Some(resume), run_dir))
+}
+
+/// The run directory a checkpoint lives in (`<run dir>/checkpoints/<file>`), if any.
+fn run_dir_of(checkpoint: &Path) -> Option<PathBuf> {
+    checkpoint
+        .parent()
+        .filter(|d| d.ends_with("checkpoints"))
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+}
+
+/// A checkpoint may continue in its own run directory, or start a new one (absent or empty),
+/// never in a directory that holds another run: its config.toml, metrics and checkpoints
+/// would then describe two runs.
+fn refuse_other_run(checkpoint: &Path, run_dir: &Path) -> Result<()> {
+    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    if run_dir_of(checkpoint).is_some_and(|home| same(&home, run_dir)) {
+        return Ok(());
+    }
+    let occupied = std::fs::read_dir(run_dir).is_ok_and(|mut d| d.next().is_some());
+    if occupied {
         return Err(Error::config(
-            "--set",
-            "the model cannot change when resuming a checkpoint",
+            "--run-dir",
+            format!(
+                "{} already holds another run, and {} is not one of its checkpoints: resume it in its own run directory (leave out --run-dir), or give a new --run-dir",
+                run_dir.display(),
+                checkpoint.display()
+            ),
         ));
     }
-    let run_dir = match &args.run_dir {
-        Some(d) => d.clone(),
-        None => from
-            .parent()
-            .filter(|d| d.ends_with("checkpoints"))
-            .and_then(Path::parent)
-            .map(Path::to_path_buf)
-            .ok_or_else(|| {
-                Error::config(
-                    "--resume",
-                    "the checkpoint is not in a run directory's checkpoints/; give --run-dir",
-                )
-            })?,
-    };
-    let name = config.name.clone().unwrap_or_else(|| "run".into());
-    let resume = Resume {
-        model: loaded.model,
-        optimizer: loaded.optimizer,
-        state: loaded.state,
-        from,
-    };
-    Ok((config, name, origin, Some(resume), run_dir))
+    Ok(())
 }
 
 /// Prints one plain line per epoch (and per notable event) until the run ends. Signals ask
@@ -303,7 +346,6 @@ pub(super) fn hyperparameters(
     let t = &config.training;
     let mut v = vec![
         ("optimizer".to_string(), config.optimizer.label()),
-        ("learning rate".into(), fmt_lr(config.optimizer.lr())),
         ("epochs".into(), t.epochs.to_string()),
         ("batch size".into(), t.batch_size.to_string()),
         ("validation split".into(), t.validation_split.to_string()),
@@ -312,7 +354,7 @@ pub(super) fn hyperparameters(
         ("data".into(), data.to_string()),
     ];
     if let Some(s) = &t.schedule {
-        v.push(("schedule".into(), format!("{s:?}")));
+        v.push(("schedule".into(), s.describe()));
     }
     if let Some(e) = &t.early_stopping {
         v.push((

@@ -66,6 +66,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
                 h
             })
             .unwrap_or_default(),
+        configured_lr: config.as_ref().map(|c| c.optimizer.lr()),
         lr_factor: args.lr_factor,
         watching: true,
     };

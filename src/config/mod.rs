@@ -4,6 +4,7 @@
 mod load;
 mod model;
 
+pub use crate::lr::fmt_lr;
 pub use load::{apply_override, parse_config};
 pub use model::{Activation, Init, LayerSpec, LossKind, ModelConfig, Padding};
 
@@ -91,6 +92,43 @@ impl OptimizerConfig {
         }
     }
 
+    /// Checks every setting's range, each with its one rule: the rate as everywhere
+    /// ([`crate::lr::check_lr`]), momentum and the betas in [0, 1), epsilon positive.
+    pub fn validate(&self) -> crate::error::Result<()> {
+        use crate::error::Error;
+        crate::lr::check_lr(self.lr()).map_err(|m| Error::config("optimizer.lr", m))?;
+        let unit = |key: &str, v: f64| {
+            if (0.0..1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::config(
+                    format!("optimizer.{key}"),
+                    format!("must be in [0, 1), got {v}"),
+                ))
+            }
+        };
+        match *self {
+            OptimizerConfig::Sgd { momentum, .. } => unit("momentum", momentum),
+            OptimizerConfig::Adam {
+                beta1,
+                beta2,
+                epsilon,
+                ..
+            } => {
+                unit("beta1", beta1)?;
+                unit("beta2", beta2)?;
+                if epsilon.is_finite() && epsilon > 0.0 {
+                    Ok(())
+                } else {
+                    Err(Error::config(
+                        "optimizer.epsilon",
+                        format!("must be positive, got {epsilon}"),
+                    ))
+                }
+            }
+        }
+    }
+
     /// A short description such as `sgd(momentum 0.9)` or `adam`.
     pub fn label(&self) -> String {
         match self {
@@ -171,6 +209,39 @@ pub enum ScheduleConfig {
     },
 }
 
+impl ScheduleConfig {
+    /// The schedule in words, e.g. `x0.5 every 2 epochs`.
+    pub fn describe(&self) -> String {
+        match *self {
+            ScheduleConfig::Step {
+                every_epochs,
+                gamma,
+            } => format!(
+                "x{gamma} every {every_epochs} epoch{}",
+                if every_epochs == 1 { "" } else { "s" }
+            ),
+            ScheduleConfig::Plateau {
+                factor,
+                patience,
+                min_lr,
+                min_delta,
+            } => {
+                let mut s = format!(
+                    "x{factor} when val_loss has not improved for {patience} epoch{}",
+                    if patience == 1 { "" } else { "s" }
+                );
+                if min_delta > 0.0 {
+                    s.push_str(&format!(" by {min_delta}"));
+                }
+                if min_lr > 0.0 {
+                    s.push_str(&format!(", not below {}", crate::lr::fmt_lr(min_lr)));
+                }
+                s
+            }
+        }
+    }
+}
+
 fn half() -> f64 {
     0.5
 }
@@ -199,16 +270,6 @@ impl Default for CheckpointConfig {
     }
 }
 
-/// A learning rate without float noise: `0.01`, `0.0005`, `1.250e-5`.
-pub fn fmt_lr(lr: f64) -> String {
-    if lr != 0.0 && (lr.abs() < 1e-4 || lr.abs() >= 1e4) {
-        format!("{lr:.3e}")
-    } else {
-        let s = format!("{lr:.6}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    }
-}
-
 impl Config {
     /// Checks what serde cannot: value ranges that would make training meaningless.
     pub fn validate(&self) -> crate::error::Result<()> {
@@ -226,21 +287,7 @@ impl Config {
                 format!("must be in [0, 1), got {}", t.validation_split),
             ));
         }
-        let lr = self.optimizer.lr();
-        if !(lr.is_finite() && lr > 0.0) {
-            return Err(Error::config(
-                "optimizer.lr",
-                format!("must be positive, got {lr}"),
-            ));
-        }
-        if let OptimizerConfig::Sgd { momentum, .. } = self.optimizer
-            && !(0.0..1.0).contains(&momentum)
-        {
-            return Err(Error::config(
-                "optimizer.momentum",
-                format!("must be in [0, 1), got {momentum}"),
-            ));
-        }
+        self.optimizer.validate()?;
         if t.early_stopping.is_some() && t.validation_split == 0.0 {
             return Err(Error::config(
                 "training.early_stopping",
@@ -278,5 +325,65 @@ impl Config {
     /// The resolved config as TOML, as written into every run directory.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a Config always serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(optimizer: &str) -> crate::error::Result<Config> {
+        let text = DEFAULT_CONFIG.replace(
+            &DEFAULT_CONFIG[DEFAULT_CONFIG.find("[optimizer]").unwrap()..]
+                .split("\n\n")
+                .next()
+                .unwrap()
+                .to_string(),
+            optimizer,
+        );
+        load::parse_config(&text, "t.toml", &[])
+    }
+
+    #[test]
+    fn out_of_range_optimizer_settings_are_config_errors() {
+        assert!(config("[optimizer]\ntype = \"adam\"").is_ok());
+        for (settings, error) in [
+            ("beta1 = 1.0", "optimizer.beta1: must be in [0, 1), got 1"),
+            (
+                "beta2 = -0.1",
+                "optimizer.beta2: must be in [0, 1), got -0.1",
+            ),
+            (
+                "epsilon = 0.0",
+                "optimizer.epsilon: must be positive, got 0",
+            ),
+            (
+                "epsilon = -1e-7",
+                "optimizer.epsilon: must be positive, got -0.0000001",
+            ),
+            ("lr = 0.0", "optimizer.lr: must be positive, got 0"),
+        ] {
+            let e = config(&format!("[optimizer]\ntype = \"adam\"\n{settings}")).unwrap_err();
+            assert_eq!(e.to_string(), error, "{settings}");
+        }
+    }
+
+    #[test]
+    fn schedules_read_in_words() {
+        let step = ScheduleConfig::Step {
+            every_epochs: 2,
+            gamma: 0.5,
+        };
+        assert_eq!(step.describe(), "x0.5 every 2 epochs");
+        let plateau = ScheduleConfig::Plateau {
+            factor: 0.1,
+            patience: 1,
+            min_lr: 1e-5,
+            min_delta: 0.0,
+        };
+        assert_eq!(
+            plateau.describe(),
+            "x0.1 when val_loss has not improved for 1 epoch, not below 1.000e-5"
+        );
     }
 }

@@ -10,7 +10,6 @@ use crate::nn::tensor::{Tensor, data, data_mut};
 
 #[derive(Clone)]
 pub struct Adam {
-    lr: f64,
     beta1: f64,
     beta2: f64,
     epsilon: f32,
@@ -21,9 +20,8 @@ pub struct Adam {
 }
 
 impl Adam {
-    pub fn new(lr: f64, beta1: f64, beta2: f64, epsilon: f64) -> Adam {
+    pub fn new(beta1: f64, beta2: f64, epsilon: f64) -> Adam {
         Adam {
-            lr,
             beta1,
             beta2,
             epsilon: epsilon as f32,
@@ -36,13 +34,12 @@ impl Adam {
 }
 
 impl Optimizer for Adam {
-    fn step(&mut self, params: &mut [&mut Param]) {
+    fn step(&mut self, params: &mut [&mut Param], lr: f64) {
         ensure_state(&mut self.m, &mut self.names, params);
         ensure_state(&mut self.v, &mut self.names, params);
         self.t += 1;
         let t = self.t as i32;
-        let lr_t =
-            (self.lr * (1.0 - self.beta2.powi(t)).sqrt() / (1.0 - self.beta1.powi(t))) as f32;
+        let lr_t = (lr * (1.0 - self.beta2.powi(t)).sqrt() / (1.0 - self.beta1.powi(t))) as f32;
         let (b1, b2, eps) = (self.beta1 as f32, self.beta2 as f32, self.epsilon);
         for ((p, m), v) in params.iter_mut().zip(&mut self.m).zip(&mut self.v) {
             let grad = data(&p.grad);
@@ -57,14 +54,6 @@ impl Optimizer for Adam {
                 *w -= lr_t * *m / (v.sqrt() + eps);
             }
         }
-    }
-
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-
-    fn set_lr(&mut self, lr: f64) {
-        self.lr = lr;
     }
 
     fn state(&self) -> Vec<(String, &Tensor)> {
@@ -113,11 +102,11 @@ mod tests {
         // With bias correction the first step is lr * g / (|g| + eps) = about lr.
         let mut p = Param::new("w".into(), array![1.0f32, -1.0].into_dyn());
         p.grad = array![0.3f32, -2.0].into_dyn();
-        let mut adam = Adam::new(0.01, 0.9, 0.999, 1e-7);
-        adam.step(&mut [&mut p]);
+        let mut adam = Adam::new(0.9, 0.999, 1e-7);
+        adam.step(&mut [&mut p], 0.01);
         assert!((p.value[[0]] - 0.99).abs() < 1e-5, "{}", p.value);
         assert!((p.value[[1]] + 0.99).abs() < 1e-5);
-        adam.step(&mut [&mut p]);
+        adam.step(&mut [&mut p], 0.01);
         assert!((p.value[[0]] - 0.98).abs() < 1e-5);
         assert_eq!(adam.state().len(), 2);
     }

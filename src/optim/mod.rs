@@ -1,5 +1,6 @@
 //! Optimizers (SGD with momentum or Nesterov, Adam) and learning-rate schedules.
-//! The learning rate may change between any two steps.
+//! The learning rate is not theirs: the training state owns the live value and passes it to
+//! every step, so it may change between any two steps and is never kept in step by hand.
 
 mod adam;
 mod schedule;
@@ -17,10 +18,9 @@ use crate::nn::tensor::Tensor;
 
 /// Updates parameters from their gradients.
 pub trait Optimizer: Send {
-    /// Applies one update to `params` (always the same parameters, in the same order).
-    fn step(&mut self, params: &mut [&mut Param]);
-    fn lr(&self) -> f64;
-    fn set_lr(&mut self, lr: f64);
+    /// Applies one update with learning rate `lr` to `params` (always the same parameters, in
+    /// the same order).
+    fn step(&mut self, params: &mut [&mut Param], lr: f64);
     /// Internal state tensors with names such as `optim.conv1.weight.m`, for checkpoints.
     fn state(&self) -> Vec<(String, &Tensor)>;
     /// Updates applied so far (Adam's bias correction depends on it).
@@ -68,20 +68,18 @@ fn saved_tensors(
         .collect()
 }
 
-/// The optimizer a config asks for.
+/// The optimizer a config asks for (its `lr` is the initial rate of the training state).
 pub fn build(config: &OptimizerConfig) -> Box<dyn Optimizer> {
     match *config {
         OptimizerConfig::Sgd {
-            lr,
-            momentum,
-            nesterov,
-        } => Box::new(Sgd::new(lr, momentum, nesterov)),
+            momentum, nesterov, ..
+        } => Box::new(Sgd::new(momentum, nesterov)),
         OptimizerConfig::Adam {
-            lr,
             beta1,
             beta2,
             epsilon,
-        } => Box::new(Adam::new(lr, beta1, beta2, epsilon)),
+            ..
+        } => Box::new(Adam::new(beta1, beta2, epsilon)),
     }
 }
 

@@ -9,7 +9,6 @@ use crate::nn::tensor::{Tensor, data, data_mut};
 
 #[derive(Clone)]
 pub struct Sgd {
-    lr: f64,
     momentum: f32,
     nesterov: bool,
     names: Vec<String>,
@@ -17,9 +16,8 @@ pub struct Sgd {
 }
 
 impl Sgd {
-    pub fn new(lr: f64, momentum: f64, nesterov: bool) -> Sgd {
+    pub fn new(momentum: f64, nesterov: bool) -> Sgd {
         Sgd {
-            lr,
             momentum: momentum as f32,
             nesterov,
             names: Vec::new(),
@@ -29,8 +27,8 @@ impl Sgd {
 }
 
 impl Optimizer for Sgd {
-    fn step(&mut self, params: &mut [&mut Param]) {
-        let lr = self.lr as f32;
+    fn step(&mut self, params: &mut [&mut Param], lr: f64) {
+        let lr = lr as f32;
         if self.momentum == 0.0 {
             for p in params.iter_mut() {
                 let grad = data(&p.grad);
@@ -50,14 +48,6 @@ impl Optimizer for Sgd {
                 *w += if nesterov { m * *v - lr * g } else { *v };
             }
         }
-    }
-
-    fn lr(&self) -> f64 {
-        self.lr
-    }
-
-    fn set_lr(&mut self, lr: f64) {
-        self.lr = lr;
     }
 
     fn state(&self) -> Vec<(String, &Tensor)> {
@@ -105,21 +95,21 @@ mod tests {
     #[test]
     fn plain_momentum_and_nesterov_steps_match_keras() {
         let mut p = param(1.0, 0.5);
-        let mut sgd = Sgd::new(0.1, 0.0, false);
-        sgd.step(&mut [&mut p]);
+        let mut sgd = Sgd::new(0.0, false);
+        sgd.step(&mut [&mut p], 0.1);
         assert!((p.value[[0]] - 0.95).abs() < 1e-7);
 
         // Momentum 0.9: v1 = -0.05, w = 0.95; v2 = -0.045 - 0.05 = -0.095, w = 0.855.
         let mut p = param(1.0, 0.5);
-        let mut sgd = Sgd::new(0.1, 0.9, false);
-        sgd.step(&mut [&mut p]);
-        sgd.step(&mut [&mut p]);
+        let mut sgd = Sgd::new(0.9, false);
+        sgd.step(&mut [&mut p], 0.1);
+        sgd.step(&mut [&mut p], 0.1);
         assert!((p.value[[0]] - 0.855).abs() < 1e-6);
         assert_eq!(sgd.state()[0].0, "optim.w.momentum");
 
         // Nesterov: v1 = -0.05, w = 1 + 0.9 * -0.05 - 0.05 = 0.905.
         let mut p = param(1.0, 0.5);
-        Sgd::new(0.1, 0.9, true).step(&mut [&mut p]);
+        Sgd::new(0.9, true).step(&mut [&mut p], 0.1);
         assert!((p.value[[0]] - 0.905).abs() < 1e-6);
     }
 }

@@ -122,7 +122,7 @@ mod tests {
         let bad = |s: &str| CommandFile::parse(s.as_bytes()).map(|f| f.command);
         assert_eq!(
             bad(r#"{"id":"1","created_ms":1,"command":{"lr":{"value":-1}}}"#),
-            Err("lr needs a positive learning rate".into())
+            Err("lr: the learning rate must be positive, got -1".into())
         );
         assert!(
             bad(r#"{"id":"1","created_ms":1,"command":"reboot"}"#)

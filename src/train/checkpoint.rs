@@ -6,14 +6,16 @@
 //! replaced atomically. Randomness needs no saved state: epoch orders depend on (seed, epoch)
 //! and dropout masks on (seed, step).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::events::EpochMetrics;
-use crate::config::Config;
+use crate::config::{Config, OptimizerConfig};
 use crate::error::{Error, Result};
 use crate::nn::Sequential;
+use crate::nn::tensor::Tensor;
 use crate::optim::{self, Optimizer};
 use crate::rundir::{CHECKPOINTS, fs};
 use crate::weights;
@@ -26,6 +28,8 @@ pub struct TrainingState {
     pub batches_done: usize,
     /// Optimizer steps taken in the whole run.
     pub step: u64,
+    /// The live learning rate: the only copy (the schedule and commands change it, the
+    /// optimizer is handed it at every step; the config's rate is only where it starts).
     pub lr: f64,
     /// Running sums of the epoch in progress, so its summary line comes out the same.
     pub epoch_loss_sum: f64,
@@ -135,8 +139,26 @@ impl SaveReason {
 pub struct Loaded {
     pub config: Config,
     pub model: Sequential,
-    pub optimizer: Box<dyn Optimizer>,
     pub state: TrainingState,
+    /// The optimizer's tensors as saved, by name, and its step count.
+    optimizer_state: HashMap<String, Tensor>,
+    optimizer_steps: u64,
+}
+
+impl Loaded {
+    /// The optimizer `config` asks for, holding the saved state that fits it: all of it for
+    /// the optimizer that was saved; for another one, the tensors it shares (an SGD velocity
+    /// stays a velocity when the momentum changes); none when the kind changes (SGD to Adam),
+    /// and then it starts from zero as a fresh one does.
+    pub fn optimizer(&self, config: &OptimizerConfig) -> Result<Box<dyn Optimizer>, String> {
+        let mut optimizer = optim::build(config);
+        optimizer.restore(
+            &self.model.params(),
+            &self.optimizer_state,
+            self.optimizer_steps,
+        )?;
+        Ok(optimizer)
+    }
 }
 
 /// The bytes of a checkpoint; `path` only names it in error messages.
@@ -199,17 +221,18 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded> {
         .get("optimizer_steps")
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| Error::weights(path, "checkpoint metadata has no optimizer step count"))?;
-    let mut optimizer = optim::build(&saved.config.optimizer);
-    optimizer.set_lr(state.lr);
-    optimizer
-        .restore(&saved.model.params(), &saved.extra, steps)
-        .map_err(|e| Error::weights(path, e))?;
-    Ok(Loaded {
+    let loaded = Loaded {
         config: saved.config,
         model: saved.model,
-        optimizer,
         state,
-    })
+        optimizer_state: saved.extra,
+        optimizer_steps: steps,
+    };
+    // The saved state must fit the saved optimizer.
+    loaded
+        .optimizer(&loaded.config.optimizer)
+        .map_err(|e| Error::weights(path, e))?;
+    Ok(loaded)
 }
 
 const BEST: &str = "best.safetensors";

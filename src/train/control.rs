@@ -29,7 +29,7 @@ pub enum Steer {
     Resume,
     /// Set the learning rate.
     Lr {
-        #[arg(value_parser = positive_number)]
+        #[arg(value_parser = learning_rate)]
         value: f64,
     },
     /// Multiply the learning rate by a factor (0.5 halves it).
@@ -53,6 +53,13 @@ pub enum Steer {
     },
 }
 
+fn learning_rate(s: &str) -> Result<f64, String> {
+    let v = s
+        .parse::<f64>()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    crate::lr::check_lr(v).map_err(|why| format!("the learning rate {why}"))
+}
+
 fn positive_number(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
@@ -64,9 +71,9 @@ impl Steer {
     /// The command, checked: numbers must be positive and finite.
     pub fn checked(self) -> Result<Steer, String> {
         match self {
-            Steer::Lr { value } if !(value.is_finite() && value > 0.0) => {
-                Err("lr needs a positive learning rate".into())
-            }
+            Steer::Lr { value } => crate::lr::check_lr(value)
+                .map(|value| Steer::Lr { value })
+                .map_err(|why| format!("lr: the learning rate {why}")),
             Steer::LrScale { factor } if !(factor.is_finite() && factor > 0.0) => {
                 Err("lr-scale needs a positive factor".into())
             }
@@ -79,7 +86,7 @@ impl Steer {
         match self {
             Steer::Pause => "pause".into(),
             Steer::Resume => "resume".into(),
-            Steer::Lr { value } => format!("lr {}", crate::config::fmt_lr(*value)),
+            Steer::Lr { value } => format!("lr {}", crate::lr::fmt_lr(*value)),
             Steer::LrScale { factor } => format!("lr-scale {factor}"),
             Steer::Save => "save".into(),
             Steer::Stop => "stop".into(),

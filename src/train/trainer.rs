@@ -22,12 +22,14 @@ use crate::nn::{Context, Sequential, summary_rows};
 use crate::optim::{self, Optimizer, Schedule};
 use crate::weights;
 
-/// A checkpoint to continue from, as read by `checkpoint::load`.
+/// A checkpoint to continue from, as planned by `resume::plan`.
 pub struct Resume {
     pub model: Sequential,
     pub optimizer: Box<dyn Optimizer>,
     pub state: TrainingState,
     pub from: PathBuf,
+    /// What this resume changed (settings, optimizer state, rate), for the log.
+    pub notes: Vec<String>,
 }
 
 /// Everything a run needs.
@@ -55,7 +57,7 @@ pub struct TrainHandle {
 /// starts, and starts training on a new thread.
 pub fn spawn(mut setup: TrainSetup) -> Result<TrainHandle> {
     let (model, optimizer, state, resumed_from) = match setup.resume.take() {
-        Some(r) => (r.model, r.optimizer, r.state, Some(r.from)),
+        Some(r) => (r.model, r.optimizer, r.state, Some((r.from, r.notes))),
         None => {
             let c = &setup.config;
             let model = Sequential::build(
@@ -89,7 +91,7 @@ pub fn spawn(mut setup: TrainSetup) -> Result<TrainHandle> {
         .train
         .len()
         .div_ceil(setup.config.training.batch_size.max(1));
-    if let Some(from) = &resumed_from
+    if let Some((from, _)) = &resumed_from
         && state.batches_done > per_epoch
     {
         return Err(Error::weights(
@@ -242,7 +244,7 @@ impl Trainer {
         let _ = self.events.send(event);
     }
 
-    fn run(mut self, resumed_from: Option<PathBuf>) -> Result<RunSummary> {
+    fn run(mut self, resumed_from: Option<(PathBuf, Vec<String>)>) -> Result<RunSummary> {
         let t = self.config.training.clone();
         let data = Arc::clone(&self.data);
         let batches_per_epoch = data.train.len().div_ceil(t.batch_size);
@@ -252,13 +254,13 @@ impl Trainer {
             train_samples: data.train.len(),
             validation_samples: data.validation.len(),
             test_samples: data.test.len(),
-            lr: self.optimizer.lr(),
+            lr: self.state.lr,
             optimizer: self.config.optimizer.label(),
             layers: summary_rows(&self.model),
             params: self.model.param_count(),
             threads: self.threads,
         });
-        if let Some(from) = resumed_from {
+        if let Some((from, notes)) = resumed_from {
             let s = &self.state;
             self.emit(TrainEvent::Message(format!(
                 "resumed from {} at epoch {}, batch {}, step {}",
@@ -267,6 +269,9 @@ impl Trainer {
                 s.batches_done,
                 s.step
             )));
+            for note in notes {
+                self.emit(TrainEvent::Message(note));
+            }
             self.last_checkpoint = Some(from);
         }
         self.remember_good();
@@ -311,7 +316,7 @@ impl Trainer {
                         value: stats.loss,
                         epoch,
                         batch,
-                        suggested_lr: self.optimizer.lr() / 10.0,
+                        suggested_lr: self.state.lr / 10.0,
                     };
                     if !self.pause_on_divergence {
                         return Err(error);
@@ -327,7 +332,8 @@ impl Trainer {
                 }
                 // The batch's gradients are complete here; a data-parallel run would
                 // all-reduce them before the step.
-                self.optimizer.step(&mut self.model.params_mut());
+                self.optimizer
+                    .step(&mut self.model.params_mut(), self.state.lr);
                 self.state.step += 1;
                 self.state.batches_done = batch;
                 let secs = batch_start.elapsed().as_secs_f64();
@@ -344,7 +350,7 @@ impl Trainer {
                     step: self.state.step,
                     loss: stats.loss,
                     accuracy: stats.correct as f32 / indices.len() as f32,
-                    lr: self.optimizer.lr(),
+                    lr: self.state.lr,
                     samples_per_second: self.state.epoch_seen as f64
                         / epoch_batch_seconds.max(1e-9),
                 });
@@ -370,7 +376,7 @@ impl Trainer {
             ("kind", "final".to_string()),
             ("epoch", self.state.history.len().to_string()),
             ("step", self.state.step.to_string()),
-            ("lr", self.optimizer.lr().to_string()),
+            ("lr", self.state.lr.to_string()),
         ];
         weights::save(&weights_path, &self.model, &self.config, &[], &metadata)?;
         let summary = self.summary(
@@ -405,7 +411,7 @@ impl Trainer {
             accuracy: s.epoch_correct as f64 / s.epoch_seen.max(1) as f64,
             val_loss,
             val_accuracy,
-            lr: self.optimizer.lr(),
+            lr: self.state.lr,
             seconds: epoch_start.elapsed().as_secs_f64(),
         };
         self.state.history.push(metrics.clone());
@@ -422,7 +428,7 @@ impl Trainer {
             _ => false,
         };
         if let Some(schedule) = &mut self.schedule
-            && let Some(lr) = schedule.after_epoch(epoch, self.optimizer.lr(), val_loss)
+            && let Some(lr) = schedule.after_epoch(epoch, self.state.lr, val_loss)
         {
             self.change_lr(lr, LrSource::Schedule);
         }
@@ -587,7 +593,7 @@ impl Trainer {
                 Steer::Pause => {}
                 Steer::Lr { value } => self.change_lr(value, LrSource::Command),
                 Steer::LrScale { factor } => {
-                    self.change_lr(self.optimizer.lr() * factor, LrSource::Command)
+                    self.change_lr(self.state.lr * factor, LrSource::Command)
                 }
                 Steer::Save => self.checkpoint(SaveReason::Requested),
                 Steer::Restore => self.restore_last_good(),
@@ -603,15 +609,16 @@ impl Trainer {
         }
     }
 
+    /// The one place the live rate changes (schedule and commands).
     fn change_lr(&mut self, lr: f64, source: LrSource) {
-        if !(lr.is_finite() && lr > 0.0) {
+        if let Err(why) = crate::lr::check_lr(lr) {
             self.emit(TrainEvent::Message(format!(
-                "ignored learning rate {lr}: it must be positive"
+                "ignored learning rate {}: it {why}",
+                crate::lr::fmt_lr(lr)
             )));
             return;
         }
-        let from = self.optimizer.lr();
-        self.optimizer.set_lr(lr);
+        let from = self.state.lr;
         self.state.lr = lr;
         self.emit(TrainEvent::LrChanged {
             step: self.state.step,
@@ -635,7 +642,6 @@ impl Trainer {
         let finite = |(b, n): (f64, usize)| (if b.is_finite() { b } else { f64::MAX }, n);
         self.state.schedule = self.schedule.as_ref().map(|s| finite(s.progress()));
         self.state.early_stopping = self.early_stopping.as_ref().map(|e| finite(e.progress()));
-        self.state.lr = self.optimizer.lr();
         self.state.totals = self.totals();
     }
 
@@ -683,11 +689,11 @@ impl Trainer {
             self.emit(TrainEvent::Message("no good weights to restore".into()));
             return;
         };
-        let lr = self.optimizer.lr();
+        // The rate stays the one the user chose: it lives in the training state, not in the
+        // optimizer state that goes back. The schedule of data goes on.
+        let lr = self.state.lr;
         self.model.restore_params(&good.params);
         self.optimizer = good.optimizer.boxed_clone();
-        // Keep the rate the user chose; the weights go back, the schedule of data goes on.
-        self.optimizer.set_lr(lr);
         let message = format!(
             "restored the weights of step {} (learning rate stays {lr})",
             good.step

@@ -86,7 +86,10 @@ pub struct Style {
 pub struct RunInfo {
     pub name: String,
     pub run_dir: PathBuf,
+    /// Settings that do not change during the run, as the `m` overlay lists them.
     pub hyperparameters: Vec<(String, String)>,
+    /// The config's learning rate, shown beside the live one (which comes from events).
+    pub configured_lr: Option<f64>,
     pub lr_factor: f64,
     /// Watching a run started elsewhere, through its run directory (`cnn-tui watch`):
     /// leaving does not stop it.
@@ -343,11 +346,10 @@ impl App {
         self.inspect()
     }
 
-    /// Validates a typed learning rate.
+    /// Validates a typed learning rate with the rule every rate follows.
     pub fn parse_lr(text: &str) -> Result<f64, String> {
         match text.trim().parse::<f64>() {
-            Ok(v) if v.is_finite() && v > 0.0 && v < 1e3 => Ok(v),
-            Ok(v) => Err(format!("{v} is not a usable learning rate (0 < lr < 1000)")),
+            Ok(v) => crate::lr::check_lr(v).map_err(|why| format!("the learning rate {why}")),
             Err(_) => Err(format!("'{}' is not a number", text.trim())),
         }
     }

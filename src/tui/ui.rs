@@ -77,6 +77,7 @@ mod tests {
                 name: "demo".into(),
                 run_dir: PathBuf::from("runs/demo"),
                 hyperparameters: vec![("optimizer".into(), "sgd".into())],
+                configured_lr: Some(0.01),
                 lr_factor: 2.0,
                 watching: false,
             },
@@ -269,6 +270,24 @@ mod tests {
             row.contains("(None, 24, 24, 8)") && row.contains(" 208 "),
             "{row}"
         );
+        a.on_train_event(&TrainEvent::LrChanged {
+            step: 150,
+            epoch: 2,
+            from: 0.05,
+            to: 0.025,
+            source: crate::train::LrSource::Command,
+        });
+        let model = screen(&a, 80, 24).join("\n");
+        assert!(
+            model.contains("learning rate: 0.025 (configured 0.01)"),
+            "the live rate beside the configured one:\n{model}"
+        );
+        a.info.configured_lr = Some(0.025);
+        assert!(
+            screen(&a, 80, 24)
+                .join("\n")
+                .contains("learning rate: 0.025 (as configured)")
+        );
         a.mode = Mode::QuitConfirm;
         assert!(
             screen(&a, 80, 24)
@@ -279,6 +298,6 @@ mod tests {
             text: "0.1".into(),
             error: None,
         };
-        assert!(screen(&a, 80, 24)[23].starts_with("new learning rate (now 0.05): 0.1_"));
+        assert!(screen(&a, 80, 24)[23].starts_with("new learning rate (now 0.025): 0.1_"));
     }
 }

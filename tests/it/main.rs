@@ -9,6 +9,7 @@ mod fuzz_corpus;
 mod plots;
 mod predict;
 mod remote;
+mod resume;
 mod tmux;
 mod training;
 mod util;

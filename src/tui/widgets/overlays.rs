@@ -6,6 +6,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
 use super::pane;
+use crate::lr::fmt_lr;
 use crate::nn::summary::{grouped, shape_text};
 use crate::tui::app::App;
 use crate::tui::keys::BINDINGS;
@@ -70,6 +71,16 @@ pub fn draw_model(frame: &mut Frame, app: &App) {
         grouped(app.params as u64)
     )));
     lines.push(Line::from(""));
+    // The live rate (from events) first, beside the configured one it started from.
+    let configured = match app.info.configured_lr {
+        Some(c) if fmt_lr(c) == fmt_lr(app.lr) => " (as configured)".to_string(),
+        Some(c) => format!(" (configured {})", fmt_lr(c)),
+        None => String::new(),
+    };
+    lines.push(Line::from(format!(
+        "learning rate: {}{configured}",
+        fmt_lr(app.lr)
+    )));
     for (k, v) in &app.info.hyperparameters {
         lines.push(Line::from(format!("{k}: {v}")));
     }

@@ -1,0 +1,250 @@
+//! Resuming with other settings: each change is applied (and is what the next checkpoint
+//! embeds) or refused with the reason. Tiny 8x8 data and a linear model keep these fast: 256
+//! training samples, batches of 32, a checkpoint after every batch.
+
+use std::path::{Path, PathBuf};
+
+use cnn_tui::train::checkpoint;
+use serde_json::Value;
+
+use crate::util::{cnn_tui, stderr, write_tiny_dataset};
+
+const LINEAR: &str = r#"
+name = "linear"
+[model]
+loss = "softmax_cross_entropy"
+layers = [{ type = "flatten" }, { type = "dense", units = 10 }]
+[optimizer]
+type = "sgd"
+lr = 0.01
+[training]
+epochs = 1
+batch_size = 32
+log_every_batches = 1
+[checkpoint]
+every_seconds = 1e-9
+keep_last = 1000
+"#;
+
+/// A finished one-epoch run in `dir/name` with a checkpoint after each of its 8 batches.
+fn base_run(dir: &Path, name: &str) {
+    if !dir.join("data").exists() {
+        std::fs::create_dir(dir.join("data")).unwrap();
+        write_tiny_dataset(&dir.join("data"), 256);
+        std::fs::write(dir.join("linear.toml"), LINEAR).unwrap();
+    }
+    let o = train(dir, &["--config", "linear.toml", "--run-dir", name]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+fn train(dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["train", "--headless", "--no-plots", "--data", "data"];
+    all.extend(args);
+    cnn_tui(&all, dir)
+}
+
+/// The checkpoint after `step` optimizer steps.
+fn ckpt(run: &str, step: u64) -> String {
+    format!("{run}/checkpoints/ckpt-{step:08}.safetensors")
+}
+
+fn metrics(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Batch lines after `step`: (epoch, batch, lr).
+fn batches_after(run: &Path, step: u64) -> Vec<(u64, u64, f64)> {
+    metrics(run)
+        .iter()
+        .filter(|l| l["type"] == "batch" && l["step"].as_u64().unwrap() > step)
+        .map(|l| {
+            (
+                l["epoch"].as_u64().unwrap(),
+                l["batch"].as_u64().unwrap(),
+                l["lr"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn newest_checkpoint(run: &Path) -> PathBuf {
+    checkpoint::latest(run).expect("a checkpoint")
+}
+
+#[test]
+fn lr_and_optimizer_changes_apply_and_the_next_checkpoint_embeds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    base_run(dir.path(), "run");
+    let o = train(
+        dir.path(),
+        &[
+            "--resume",
+            &ckpt("run", 4),
+            "--lr",
+            "0.5",
+            "--set",
+            "optimizer.momentum=0.9",
+            "--epochs",
+            "2",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let run = dir.path().join("run");
+    let after = batches_after(&run, 4);
+    assert_eq!(after.len(), 4 + 8, "the rest of epoch 1, then epoch 2");
+    assert!(
+        after.iter().all(|&(_, _, lr)| lr == 0.5),
+        "every batch after the resume trains at the asked rate: {after:?}"
+    );
+    let log = std::fs::read_to_string(run.join("train.log")).unwrap();
+    assert!(log.contains("learning rate 0.01 -> 0.5 as asked"), "{log}");
+    assert!(
+        log.contains("optimizer sgd -> sgd(momentum 0.9): its state starts from zero"),
+        "{log}"
+    );
+
+    // The next checkpoint holds the config that ran, the live rate and the momentum state.
+    let next = checkpoint::load(&run.join(ckpt("", 5).trim_start_matches('/'))).unwrap();
+    let running = cnn_tui::config::parse_config(
+        &std::fs::read_to_string(run.join("config.toml")).unwrap(),
+        "config.toml",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        next.config, running,
+        "the embedded config is the one that ran"
+    );
+    assert_eq!(next.config.optimizer.label(), "sgd(momentum 0.9)");
+    assert_eq!(next.config.optimizer.lr(), 0.5);
+    assert_eq!(next.state.lr, 0.5);
+    let optimizer = next.optimizer(&next.config.optimizer).unwrap();
+    let names: Vec<String> = optimizer.state().into_iter().map(|(n, _)| n).collect();
+    assert!(
+        !names.is_empty() && names.iter().all(|n| n.ends_with(".momentum")),
+        "momentum state saved: {names:?}"
+    );
+    // So the next plain resume goes on with momentum, at the live rate.
+    let last = checkpoint::load(&newest_checkpoint(&run)).unwrap();
+    assert_eq!(last.config.optimizer.label(), "sgd(momentum 0.9)");
+}
+
+#[test]
+fn a_new_batch_size_resumes_at_the_exact_sample_or_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    base_run(dir.path(), "run");
+    // 4 batches of 32 are 128 samples: 2 batches of 64. The epoch goes on with its batch 3.
+    let o = train(
+        dir.path(),
+        &["--resume", &ckpt("run", 4), "--batch-size", "64"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let after = batches_after(&dir.path().join("run"), 4);
+    let positions: Vec<(u64, u64)> = after.iter().map(|&(e, b, _)| (e, b)).collect();
+    assert_eq!(positions, [(1, 3), (1, 4)], "samples 128..256, once each");
+
+    // 3 batches of 32 are 96 samples: not a whole number of batches of 64.
+    let o = train(
+        dir.path(),
+        &["--resume", &ckpt("run", 3), "--batch-size", "64"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(
+            "cannot resume with batch size 64: the checkpoint stopped 96 samples into epoch 1 (3 batches of 32), which is not a whole number of batches of 64"
+        ),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn settings_that_decide_the_sample_order_cannot_change() {
+    let dir = tempfile::tempdir().unwrap();
+    base_run(dir.path(), "run");
+    let o = train(dir.path(), &["--resume", &ckpt("run", 4), "--seed", "7"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("training.seed (resuming run/checkpoints/ckpt-00000004.safetensors): cannot change when resuming"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn config_with_resume_follows_the_same_rules_as_set() {
+    let dir = tempfile::tempdir().unwrap();
+    base_run(dir.path(), "run");
+    // Another model: refused.
+    let other = LINEAR.replace(
+        r#"{ type = "flatten" }, "#,
+        r#"{ type = "flatten" }, { type = "dense", units = 16 }, "#,
+    );
+    std::fs::write(dir.path().join("other.toml"), other).unwrap();
+    let o = train(
+        dir.path(),
+        &[
+            "--config",
+            "other.toml",
+            "--run-dir",
+            "run",
+            "--resume",
+            "auto",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("the model cannot change when resuming a checkpoint"),
+        "{}",
+        stderr(&o)
+    );
+    // Another rate and more epochs: applied.
+    let faster = LINEAR
+        .replace("lr = 0.01", "lr = 0.2")
+        .replace("epochs = 1", "epochs = 2");
+    std::fs::write(dir.path().join("faster.toml"), faster).unwrap();
+    let o = train(
+        dir.path(),
+        &[
+            "--config",
+            "faster.toml",
+            "--run-dir",
+            "run",
+            "--resume",
+            "auto",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let after = batches_after(&dir.path().join("run"), 8);
+    assert_eq!(after.len(), 8, "epoch 2 ran");
+    assert!(
+        after.iter().all(|&(e, _, lr)| e == 2 && lr == 0.2),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn a_checkpoint_of_another_run_is_refused_in_an_existing_run_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    base_run(dir.path(), "a");
+    base_run(dir.path(), "b");
+    let before = std::fs::read_to_string(dir.path().join("a/metrics.jsonl")).unwrap();
+    let o = train(dir.path(), &["--resume", &ckpt("b", 4), "--run-dir", "a"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "error: --run-dir: a already holds another run, and b/checkpoints/ckpt-00000004.safetensors is not one of its checkpoints: resume it in its own run directory (leave out --run-dir), or give a new --run-dir\n"
+    );
+    let after = std::fs::read_to_string(dir.path().join("a/metrics.jsonl")).unwrap();
+    assert_eq!(before, after, "run a untouched");
+    // Its own directory, or a new one, is fine.
+    let o = train(dir.path(), &["--resume", &ckpt("b", 4), "--run-dir", "b"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = train(dir.path(), &["--resume", &ckpt("b", 4), "--run-dir", "c"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(batches_after(&dir.path().join("c"), 4).len(), 4);
+}
