@@ -51,7 +51,7 @@ pub fn run(cli: Cli) -> u8 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::rundir::fs::escape(&e.to_string()));
             match e {
                 Error::Diverged { .. } => exit::DIVERGED,
                 Error::Usage { .. } => exit::USAGE,

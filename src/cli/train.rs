@@ -135,7 +135,7 @@ pub fn run(args: TrainArgs) -> Result<u8> {
 /// end a training run: everything is in the run directory's train.log as well.
 fn say(line: &str) {
     use std::io::Write;
-    let _ = writeln!(std::io::stdout(), "{line}");
+    let _ = writeln!(std::io::stdout(), "{}", crate::rundir::fs::escape(line));
 }
 
 /// Charts of the run; a failure to draw is reported, never fatal.

@@ -392,3 +392,92 @@ impl Checkpoints {
         self.path.join(BEST)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn impossible_training_states_are_refused() {
+        let good = TrainingState {
+            epoch: 2,
+            lr: 0.1,
+            step: 10,
+            ..TrainingState::default()
+        };
+        assert_eq!(good.check(), Ok(()));
+        for (bad, why) in [
+            (
+                TrainingState {
+                    lr: 0.0,
+                    ..good.clone()
+                },
+                "learning rate",
+            ),
+            (
+                TrainingState {
+                    lr: f64::NAN,
+                    ..good.clone()
+                },
+                "learning rate",
+            ),
+            (
+                TrainingState {
+                    epoch: 0,
+                    ..good.clone()
+                },
+                "epoch 0",
+            ),
+            (
+                TrainingState {
+                    epoch_correct: 5,
+                    epoch_seen: 4,
+                    ..good.clone()
+                },
+                "running sums",
+            ),
+            (
+                TrainingState {
+                    epoch_loss_sum: f64::INFINITY,
+                    ..good.clone()
+                },
+                "running sums",
+            ),
+        ] {
+            let e = bad.check().unwrap_err();
+            assert!(e.contains(why), "{e}");
+        }
+    }
+
+    #[test]
+    fn last_is_a_bare_name_of_an_own_regular_file_or_the_newest_is_taken() {
+        let run = tempfile::tempdir().unwrap();
+        let dir = run.path().join(CHECKPOINTS);
+        std::fs::create_dir(&dir).unwrap();
+        for n in [5, 10] {
+            std::fs::write(dir.join(format!("ckpt-{n:08}.safetensors")), b"x").unwrap();
+        }
+        // Not checkpoints of this run: a link, and a name outside the pattern.
+        std::os::unix::fs::symlink("/etc/passwd", dir.join("ckpt-00000020.safetensors")).unwrap();
+        std::fs::write(dir.join("ckpt-30.safetensors"), b"x").unwrap();
+        let newest = Some(dir.join("ckpt-00000010.safetensors"));
+        assert_eq!(latest(run.path()), newest);
+        std::fs::write(dir.join("last"), "ckpt-00000005.safetensors\n").unwrap();
+        assert_eq!(
+            latest(run.path()),
+            Some(dir.join("ckpt-00000005.safetensors"))
+        );
+        for bad in [
+            "../../etc/passwd",
+            "ckpt-00000020.safetensors",
+            "best.safetensors",
+        ] {
+            std::fs::write(dir.join("last"), bad).unwrap();
+            assert_eq!(latest(run.path()), newest, "{bad}");
+        }
+        std::fs::remove_file(dir.join("last")).unwrap();
+        std::os::unix::fs::symlink(dir.join("ckpt-00000005.safetensors"), dir.join("last"))
+            .unwrap();
+        assert_eq!(latest(run.path()), newest);
+    }
+}

@@ -10,6 +10,7 @@ mod plots;
 mod predict;
 mod remote;
 mod resume;
+mod rundir;
 mod tmux;
 mod training;
 mod util;
