@@ -14,6 +14,16 @@ stop() { # NAME PIDFILE
   echo "slurm-down.sh: $1 ($pid) still running after 10 s; killing it" >&2
   kill -9 "$pid" 2>/dev/null
 }
+# Jobs still queued or running (a test that failed half-way) are cancelled first: slurmd's
+# step daemons would outlive it.
+if jobs=$(squeue -h -o %A 2>/dev/null) && [ -n "$jobs" ]; then
+  echo "slurm-down.sh: cancelling jobs $(echo $jobs)"
+  scancel $jobs
+  for _ in $(seq 30); do
+    [ -z "$(squeue -h -o %A 2>/dev/null)" ] && break
+    sleep 1
+  done
+fi
 stop slurmd "$DIR/slurmd.pid"
 stop slurmctld "$DIR/slurmctld.pid"
 stop munged /run/munge/munged.pid
