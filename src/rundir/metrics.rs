@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::nn::LayerRow;
+use crate::rundir::fs::escape;
 use crate::train::{EpochMetrics, FailureKind, LrSource, RunSummary, TrainEvent};
 
 /// Longest line read; a longer one is not a record and is skipped.
@@ -98,177 +99,53 @@ impl Record {
     /// The record of an event, if it is recorded: batches only every `every_batches` steps.
     pub fn of(event: &TrainEvent, every_batches: usize) -> Option<Record> {
         Some(match event.clone() {
-            TrainEvent::Started {
-                epochs,
-                batches_per_epoch,
-                train_samples,
-                validation_samples,
-                test_samples,
-                lr,
-                optimizer,
-                layers,
-                params,
-                threads,
-            } => Record::Start {
-                epochs,
-                batches_per_epoch,
-                train_samples,
-                validation_samples,
-                test_samples,
-                lr,
-                optimizer,
-                layers,
-                params,
-                threads,
-            },
-            TrainEvent::Batch {
-                epoch,
-                batch,
-                step,
-                loss,
-                accuracy,
-                lr,
-                samples_per_second,
-            } if (step as usize).is_multiple_of(every_batches.max(1)) => Record::Batch {
-                epoch,
-                batch,
-                step,
-                loss,
-                accuracy,
-                lr,
-                samples_per_second: samples_per_second.round(),
-            },
+            TrainEvent::Batch { step, .. }
+                if !(step as usize).is_multiple_of(every_batches.max(1)) =>
+            {
+                return None;
+            }
             TrainEvent::EpochEnd(m) => Record::Epoch(m),
-            TrainEvent::LrChanged {
-                step,
-                epoch,
-                from,
-                to,
-                source,
-            } => Record::LrChange {
-                step,
-                epoch,
-                from,
-                to,
-                source,
-            },
-            TrainEvent::Paused { step } => Record::Pause { step },
-            TrainEvent::Resumed { step } => Record::Resume { step },
-            TrainEvent::CheckpointSaved { path, step } => Record::Checkpoint { step, path },
-            TrainEvent::CommandApplied {
-                id,
-                command,
-                step,
-                epoch,
-                batch,
-            } => Record::Command {
-                id,
-                command,
-                step,
-                epoch,
-                batch,
-            },
             TrainEvent::Message(message) => Record::Message { message },
-            TrainEvent::Diverged { message, step } => Record::Diverged { step, message },
             TrainEvent::Finished(summary) => Record::Finished(summary),
             TrainEvent::Failed { kind, message } => Record::Failed {
                 kind,
                 error: message,
             },
-            TrainEvent::Batch { .. }
-            | TrainEvent::Phase(_)
-            | TrainEvent::Snapshot(_)
-            | TrainEvent::Reset => return None,
+            TrainEvent::Phase(_) | TrainEvent::Snapshot(_) | TrainEvent::Reset => return None,
+            other => {
+                let mut record = mirror::record(other)?;
+                if let Record::Batch {
+                    samples_per_second, ..
+                } = &mut record
+                {
+                    *samples_per_second = samples_per_second.round();
+                }
+                record
+            }
         })
     }
 
-    /// The event the record was written for, for `watch`'s dashboard.
+    /// The event the record was written for, for `watch`'s dashboard. Its texts come from
+    /// a file anyone may have written: control characters in them are escaped.
     pub fn into_event(self) -> TrainEvent {
-        match self {
-            Record::Start {
-                epochs,
-                batches_per_epoch,
-                train_samples,
-                validation_samples,
-                test_samples,
-                lr,
-                optimizer,
-                layers,
-                params,
-                threads,
-            } => TrainEvent::Started {
-                epochs,
-                batches_per_epoch,
-                train_samples,
-                validation_samples,
-                test_samples,
-                lr,
-                optimizer,
-                layers,
-                params,
-                threads,
-            },
-            Record::Batch {
-                epoch,
-                batch,
-                step,
-                loss,
-                accuracy,
-                lr,
-                samples_per_second,
-            } => TrainEvent::Batch {
-                epoch,
-                batch,
-                step,
-                loss,
-                accuracy,
-                lr,
-                samples_per_second,
-            },
+        let mut event = match self {
             Record::Epoch(m) => TrainEvent::EpochEnd(m),
-            Record::LrChange {
-                step,
-                epoch,
-                from,
-                to,
-                source,
-            } => TrainEvent::LrChanged {
-                step,
-                epoch,
-                from,
-                to,
-                source,
-            },
-            Record::Pause { step } => TrainEvent::Paused { step },
-            Record::Resume { step } => TrainEvent::Resumed { step },
             Record::Restart { step } => {
                 TrainEvent::Message(format!("restarted from a checkpoint at step {step}"))
             }
-            Record::Checkpoint { step, path } => TrainEvent::CheckpointSaved { path, step },
-            Record::Command {
-                id,
-                command,
-                step,
-                epoch,
-                batch,
-            } => TrainEvent::CommandApplied {
-                id,
-                command,
-                step,
-                epoch,
-                batch,
-            },
             Record::CommandRefused { file, reason } => {
                 TrainEvent::Message(refused_line(&file, &reason))
             }
             Record::Message { message } => TrainEvent::Message(message),
-            Record::Diverged { step, message } => TrainEvent::Diverged { message, step },
             Record::Finished(summary) => TrainEvent::Finished(summary),
             Record::Failed { kind, error } => TrainEvent::Failed {
                 kind,
                 message: error,
             },
-        }
+            other => mirror::event(other).expect("every other record mirrors an event"),
+        };
+        escape_texts(&mut event);
+        event
     }
 
     /// The training step the record belongs to, for records that name one.
@@ -299,12 +176,81 @@ impl Record {
     }
 }
 
+/// Records and events with the same fields under (nearly) the same names, converted both
+/// ways (`None` for the others).
+macro_rules! mirror {
+    ($($record:ident <=> $event:ident { $($field:ident),* }),* $(,)?) => {
+        mod mirror {
+            use super::{Record, TrainEvent};
+
+            pub(super) fn record(e: TrainEvent) -> Option<Record> {
+                match e {
+                    $(TrainEvent::$event { $($field),* } => Some(Record::$record { $($field),* }),)*
+                    _ => None,
+                }
+            }
+
+            pub(super) fn event(r: Record) -> Option<TrainEvent> {
+                match r {
+                    $(Record::$record { $($field),* } => Some(TrainEvent::$event { $($field),* }),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+mirror! {
+    Start <=> Started {
+        epochs, batches_per_epoch, train_samples, validation_samples, test_samples, lr,
+        optimizer, layers, params, threads
+    },
+    Batch <=> Batch { epoch, batch, step, loss, accuracy, lr, samples_per_second },
+    LrChange <=> LrChanged { step, epoch, from, to, source },
+    Pause <=> Paused { step },
+    Resume <=> Resumed { step },
+    Checkpoint <=> CheckpointSaved { step, path },
+    Command <=> CommandApplied { id, command, step, epoch, batch },
+    Diverged <=> Diverged { step, message },
+}
+
+/// Escapes the control characters in an event's texts (names, messages, paths).
+fn escape_texts(event: &mut TrainEvent) {
+    let text = |s: &mut String| *s = escape(s);
+    let path = |p: &mut PathBuf| *p = PathBuf::from(escape(&p.to_string_lossy()));
+    match event {
+        TrainEvent::Started {
+            optimizer, layers, ..
+        } => {
+            text(optimizer);
+            for l in layers {
+                text(&mut l.name);
+                text(&mut l.kind);
+            }
+        }
+        TrainEvent::Message(m)
+        | TrainEvent::Diverged { message: m, .. }
+        | TrainEvent::Failed { message: m, .. } => text(m),
+        TrainEvent::CommandApplied { id, command, .. } => {
+            text(id);
+            text(command);
+        }
+        TrainEvent::CheckpointSaved { path: p, .. } => path(p),
+        TrainEvent::Finished(s) => {
+            s.interrupted_by.iter_mut().for_each(text);
+            s.weights.iter_mut().for_each(path);
+            s.last_checkpoint.iter_mut().for_each(path);
+        }
+        _ => {}
+    }
+}
+
 /// The log line for a refused command file.
 pub fn refused_line(file: &Path, reason: &str) -> String {
     format!(
         "command file {} refused: {}",
-        crate::rundir::fs::escape(&file.display().to_string()),
-        crate::rundir::fs::escape(reason)
+        escape(&file.display().to_string()),
+        escape(reason)
     )
 }
 
@@ -566,6 +512,15 @@ mod tests {
             .write_all(format!("use\",\"step\":2}}\n{}\n", pause(3).to_line()).as_bytes())
             .unwrap();
         assert_eq!(collect(&mut tail).1, vec![pause(3)]);
+    }
+
+    #[test]
+    fn texts_from_the_file_reach_the_dashboard_escaped() {
+        let line = br#"{"type":"message","message":"a\u001b[2Jb"}"#;
+        assert_eq!(
+            Record::parse(line).unwrap().into_event(),
+            TrainEvent::Message("a\\u{1b}[2Jb".into())
+        );
     }
 
     #[test]
