@@ -29,6 +29,8 @@ const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 const SNAPSHOT_FILE_EVERY: Duration = Duration::from_secs(5);
 
 pub fn run(args: TrainArgs) -> Result<u8> {
+    // A command sent while the data loads is not stale: the job's start is now.
+    crate::remote::started_ms();
     let (mut config, name, origin, resume, run_dir) = prepare(&args)?;
     if let Some(r) = &resume
         && r.state.epoch > config.training.epochs

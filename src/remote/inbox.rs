@@ -30,7 +30,8 @@ pub enum Incoming {
 pub struct Inbox {
     run_dir: RunDir,
     uid: u32,
-    /// When the job started, in milliseconds since the epoch by its clock.
+    /// When the job started (before it loaded its data), in milliseconds since the epoch by
+    /// its clock.
     started_ms: u64,
     /// What the first look found: only these can be stale.
     first_look: Option<HashSet<String>>,
@@ -46,7 +47,7 @@ impl Inbox {
         Inbox {
             run_dir: RunDir::new(run_dir),
             uid: rustix::process::geteuid().as_raw(),
-            started_ms: (super::unix_time() * 1000.0) as u64,
+            started_ms: super::started_ms(),
             first_look: None,
             reported: HashSet::new(),
             last_poll: None,
