@@ -668,3 +668,47 @@ fn another_user_is_told_permission_denied() {
         0
     );
 }
+
+#[test]
+fn checkpoints_swapped_for_a_link_under_a_running_job_are_not_followed() {
+    let dir = workspace();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    // The bundled data: each epoch ends with a checkpoint, a second or so apart.
+    let child = Command::new(env!("CARGO_BIN_EXE_cnn-tui"))
+        .args([
+            "train",
+            "--headless",
+            "--no-plots",
+            "--epochs",
+            "3",
+            "--run-dir",
+            "r",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = dir.path().join("r");
+    let start = Instant::now();
+    while !std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .contains("\"type\":\"checkpoint\"")
+    {
+        assert!(start.elapsed() < Duration::from_secs(60), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::rename(run.join("checkpoints"), run.join("moved")).unwrap();
+    symlink(&elsewhere, run.join("checkpoints")).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(
+            "checkpoint not saved: r/checkpoints: cannot open: directory is a symbolic link or not a directory: refused"
+        ),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+}
