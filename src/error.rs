@@ -27,6 +27,23 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The terminal could not be set up or drawn on.
+    #[error("terminal: cannot {action}: {source}")]
+    Terminal {
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The operating system refused a thread or a signal handler; `action` says which.
+    #[error("cannot {action}: {source}")]
+    System {
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A thread of ours panicked: a bug.
+    #[error("the {thread} thread panicked (this is a bug; please report it)")]
+    Panicked { thread: &'static str },
     /// Training produced a non-finite loss.
     #[error(
         "loss became {value} at epoch {epoch}, batch {batch}: training diverged; try a lower learning rate (for example --lr {})", crate::lr::fmt_lr(*suggested_lr)
@@ -79,13 +96,29 @@ impl Error {
         }
     }
 
-    /// Names the config file in errors about its contents (model stacks are checked late).
+    pub fn terminal(action: &'static str, source: std::io::Error) -> Self {
+        Error::Terminal { action, source }
+    }
+
+    pub fn system(action: &'static str, source: std::io::Error) -> Self {
+        Error::System { action, source }
+    }
+
+    /// Names the config file (or the weights file it is embedded in) in errors about its
+    /// contents, which name only the setting (`optimizer.lr`, `model.layers[2]`).
     pub fn in_config(self, file: &str) -> Self {
         match self {
             Error::Config { origin, message }
-                if ["model.", "training.", "optimizer."]
-                    .iter()
-                    .any(|p| origin.starts_with(p)) =>
+                if [
+                    "name",
+                    "data.",
+                    "model.",
+                    "optimizer.",
+                    "training.",
+                    "checkpoint.",
+                ]
+                .iter()
+                .any(|p| origin.starts_with(p)) =>
             {
                 Error::config(format!("{file}: {origin}"), message)
             }

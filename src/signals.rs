@@ -20,7 +20,7 @@ impl Signals {
     pub fn register() -> Result<Signals> {
         let interrupt = Arc::new(AtomicUsize::new(0));
         let hangup = Arc::new(AtomicBool::new(false));
-        let fail = |e| Error::io(std::path::Path::new("signal handler"), "cannot install", e);
+        let fail = |e| Error::system("install a signal handler", e);
         for sig in [SIGTERM, SIGINT, SIGUSR1] {
             signal_hook::flag::register_usize(sig, Arc::clone(&interrupt), sig as usize)
                 .map_err(fail)?;

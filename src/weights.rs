@@ -104,6 +104,27 @@ pub fn load(path: &Path) -> Result<Saved> {
     from_bytes(path, &read(path)?)
 }
 
+/// Refuses a model with NaN or infinite weights (a damaged file, or a run that diverged):
+/// whatever it predicted would mean nothing.
+pub fn check_finite(path: &Path, model: &Sequential) -> Result<()> {
+    for p in model.params() {
+        let bad = crate::nn::tensor::data(&p.value)
+            .iter()
+            .filter(|v| !v.is_finite())
+            .count();
+        if bad > 0 {
+            return Err(Error::weights(
+                path,
+                format!(
+                    "{} holds {bad} NaN or infinite values: these weights are broken (a diverged run?); use an earlier checkpoint",
+                    p.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Parses the bytes of a weights file; `path` only names it in error messages.
 pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Saved> {
     let unreadable = |e: safetensors::SafeTensorError| {
@@ -130,11 +151,8 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Saved> {
     let config_text = metadata
         .get("config")
         .ok_or_else(|| Error::weights(path, "metadata has no config"))?;
-    let config = parse_config(
-        config_text,
-        &format!("{} (embedded config)", path.display()),
-        &[],
-    )?;
+    let origin = format!("{} (embedded config)", path.display());
+    let config = parse_config(config_text, &origin, &[])?;
     let input_shape = parse_dims(metadata.get("input_shape"))
         .and_then(|d| <[usize; 3]>::try_from(d).ok())
         .ok_or_else(|| {
@@ -144,7 +162,22 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Saved> {
         .and_then(|d| d.first().copied())
         .ok_or_else(|| Error::weights(path, "metadata classes is missing"))?;
     let tensors = SafeTensors::deserialize(bytes).map_err(unreadable)?;
-    let mut model = Sequential::build(&config.model, input_shape, classes, config.training.seed)?;
+    // The file's own tensors bound the model: a config asking for more is refused before
+    // anything is allocated for it.
+    let values: usize = tensors
+        .tensors()
+        .iter()
+        .filter(|(name, _)| !name.starts_with(OPTIM_PREFIX))
+        .map(|(_, t)| t.shape().iter().product::<usize>())
+        .sum();
+    let mut model = Sequential::build_for_file(
+        &config.model,
+        input_shape,
+        classes,
+        config.training.seed,
+        values,
+    )
+    .map_err(|e| e.in_config(&origin))?;
     load_params(&mut model, &tensors, path)?;
     let params: Vec<String> = model.params().iter().map(|p| p.name.clone()).collect();
     let mut extra = HashMap::new();
@@ -270,6 +303,59 @@ mod tests {
         let e = load(&path).err().unwrap().to_string();
         assert!(
             e.contains("has shape") || e.contains("has no tensor"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_embedded_config_is_checked_against_the_file_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        let small = load_config(Some(Path::new("configs/seed-logistic.toml")), &[])
+            .unwrap()
+            .config;
+        let model = Sequential::build(&small.model, [28, 28, 1], 10, 3).unwrap();
+        // The file holds 7,850 values; its config claims a layer of 78 million.
+        let mut big = small.clone();
+        big.model.layers.insert(
+            1,
+            crate::config::LayerSpec::Dense {
+                units: 100_000,
+                activation: None,
+                init: crate::config::Init::GlorotUniform,
+            },
+        );
+        save(&path, &model, &big, &[], &[]).unwrap();
+        let e = load(&path).err().unwrap().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{} (embedded config): model.layers[1]: the model's parameters would be at least 78500000 values, but the weights file holds 7850 (a config that does not match its tensors)",
+                path.display()
+            )
+        );
+        // A bad value in the embedded config names the file too.
+        let mut bad = small.clone();
+        bad.training.epochs = 0;
+        let text = bad.to_toml();
+        let e = crate::config::parse_config(&text, "w.safetensors (embedded config)", &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "w.safetensors (embedded config): training.epochs: must be at least 1"
+        );
+    }
+
+    #[test]
+    fn non_finite_weights_are_refused() {
+        let (_, mut model) = model();
+        let path = Path::new("w.safetensors");
+        assert!(check_finite(path, &model).is_ok());
+        crate::nn::tensor::data_mut(&mut model.params_mut()[0].value)[3] = f32::NAN;
+        let e = check_finite(path, &model).unwrap_err().to_string();
+        assert!(
+            e.starts_with("w.safetensors: conv1.weight holds 1 NaN or infinite values"),
             "{e}"
         );
     }

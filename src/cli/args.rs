@@ -65,10 +65,9 @@ pub struct ConfigArgs {
     pub data: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
-pub struct TrainArgs {
-    #[command(flatten)]
-    pub config: ConfigArgs,
+/// Training options shared by `train` and `sweep` (every run of a sweep gets them).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TrainFlags {
     /// Shortcut for --set training.epochs=N.
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -81,6 +80,40 @@ pub struct TrainArgs {
     /// Shortcut for --set training.seed=N.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Worker threads for the arithmetic (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Do not write PNG charts into the run directory at the end.
+    #[arg(long)]
+    pub no_plots: bool,
+}
+
+impl TrainFlags {
+    /// The shortcuts as `--set` items.
+    pub fn overrides(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(e) = self.epochs {
+            v.push(format!("training.epochs={e}"));
+        }
+        if let Some(lr) = self.lr {
+            v.push(format!("optimizer.lr={lr:?}"));
+        }
+        if let Some(b) = self.batch_size {
+            v.push(format!("training.batch_size={b}"));
+        }
+        if let Some(s) = self.seed {
+            v.push(format!("training.seed={s}"));
+        }
+        v
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub flags: TrainFlags,
     /// Run directory; default runs/<config name>-<UTC timestamp>.
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
@@ -91,15 +124,9 @@ pub struct TrainArgs {
     /// Plain log lines instead of the dashboard (the default when stdout is not a terminal).
     #[arg(long)]
     pub headless: bool,
-    /// Worker threads for the arithmetic (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
     /// Dashboard: ASCII characters only (for terminals without Unicode fonts).
     #[arg(long)]
     pub ascii: bool,
-    /// Do not write PNG charts into the run directory at the end.
-    #[arg(long)]
-    pub no_plots: bool,
     /// Dashboard: the factor by which + and - change the learning rate.
     #[arg(long, default_value_t = 2.0, value_parser = positive_factor)]
     pub lr_factor: f64,
@@ -113,21 +140,24 @@ fn positive_factor(s: &str) -> Result<f64, String> {
 }
 
 impl TrainArgs {
+    /// A headless run of `config` in `run_dir`, resumed from its newest checkpoint if it has
+    /// one (what each run of a sweep is).
+    pub fn headless_resumable(config: ConfigArgs, flags: TrainFlags, run_dir: PathBuf) -> Self {
+        TrainArgs {
+            config,
+            flags,
+            run_dir: Some(run_dir),
+            resume: Some(PathBuf::from("auto")),
+            headless: true,
+            ascii: false,
+            lr_factor: 2.0,
+        }
+    }
+
     /// `--set` items, shortcuts last so they win.
     pub fn overrides(&self) -> Vec<String> {
         let mut v = self.config.set.clone();
-        if let Some(e) = self.epochs {
-            v.push(format!("training.epochs={e}"));
-        }
-        if let Some(lr) = self.lr {
-            v.push(format!("optimizer.lr={lr:?}"));
-        }
-        if let Some(b) = self.batch_size {
-            v.push(format!("training.batch_size={b}"));
-        }
-        if let Some(s) = self.seed {
-            v.push(format!("training.seed={s}"));
-        }
+        v.extend(self.flags.overrides());
         v
     }
 }
@@ -271,7 +301,6 @@ pub struct SweepArgs {
     /// Print the grid, one combination per line with its index, and run nothing.
     #[arg(long)]
     pub list: bool,
-    /// Worker threads per run (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub flags: TrainFlags,
 }

@@ -15,7 +15,7 @@ pub use args::{Cli, Commands};
 
 use std::path::Path;
 
-use crate::config::{Config, DEFAULT_CONFIG, parse_config};
+use crate::config::{Config, DEFAULT_CONFIG, check_run_name, parse_config};
 use crate::data::DataSource;
 use crate::error::{Error, Result};
 
@@ -32,6 +32,32 @@ pub mod exit {
     pub const INTERRUPTED: u8 = 4;
     /// Aborted from the dashboard (second Ctrl-C) without waiting for the run to end.
     pub const ABORTED: u8 = 130;
+
+    use crate::error::Error;
+    use crate::train::{RunSummary, StopReason};
+
+    /// The code for a command that failed with `e`.
+    pub fn of_error(e: &Error) -> u8 {
+        match e {
+            Error::Diverged { .. } => DIVERGED,
+            Error::Usage { .. } => USAGE,
+            _ => ERROR,
+        }
+    }
+
+    /// The code for a training run that ended with `summary`.
+    pub fn of_run(summary: &RunSummary) -> u8 {
+        match summary.stop_reason {
+            StopReason::Interrupted => INTERRUPTED,
+            _ => OK,
+        }
+    }
+
+    /// Prints the error for the user (control characters escaped) and returns its code.
+    pub fn report(e: &Error) -> u8 {
+        eprintln!("error: {}", crate::rundir::fs::escape(&e.to_string()));
+        of_error(e)
+    }
 }
 
 /// Runs the parsed command line and returns the exit code.
@@ -48,17 +74,7 @@ pub fn run(cli: Cli) -> u8 {
         Commands::Runs(args) => runs::run(args),
         Commands::Sweep(args) => sweep::run(args),
     };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {}", crate::rundir::fs::escape(&e.to_string()));
-            match e {
-                Error::Diverged { .. } => exit::DIVERGED,
-                Error::Usage { .. } => exit::USAGE,
-                _ => exit::ERROR,
-            }
-        }
-    }
+    result.unwrap_or_else(|e| exit::report(&e))
 }
 
 /// `cnn-tui plot`: prints the pictures written, and why the model's were not, if so.
@@ -101,6 +117,7 @@ pub fn load_config(path: Option<&Path>, overrides: &[String]) -> Result<LoadedCo
     };
     let config = parse_config(&text, &origin, overrides).map_err(|e| e.in_config(&origin))?;
     let name = config.name.clone().unwrap_or(stem);
+    check_run_name(&name).map_err(|m| Error::config(&origin, m))?;
     Ok(LoadedConfig {
         config,
         name,
@@ -108,11 +125,40 @@ pub fn load_config(path: Option<&Path>, overrides: &[String]) -> Result<LoadedCo
     })
 }
 
-/// `--threads`, or all cores.
+/// `--threads`, or all cores. More than [`MAX_THREADS_PER_CORE`] per core only adds switching
+/// (and each thread its stack), so more are capped there with a warning; results do not
+/// depend on the thread count.
 pub fn threads(flag: Option<usize>) -> Result<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cap = cores * MAX_THREADS_PER_CORE;
     match flag {
         Some(0) => Err(Error::config("--threads", "must be at least 1")),
+        Some(n) if n > cap => {
+            eprintln!(
+                "warning: --threads {n} is more than {MAX_THREADS_PER_CORE} per core on these {cores} cores; using {cap}"
+            );
+            Ok(cap)
+        }
         Some(n) => Ok(n),
-        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        None => Ok(cores),
+    }
+}
+
+/// The most worker threads per core that `--threads` gets.
+pub const MAX_THREADS_PER_CORE: usize = 4;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_are_capped_at_a_few_per_core() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cap = cores * MAX_THREADS_PER_CORE;
+        assert_eq!(threads(Some(cap + 1000)).unwrap(), cap);
+        assert_eq!(threads(Some(cap)).unwrap(), cap);
+        assert_eq!(threads(Some(1)).unwrap(), 1);
+        assert_eq!(threads(None).unwrap(), cores);
+        assert!(threads(Some(0)).is_err());
     }
 }

@@ -25,6 +25,7 @@ pub fn run(args: PredictArgs) -> Result<u8> {
         ));
     }
     let mut model = weights::load(&args.weights)?.model;
+    weights::check_finite(&args.weights, &model)?;
     if model.input_shape() != [SIDE, SIDE, 1] {
         return Err(Error::weights(
             &args.weights,

@@ -4,9 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
-
-use super::args::{Cli, Commands, SweepArgs};
+use super::args::{ConfigArgs, SweepArgs, TrainArgs};
 use super::{exit, load_config};
 use crate::error::{Error, Result};
 
@@ -97,7 +95,9 @@ pub fn run(args: SweepArgs) -> Result<u8> {
     let combos = combinations(&axes);
     // Every combination must make a valid config before anything runs.
     for combo in &combos {
-        load_config(args.config.as_deref(), combo)?;
+        let mut sets = combo.clone();
+        sets.extend(args.flags.overrides());
+        load_config(args.config.as_deref(), &sets)?;
     }
     let loaded = load_config(args.config.as_deref(), &[])?;
     let dir = args
@@ -167,39 +167,13 @@ fn finished(run_dir: &Path) -> bool {
 
 /// Trains one combination headless; an interrupted run of it is resumed.
 fn train_one(args: &SweepArgs, combo: &[String], run_dir: &Path) -> Result<u8> {
-    let mut argv: Vec<String> = vec!["cnn-tui".into(), "train".into(), "--headless".into()];
-    if let Some(c) = &args.config {
-        argv.extend(["--config".into(), c.display().to_string()]);
-    }
-    if let Some(d) = &args.data {
-        argv.extend(["--data".into(), d.display().to_string()]);
-    }
-    if let Some(t) = args.threads {
-        argv.extend(["--threads".into(), t.to_string()]);
-    }
-    for item in combo {
-        argv.extend(["--set".into(), item.clone()]);
-    }
-    argv.extend([
-        "--run-dir".into(),
-        run_dir.display().to_string(),
-        "--resume".into(),
-        "auto".into(),
-    ]);
-    let cli = Cli::try_parse_from(&argv).map_err(|e| Error::config("sweep", e.to_string()))?;
-    let Some(Commands::Train(train)) = cli.command else {
-        unreachable!("built as a train command line")
+    let config = ConfigArgs {
+        config: args.config.clone(),
+        set: combo.to_vec(),
+        data: args.data.clone(),
     };
-    match super::train::run(train) {
-        Ok(code) => Ok(code),
-        Err(e) => {
-            eprintln!("error: {e}");
-            Ok(match e {
-                Error::Diverged { .. } => exit::DIVERGED,
-                _ => exit::ERROR,
-            })
-        }
-    }
+    let train = TrainArgs::headless_resumable(config, args.flags.clone(), run_dir.to_path_buf());
+    Ok(super::train::run(train).unwrap_or_else(|e| exit::report(&e)))
 }
 
 #[cfg(test)]

@@ -18,9 +18,7 @@ use crate::report::describe;
 use crate::signals::Signals;
 use crate::train::checkpoint::{self, latest};
 use crate::train::resume;
-use crate::train::{
-    Command, Resume, RunSummary, StopReason, TrainEvent, TrainHandle, TrainSetup, spawn,
-};
+use crate::train::{Command, Resume, RunSummary, TrainEvent, TrainHandle, TrainSetup, spawn};
 use crate::tui::{self, Outcome, app};
 
 /// How often the dashboard gets fresh filters and feature maps.
@@ -31,6 +29,9 @@ const SNAPSHOT_FILE_EVERY: Duration = Duration::from_secs(5);
 pub fn run(args: TrainArgs) -> Result<u8> {
     // A command sent while the data loads is not stale: the job's start is now.
     crate::remote::started_ms();
+    // Before the checkpoint and the data load, so that a signal meanwhile is not fatal: it
+    // ends the run with exit code 4, as during training, and a requeued job starts again.
+    let signals = Signals::register()?;
     let (mut config, name, origin, resume, run_dir) = prepare(&args)?;
     if let Some(r) = &resume
         && r.state.epoch > config.training.epochs
@@ -49,8 +50,14 @@ pub fn run(args: TrainArgs) -> Result<u8> {
     if let DataSource::Dir(dir) = &source {
         config.data.dir = Some(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()));
     }
-    let threads = threads(args.threads)?;
+    let threads = threads(args.flags.threads)?;
     let dataset = Arc::new(Dataset::load(&source, config.training.validation_split)?);
+    if let Some(signal) = signals.take_interrupt() {
+        say(&format!(
+            "{signal} received before training started: nothing trained, nothing to save"
+        ));
+        return Ok(exit::INTERRUPTED);
+    }
     let mut recorder = match &resume {
         Some(r) => Recorder::resume(&run_dir, &config, &source.to_string(), r.state.step)?,
         None => Recorder::create(
@@ -74,7 +81,6 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         watching: false,
     };
     let epochs = config.training.epochs;
-    let signals = Signals::register()?;
     let handle = spawn(TrainSetup {
         config,
         dataset,
@@ -105,7 +111,7 @@ pub fn run(args: TrainArgs) -> Result<u8> {
             local: Some((&mut recorder, Inbox::new(&run_dir))),
         };
         let outcome = tui::run(session, app::App::new(info, style), &signals)?;
-        if !args.no_plots {
+        if !args.flags.no_plots {
             plot(&run_dir, &mut recorder);
         }
         return match outcome {
@@ -113,7 +119,7 @@ pub fn run(args: TrainArgs) -> Result<u8> {
                 let summary = join(thread)?;
                 match record_error {
                     Some(e) => Err(e),
-                    None => summary.map(|s| exit_code(&s)),
+                    None => summary.map(|s| exit::of_run(&s)),
                 }
             }
             Outcome::Aborted => Ok(exit::ABORTED),
@@ -122,7 +128,7 @@ pub fn run(args: TrainArgs) -> Result<u8> {
     say(&format!("run directory: {}", run_dir.display()));
     say(&format!("data: {source}"));
     let outcome = headless(handle, &mut recorder, epochs, &signals);
-    if !args.no_plots {
+    if !args.flags.no_plots {
         plot(&run_dir, &mut recorder);
     }
     let summary = outcome?;
@@ -130,7 +136,7 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         say(&format!("weights: {}", w.display()));
     }
     say(&format!("run directory: {}", recorder.dir().display()));
-    Ok(exit_code(&summary))
+    Ok(exit::of_run(&summary))
 }
 
 /// Prints a line to stdout. A stdout that went away (a hung-up terminal, a closed pipe) must not
@@ -161,13 +167,6 @@ fn plot(run_dir: &Path, recorder: &mut Recorder) {
     for line in lines {
         say(&line);
         let _ = recorder.log_line(&line);
-    }
-}
-
-fn exit_code(summary: &RunSummary) -> u8 {
-    match summary.stop_reason {
-        StopReason::Interrupted => exit::INTERRUPTED,
-        _ => exit::OK,
     }
 }
 
@@ -234,7 +233,7 @@ fn prepare(args: &TrainArgs) -> Result<(Config, String, String, Option<Resume>, 
             (config, origin)
         }
     };
-    let lr_asked = args.lr.is_some()
+    let lr_asked = args.flags.lr.is_some()
         || args.config.set.iter().any(|s| {
             s.split_once('=')
                 .is_some_and(|(k, _)| k.trim() == "optimizer.lr")
@@ -331,12 +330,9 @@ fn headless(
 
 /// Waits for the training thread and returns its outcome.
 fn join(thread: std::thread::JoinHandle<Result<RunSummary>>) -> Result<Result<RunSummary>> {
-    thread.join().map_err(|_| {
-        Error::config(
-            "training thread",
-            "panicked (this is a bug; please report it)",
-        )
-    })
+    thread
+        .join()
+        .map_err(|_| Error::Panicked { thread: "training" })
 }
 
 /// The settings the dashboard's model pane lists.

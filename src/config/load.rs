@@ -11,7 +11,7 @@ pub fn parse_config(text: &str, origin: &str, overrides: &[String]) -> Result<Co
     // First pass straight from the text, so that errors carry positions.
     let config: Config = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
     if overrides.is_empty() {
-        config.validate()?;
+        config.validate().map_err(|e| e.in_config(origin))?;
         return Ok(config);
     }
     let mut table: Table = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
@@ -26,7 +26,7 @@ pub fn parse_config(text: &str, origin: &str, overrides: &[String]) -> Result<Co
                 one_line(e.message()),
             )
         })?;
-    config.validate()?;
+    config.validate().map_err(|e| e.in_config(origin))?;
     Ok(config)
 }
 

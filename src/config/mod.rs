@@ -270,10 +270,31 @@ impl Default for CheckpointConfig {
     }
 }
 
+/// A run name becomes a directory under `runs/`: one path component, so that it cannot
+/// place the run elsewhere (`..`, `/`, an absolute path). Other characters are shown escaped
+/// wherever the name is printed.
+pub fn check_run_name(name: &str) -> Result<(), String> {
+    let bad = name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.len() > 200
+        || name.contains(['/', '\0']);
+    if bad {
+        Err(format!(
+            "{name:?} cannot name a run directory under runs/: use 1 to 200 bytes without '/', other than '.' and '..'"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 impl Config {
     /// Checks what serde cannot: value ranges that would make training meaningless.
     pub fn validate(&self) -> crate::error::Result<()> {
         use crate::error::Error;
+        if let Some(name) = &self.name {
+            check_run_name(name).map_err(|m| Error::config("name", m))?;
+        }
         let t = &self.training;
         if t.epochs == 0 {
             return Err(Error::config("training.epochs", "must be at least 1"));
@@ -364,8 +385,19 @@ mod tests {
             ("lr = 0.0", "optimizer.lr: must be positive, got 0"),
         ] {
             let e = config(&format!("[optimizer]\ntype = \"adam\"\n{settings}")).unwrap_err();
-            assert_eq!(e.to_string(), error, "{settings}");
+            assert_eq!(e.to_string(), format!("t.toml: {error}"), "{settings}");
         }
+    }
+
+    #[test]
+    fn a_run_name_cannot_leave_the_runs_directory() {
+        for bad in ["..", ".", "../x", "/tmp/x", "a/b", ""] {
+            let e = load::parse_config(DEFAULT_CONFIG, "t.toml", &[format!("name=\"{bad}\"")])
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("t.toml: name: "), "{bad}: {e}");
+        }
+        assert!(check_run_name("lr-0.1_b64").is_ok());
     }
 
     #[test]

@@ -111,9 +111,7 @@ impl Dataset {
                 })
                 .collect::<Result<_>>()?,
             DataSource::Dir(dir) => {
-                if !dir.is_dir() {
-                    return Err(Error::data(dir, "data directory not found"));
-                }
+                check_data_dir(dir)?;
                 [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS]
                     .iter()
                     .map(|stem| {
@@ -176,14 +174,46 @@ impl Dataset {
     }
 }
 
+/// The data directory exists, is a directory and can be listed; otherwise says which not.
+fn check_data_dir(dir: &Path) -> Result<()> {
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(Error::data(dir, "data directory not found"))
+        }
+        Err(e) => Err(Error::data(
+            dir,
+            format!("cannot read the data directory: {e}"),
+        )),
+        Ok(m) if !m.is_dir() => Err(Error::data(
+            dir,
+            "is a file, not a directory: give the directory holding the four IDX files",
+        )),
+        Ok(_) => std::fs::read_dir(dir)
+            .map(drop)
+            .map_err(|e| Error::data(dir, format!("cannot read the data directory: {e}"))),
+    }
+}
+
+/// `<stem>.gz` or `<stem>` in `dir`: a regular file (a link to one is fine). A directory or a
+/// FIFO in its place is named as such, not reported missing or read.
 fn find_file(dir: &Path, stem: &str) -> Result<PathBuf> {
     let gz = dir.join(format!("{stem}.gz"));
-    if gz.is_file() {
-        return Ok(gz);
-    }
     let raw = dir.join(stem);
-    if raw.is_file() {
-        return Ok(raw);
+    for path in [&gz, &raw] {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => return Ok(path.clone()),
+            Ok(m) if m.is_dir() => {
+                return Err(Error::data(path, "is a directory, not an IDX data file"));
+            }
+            Ok(_) => {
+                return Err(Error::data(
+                    path,
+                    "is not a regular file (a FIFO or a device?): give an IDX data file",
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::data(path, format!("cannot read: {e}"))),
+        }
     }
     Err(Error::data(
         &gz,
@@ -261,6 +291,23 @@ mod tests {
         assert!(
             e.to_string()
                 .contains("train-images-idx3-ubyte.gz: missing data file")
+        );
+        // A directory where a data file should be, and a file given as the data directory.
+        let images = tmp.path().join("train-images-idx3-ubyte.gz");
+        std::fs::create_dir(&images).unwrap();
+        let e = Dataset::load(&DataSource::Dir(tmp.path().into()), 0.0).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{}: is a directory, not an IDX data file", images.display())
+        );
+        let file = tmp.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        let e = Dataset::load(&DataSource::Dir(file.clone()), 0.0).unwrap_err();
+        assert!(
+            e.to_string().ends_with(
+                "is a file, not a directory: give the directory holding the four IDX files"
+            ),
+            "{e}"
         );
     }
 }

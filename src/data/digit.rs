@@ -45,6 +45,10 @@ pub fn digit_from_picture(bytes: &[u8]) -> Result<Vec<f32>, String> {
         .with_guessed_format()
         .map_err(|e| format!("cannot read: {e}"))?;
     match reader.format() {
+        Some(image::ImageFormat::Jpeg) if !has_jpeg_end(bytes) => {
+            // The decoder fills a cut-off scan with grey and would let us predict from it.
+            return Err("a truncated or corrupt JPEG (no end-of-image marker)".into());
+        }
         Some(image::ImageFormat::Png | image::ImageFormat::Jpeg) => {}
         Some(other) => return Err(format!("a {other:?} image; give a PNG or JPEG")),
         None => return Err("not a PNG or JPEG image".into()),
@@ -53,7 +57,12 @@ pub fn digit_from_picture(bytes: &[u8]) -> Result<Vec<f32>, String> {
         .with_guessed_format()
         .map_err(|e| format!("cannot read: {e}"))?
         .into_dimensions()
-        .map_err(|e| format!("not a readable PNG or JPEG image ({e})"))?;
+        .map_err(|e| {
+            format!(
+                "not a readable PNG or JPEG image ({})",
+                one_line(&e.to_string())
+            )
+        })?;
     if u64::from(w) * u64::from(h) > MAX_PICTURE_PIXELS {
         return Err(format!(
             "the picture is {w}x{h} ({:.1} megapixels); predict takes at most {} megapixels: scale it down",
@@ -66,17 +75,42 @@ pub fn digit_from_picture(bytes: &[u8]) -> Result<Vec<f32>, String> {
     limits.max_image_height = Some(MAX_PICTURE_SIDE);
     limits.max_alloc = Some(256 << 20);
     reader.limits(limits);
-    let img = reader
-        .decode()
-        .map_err(|e| format!("not a readable PNG or JPEG image ({e})"))?;
-    let gray = img.to_luma8();
-    let pixels: Vec<f32> = gray.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
+    let img = reader.decode().map_err(|e| {
+        format!(
+            "not a readable PNG or JPEG image ({})",
+            one_line(&e.to_string())
+        )
+    })?;
+    // Transparent pixels are paper: composited on white (black strokes on a transparent
+    // background would otherwise be black on black).
+    let gray = img.to_luma_alpha8();
+    let pixels: Vec<f32> = gray
+        .pixels()
+        .map(|p| {
+            let (v, a) = (p.0[0] as f32 / 255.0, p.0[1] as f32 / 255.0);
+            v * a + (1.0 - a)
+        })
+        .collect();
     let picture = Gray {
         width: gray.width() as usize,
         height: gray.height() as usize,
         pixels: &pixels,
     };
     mnist_like(&picture).map_err(|e| e.to_string())
+}
+
+/// Whether a JPEG has its end-of-image marker (FF D9) after the start of its scan, as every
+/// complete one does (some cameras append data after it).
+fn has_jpeg_end(bytes: &[u8]) -> bool {
+    let scan = bytes
+        .windows(2)
+        .position(|w| w == [0xFF, 0xDA])
+        .unwrap_or(bytes.len());
+    bytes[scan..].windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The 28x28 MNIST-style image (values in [0, 1], ink bright) of the digit in `picture`.
@@ -228,6 +262,47 @@ mod tests {
         assert!(
             (cx - 14.0).abs() <= 1.0 && (cy - 14.0).abs() <= 1.0,
             "({cx}, {cy})"
+        );
+    }
+
+    /// A vertical stroke, as `encode` makes it: ink where `ink` is true.
+    fn stroke<P: image::Pixel<Subpixel = u8>>(ink: P, paper: P) -> image::ImageBuffer<P, Vec<u8>> {
+        image::ImageBuffer::from_fn(40, 40, |x, y| {
+            if (17..23).contains(&x) && (6..34).contains(&y) {
+                ink
+            } else {
+                paper
+            }
+        })
+    }
+
+    fn encode(img: impl Into<image::DynamicImage>, format: image::ImageFormat) -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.into().write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn transparent_paper_counts_as_white() {
+        use image::{ImageFormat::Png, Luma, LumaA};
+        let on_white = encode(stroke(Luma([0u8]), Luma([255])), Png);
+        let on_nothing = encode(stroke(LumaA([0u8, 255]), LumaA([0, 0])), Png);
+        let expected = digit_from_picture(&on_white).unwrap();
+        assert_eq!(digit_from_picture(&on_nothing), Ok(expected));
+    }
+
+    #[test]
+    fn a_cut_off_jpeg_is_an_error_not_a_guess() {
+        let jpeg = encode(
+            stroke(image::Luma([0u8]), image::Luma([255])),
+            image::ImageFormat::Jpeg,
+        );
+        assert!(digit_from_picture(&jpeg).is_ok());
+        let scan = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+        let cut = &jpeg[..scan + (jpeg.len() - scan) / 2];
+        assert_eq!(
+            digit_from_picture(cut),
+            Err("a truncated or corrupt JPEG (no end-of-image marker)".to_string())
         );
     }
 

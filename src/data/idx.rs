@@ -7,7 +7,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 
 use crate::error::{Error, Result};
 
@@ -40,7 +40,8 @@ pub fn read_idx_file(path: &Path) -> Result<IdxArray> {
 /// Parses IDX bytes (raw or gzip). `path` only names the source in error messages.
 pub fn parse_idx(path: &Path, bytes: &[u8]) -> Result<IdxArray> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut decoder = GzDecoder::new(bytes);
+        // Every member: bgzip and `cat a.gz b.gz` write several, one after the other.
+        let mut decoder = MultiGzDecoder::new(bytes);
         read_idx_stream(path, &mut decoder, None, true)
     } else {
         let mut reader = bytes;
@@ -203,6 +204,9 @@ mod tests {
         let b = parse_idx(Path::new("b"), &gz(&raw)).unwrap();
         assert_eq!(a.dims, vec![2, 2, 3]);
         assert_eq!(a, b);
+        // Several gzip members (bgzip, `cat a.gz b.gz`) are one stream: all of it is read.
+        let members = [gz(&raw[..9]), gz(&raw[9..20]), gz(&raw[20..])].concat();
+        assert_eq!(parse_idx(Path::new("c"), &members).unwrap(), a);
     }
 
     #[test]

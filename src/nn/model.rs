@@ -58,14 +58,30 @@ fn size_check(at: &str, what: &str, n: Option<usize>, limit: usize) -> Result<us
     }
 }
 
-/// The model's parameter count with a layer's `params` added, checked against [`MAX_PARAMS`].
-fn add_params(at: &str, total: usize, params: Option<usize>) -> Result<usize> {
-    size_check(
-        at,
-        "the model's parameters",
-        params.and_then(|p| p.checked_add(total)),
-        MAX_PARAMS,
-    )
+/// How many parameter values a model being built may have, and what says so.
+#[derive(Clone, Copy)]
+struct ParamBudget {
+    limit: usize,
+    /// None: [`MAX_PARAMS`]; Some: the weights file being read, which holds `limit` values.
+    file_values: bool,
+}
+
+impl ParamBudget {
+    /// The model's parameter count with a layer's `params` added, checked against the budget
+    /// before the layer allocates them.
+    fn add(self, at: &str, total: usize, params: Option<usize>) -> Result<usize> {
+        let n = params.and_then(|p| p.checked_add(total));
+        match n {
+            Some(n) if self.file_values && n > self.limit => Err(Error::config(
+                at,
+                format!(
+                    "the model's parameters would be at least {n} values, but the weights file holds {} (a config that does not match its tensors)",
+                    self.limit
+                ),
+            )),
+            _ => size_check(at, "the model's parameters", n, MAX_PARAMS),
+        }
+    }
 }
 
 impl Sequential {
@@ -76,6 +92,36 @@ impl Sequential {
         input_shape: [usize; 3],
         classes: usize,
         seed: u64,
+    ) -> Result<Sequential> {
+        let budget = ParamBudget {
+            limit: MAX_PARAMS,
+            file_values: false,
+        };
+        Self::build_within(spec, input_shape, classes, seed, budget)
+    }
+
+    /// Builds the model described in a weights file that holds `values` parameter values in
+    /// all: a config that asks for more is refused before its layers allocate anything.
+    pub fn build_for_file(
+        spec: &ModelConfig,
+        input_shape: [usize; 3],
+        classes: usize,
+        seed: u64,
+        values: usize,
+    ) -> Result<Sequential> {
+        let budget = ParamBudget {
+            limit: values,
+            file_values: true,
+        };
+        Self::build_within(spec, input_shape, classes, seed, budget)
+    }
+
+    fn build_within(
+        spec: &ModelConfig,
+        input_shape: [usize; 3],
+        classes: usize,
+        seed: u64,
+        budget: ParamBudget,
     ) -> Result<Sequential> {
         let mut layers: Vec<Box<dyn Layer>> = Vec::new();
         let mut counts = std::collections::HashMap::<&str, usize>::new();
@@ -123,7 +169,7 @@ impl Sequential {
                         .and_then(|k| k.checked_mul(input[2]))
                         .and_then(|k| k.checked_add(1))
                         .and_then(|k| k.checked_mul(*filters));
-                    total_params = add_params(&at, total_params, params)?;
+                    total_params = budget.add(&at, total_params, params)?;
                     let geometry = ConvGeometry::new(input, *kernel_size, *stride, *padding).ok_or_else(|| {
                         Error::config(
                             &at,
@@ -186,7 +232,7 @@ impl Sequential {
                         ));
                     };
                     let params = inputs.checked_add(1).and_then(|n| n.checked_mul(*units));
-                    total_params = add_params(&at, total_params, params)?;
+                    total_params = budget.add(&at, total_params, params)?;
                     layers.push(Box::new(Dense::new(
                         &name("dense"),
                         inputs,

@@ -1,7 +1,7 @@
 //! The epoch/batch loop. Runs on its own thread inside a rayon pool of the requested size,
 //! applies commands between batches and reports everything as events.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::thread::JoinHandle;
@@ -135,7 +135,7 @@ pub fn spawn(mut setup: TrainSetup) -> Result<TrainHandle> {
             }
             result
         })
-        .map_err(|e| Error::io(Path::new("trainer thread"), "cannot start", e))?;
+        .map_err(|e| Error::system("start the training thread", e))?;
     Ok(TrainHandle {
         commands: command_tx,
         events: event_rx,

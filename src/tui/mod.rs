@@ -106,13 +106,8 @@ pub struct Session<'a> {
 /// Runs the dashboard until the run has ended and the user leaves (or aborts, or, when
 /// watching, leaves).
 pub fn run(session: Session, mut app: App, signals: &Signals) -> Result<Outcome> {
-    let mut terminal = ratatui::try_init().map_err(|e| {
-        Error::io(
-            std::path::Path::new("terminal"),
-            "cannot set up the dashboard",
-            e,
-        )
-    })?;
+    let mut terminal =
+        ratatui::try_init().map_err(|e| Error::terminal("set up the dashboard", e))?;
     // Restores the terminal on every way out of this function, errors included (panics are
     // covered by the hook `try_init` installed).
     let mut restore = RestoreOnDrop { armed: true };
@@ -142,7 +137,7 @@ pub fn run(session: Session, mut app: App, signals: &Signals) -> Result<Outcome>
                     }
                 }
             })
-            .map_err(|e| Error::io(std::path::Path::new("input thread"), "cannot start", e))?;
+            .map_err(|e| Error::system("start the input thread", e))?;
     }
     let Session {
         commands,
@@ -159,7 +154,7 @@ pub fn run(session: Session, mut app: App, signals: &Signals) -> Result<Outcome>
             }
             let _ = tx.send(AppEvent::TrainDone);
         })
-        .map_err(|e| Error::io(std::path::Path::new("pump thread"), "cannot start", e))?;
+        .map_err(|e| Error::system("start the event pump thread", e))?;
 
     let send = |c: Command| {
         let _ = commands.send(c);
@@ -259,7 +254,7 @@ pub fn run(session: Session, mut app: App, signals: &Signals) -> Result<Outcome>
         if app.dirty && !detached && frame_due {
             terminal
                 .draw(|f| ui::draw(f, &app))
-                .map_err(|e| Error::io(std::path::Path::new("terminal"), "cannot draw", e))?;
+                .map_err(|e| Error::terminal("draw", e))?;
             app.dirty = false;
             last_draw = Some(Instant::now());
         }
