@@ -4,24 +4,11 @@
 //! baseline and picked at run time; all of them add in the same order, so results are
 //! bit-identical whichever runs.
 
-use super::conv2d::ConvGeometry;
-use super::simd::multiversion;
+use super::conv_geometry::ConvGeometry;
+use super::simd::{mask_relu_body, multiversion};
 
 /// The direct path keeps one output pixel's ReLU-masked gradient on the stack.
 pub const MAX_FILTERS: usize = 256;
-
-multiversion!(
-    /// The gradient through a ReLU: `dy` where the (post-ReLU) output is positive, 0 elsewhere.
-    mask_relu => mask_relu_body(dy: &[f32], out: &[f32], masked: &mut [f32])
-);
-
-/// `mask_relu` for callers already compiled for the instruction set (inlined there).
-#[inline(always)]
-pub(super) fn mask_relu_body(dy: &[f32], out: &[f32], masked: &mut [f32]) {
-    for ((m, &d), &o) in masked.iter_mut().zip(dy).zip(out) {
-        *m = if o > 0.0 { d } else { 0.0 };
-    }
-}
 
 /// One output pixel's gradient, masked into `buf` when the layer has a ReLU.
 #[inline(always)]

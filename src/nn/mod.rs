@@ -7,6 +7,7 @@
 mod activation;
 mod conv2d;
 mod conv_direct;
+mod conv_geometry;
 mod dense;
 mod dropout;
 mod flatten;
@@ -25,7 +26,8 @@ mod winograd;
 pub(crate) mod gradcheck;
 
 pub use activation::ActivationLayer;
-pub use conv2d::{Conv2d, ConvGeometry};
+pub use conv_geometry::ConvGeometry;
+pub use conv2d::Conv2d;
 pub use dense::Dense;
 pub use dropout::Dropout;
 pub use flatten::Flatten;

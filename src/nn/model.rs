@@ -4,7 +4,8 @@
 use ndarray::IxDyn;
 
 use super::activation::{ActivationLayer, softmax_rows};
-use super::conv2d::{Conv2d, ConvGeometry};
+use super::conv_geometry::ConvGeometry;
+use super::conv2d::Conv2d;
 use super::dense::Dense;
 use super::dropout::Dropout;
 use super::flatten::Flatten;

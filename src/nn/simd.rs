@@ -34,3 +34,16 @@ macro_rules! multiversion {
 }
 
 pub(crate) use multiversion;
+
+multiversion!(
+    /// The gradient through a ReLU: `dy` where the (post-ReLU) output is positive, 0 elsewhere.
+    mask_relu => mask_relu_body(dy: &[f32], out: &[f32], masked: &mut [f32])
+);
+
+/// `mask_relu` for callers already compiled for the instruction set (inlined there).
+#[inline(always)]
+pub(crate) fn mask_relu_body(dy: &[f32], out: &[f32], masked: &mut [f32]) {
+    for ((m, &d), &o) in masked.iter_mut().zip(dy).zip(out) {
+        *m = if o > 0.0 { d } else { 0.0 };
+    }
+}

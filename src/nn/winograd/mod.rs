@@ -20,7 +20,7 @@ use rayon::prelude::*;
 
 mod tiles;
 
-use super::conv2d::ConvGeometry;
+use super::conv_geometry::ConvGeometry;
 use super::matmul::matmul_serial;
 use super::tensor::column_sums;
 use tiles::{

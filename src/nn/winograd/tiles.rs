@@ -5,8 +5,8 @@
 //! AVX-512 register per value), then one at a time for the rest; they are compiled for
 //! AVX-512, AVX2 and the baseline, all computing in the same order.
 
-use super::super::conv_direct::mask_relu_body;
-use super::super::conv2d::ConvGeometry;
+use super::super::conv_geometry::ConvGeometry;
+use super::super::simd::mask_relu_body;
 use super::super::simd::multiversion;
 
 /// Input tile side.
