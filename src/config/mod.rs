@@ -52,6 +52,11 @@ pub enum OptimizerConfig {
         momentum: f64,
         #[serde(default)]
         nesterov: bool,
+        /// L2 penalty added to the gradient (`g + weight_decay * w`), as PyTorch's SGD
+        /// `weight_decay` (Keras' `kernel_regularizer = l2(weight_decay / 2)`); weights only,
+        /// not biases.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        weight_decay: f64,
     },
     /// Adam (Kingma and Ba) with Keras' defaults.
     Adam {
@@ -64,6 +69,27 @@ pub enum OptimizerConfig {
         #[serde(default = "default_epsilon")]
         epsilon: f64,
     },
+    /// Adam with decoupled weight decay (Loshchilov and Hutter), as PyTorch's AdamW: before
+    /// each Adam step, `w -= lr * weight_decay * w` for weights (not biases).
+    Adamw {
+        #[serde(default = "default_adam_lr")]
+        lr: f64,
+        #[serde(default = "default_beta1")]
+        beta1: f64,
+        #[serde(default = "default_beta2")]
+        beta2: f64,
+        #[serde(default = "default_epsilon")]
+        epsilon: f64,
+        #[serde(default = "default_adamw_decay")]
+        weight_decay: f64,
+    },
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+fn default_adamw_decay() -> f64 {
+    0.01
 }
 
 fn default_adam_lr() -> f64 {
@@ -82,18 +108,23 @@ fn default_epsilon() -> f64 {
 impl OptimizerConfig {
     pub fn lr(&self) -> f64 {
         match self {
-            OptimizerConfig::Sgd { lr, .. } | OptimizerConfig::Adam { lr, .. } => *lr,
+            OptimizerConfig::Sgd { lr, .. }
+            | OptimizerConfig::Adam { lr, .. }
+            | OptimizerConfig::Adamw { lr, .. } => *lr,
         }
     }
 
     pub fn set_lr(&mut self, value: f64) {
         match self {
-            OptimizerConfig::Sgd { lr, .. } | OptimizerConfig::Adam { lr, .. } => *lr = value,
+            OptimizerConfig::Sgd { lr, .. }
+            | OptimizerConfig::Adam { lr, .. }
+            | OptimizerConfig::Adamw { lr, .. } => *lr = value,
         }
     }
 
     /// Checks every setting's range, each with its one rule: the rate as everywhere
-    /// ([`crate::lr::check_lr`]), momentum and the betas in [0, 1), epsilon positive.
+    /// ([`crate::lr::check_lr`]), momentum and the betas in [0, 1), epsilon positive, weight
+    /// decay finite and not negative.
     pub fn validate(&self) -> crate::error::Result<()> {
         use crate::error::Error;
         crate::lr::check_lr(self.lr()).map_err(|m| Error::config("optimizer.lr", m))?;
@@ -107,9 +138,22 @@ impl OptimizerConfig {
                 ))
             }
         };
+        let decay = self.weight_decay();
+        if !(decay.is_finite() && decay >= 0.0) {
+            return Err(Error::config(
+                "optimizer.weight_decay",
+                format!("must be 0 or more, got {decay}"),
+            ));
+        }
         match *self {
             OptimizerConfig::Sgd { momentum, .. } => unit("momentum", momentum),
             OptimizerConfig::Adam {
+                beta1,
+                beta2,
+                epsilon,
+                ..
+            }
+            | OptimizerConfig::Adamw {
                 beta1,
                 beta2,
                 epsilon,
@@ -129,17 +173,41 @@ impl OptimizerConfig {
         }
     }
 
-    /// A short description such as `sgd(momentum 0.9)` or `adam`.
+    /// The weight decay (0 for Adam, which has none).
+    pub fn weight_decay(&self) -> f64 {
+        match *self {
+            OptimizerConfig::Sgd { weight_decay, .. }
+            | OptimizerConfig::Adamw { weight_decay, .. } => weight_decay,
+            OptimizerConfig::Adam { .. } => 0.0,
+        }
+    }
+
+    /// A short description such as `sgd(momentum 0.9)`, `adam` or `adamw(weight decay 0.01)`.
     pub fn label(&self) -> String {
-        match self {
-            OptimizerConfig::Sgd {
-                momentum, nesterov, ..
-            } if *momentum > 0.0 => format!(
-                "sgd(momentum {momentum}{})",
-                if *nesterov { ", nesterov" } else { "" }
-            ),
-            OptimizerConfig::Sgd { .. } => "sgd".into(),
-            OptimizerConfig::Adam { .. } => "adam".into(),
+        let mut details = Vec::new();
+        if let OptimizerConfig::Sgd {
+            momentum, nesterov, ..
+        } = *self
+            && momentum > 0.0
+        {
+            details.push(format!("momentum {momentum}"));
+            if nesterov {
+                details.push("nesterov".into());
+            }
+        }
+        let decay = self.weight_decay();
+        if decay > 0.0 {
+            details.push(format!("weight decay {decay}"));
+        }
+        let name = match self {
+            OptimizerConfig::Sgd { .. } => "sgd",
+            OptimizerConfig::Adam { .. } => "adam",
+            OptimizerConfig::Adamw { .. } => "adamw",
+        };
+        if details.is_empty() {
+            name.into()
+        } else {
+            format!("{name}({})", details.join(", "))
         }
     }
 }

@@ -10,7 +10,15 @@ use crate::error::{Error, Result};
 pub struct ModelConfig {
     #[serde(default)]
     pub loss: LossKind,
+    /// Cross-entropy against `(1 - a) * onehot + a / classes` instead of the one-hot label,
+    /// as Keras' `label_smoothing` (0, the default, is plain cross-entropy).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub label_smoothing: f64,
     pub layers: Vec<LayerSpec>,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// Losses. Cross-entropy takes logits; a final softmax layer is folded into it.
@@ -106,6 +114,19 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<()> {
         if self.layers.is_empty() {
             return Err(Error::config("model.layers", "the model has no layers"));
+        }
+        let a = self.label_smoothing;
+        if !(0.0..1.0).contains(&a) {
+            return Err(Error::config(
+                "model.label_smoothing",
+                format!("must be in [0, 1), got {a}"),
+            ));
+        }
+        if a > 0.0 && self.loss != LossKind::SoftmaxCrossEntropy {
+            return Err(Error::config(
+                "model.label_smoothing",
+                "applies to softmax_cross_entropy only",
+            ));
         }
         for (i, layer) in self.layers.iter().enumerate() {
             let at = |field: &str| format!("model.layers[{i}].{field}");

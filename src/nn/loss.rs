@@ -33,9 +33,11 @@ pub fn top_k(row: &[f32], k: usize) -> Vec<(usize, f32)> {
 }
 
 /// Computes the loss of `output` (`[batch, classes]`) against `labels`; when `grad` is given,
-/// writes the gradient of the mean loss with respect to `output` into it.
+/// writes the gradient of the mean loss with respect to `output` into it. Cross-entropy's
+/// target is `(1 - smoothing) * onehot + smoothing / classes` (Keras' label smoothing).
 pub fn compute(
     kind: LossKind,
+    smoothing: f32,
     output: &Tensor,
     labels: &[u8],
     grad: Option<&mut Tensor>,
@@ -62,12 +64,23 @@ pub fn compute(
             LossKind::SoftmaxCrossEntropy => {
                 // -log softmax(x)[l] = log(sum(exp(x - max))) - (x[l] - max): exact for huge
                 // logits, and infinite or NaN when the logits are, so divergence is noticed.
+                // With smoothing a, the target t puts 1 - a + a/K on the label and a/K on every
+                // class: -sum(t log softmax(x)) = log(sum(exp(x - max))) - sum(t (x - max)).
                 let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
                 let sum: f64 = x.iter().map(|&v| (v as f64 - max).exp()).sum();
-                total += sum.ln() - (x[l] as f64 - max);
+                let (a, off) = (smoothing as f64, smoothing / classes as f32);
+                let mut target_dot = (1.0 - a) * (x[l] as f64 - max);
+                if a > 0.0 {
+                    let all: f64 = x.iter().map(|&v| v as f64 - max).sum();
+                    target_dot += a / classes as f64 * all;
+                }
+                total += sum.ln() - target_dot;
                 if let Some(g) = row_grad {
                     softmax_rows(x, g, classes);
-                    g[l] -= 1.0;
+                    if smoothing > 0.0 {
+                        g.iter_mut().for_each(|v| *v -= off);
+                    }
+                    g[l] -= 1.0 - smoothing;
                     g.iter_mut().for_each(|v| *v /= batch as f32);
                 }
             }
@@ -100,13 +113,17 @@ mod tests {
     #[test]
     fn cross_entropy_of_uniform_logits_is_ln_classes() {
         let out = Tensor::zeros(IxDyn(&[2, 10]));
-        let s = compute(LossKind::SoftmaxCrossEntropy, &out, &[3, 4], None);
+        let s = compute(LossKind::SoftmaxCrossEntropy, 0.0, &out, &[3, 4], None);
         assert!((s.loss - 10f32.ln()).abs() < 1e-6);
     }
 
     #[test]
     fn gradients_match_finite_differences() {
-        for kind in [LossKind::SoftmaxCrossEntropy, LossKind::MeanSquaredError] {
+        for (kind, smoothing) in [
+            (LossKind::SoftmaxCrossEntropy, 0.0),
+            (LossKind::SoftmaxCrossEntropy, 0.1),
+            (LossKind::MeanSquaredError, 0.0),
+        ] {
             let labels = [2u8, 0, 1];
             let mut out = Tensor::from_shape_vec(
                 IxDyn(&[3, 4]),
@@ -114,21 +131,21 @@ mod tests {
             )
             .unwrap();
             let mut grad = crate::nn::tensor::empty();
-            let s = compute(kind, &out, &labels, Some(&mut grad));
+            let s = compute(kind, smoothing, &out, &labels, Some(&mut grad));
             assert_eq!(s.samples, 3);
             for i in 0..out.len() {
                 let orig = data(&out)[i];
                 let eps = 1e-3;
                 data_mut(&mut out)[i] = orig + eps;
-                let up = compute(kind, &out, &labels, None).loss as f64;
+                let up = compute(kind, smoothing, &out, &labels, None).loss as f64;
                 data_mut(&mut out)[i] = orig - eps;
-                let down = compute(kind, &out, &labels, None).loss as f64;
+                let down = compute(kind, smoothing, &out, &labels, None).loss as f64;
                 data_mut(&mut out)[i] = orig;
                 let numeric = (up - down) / (2.0 * eps as f64);
                 let analytic = data(&grad)[i] as f64;
                 assert!(
                     (numeric - analytic).abs() < 1e-3,
-                    "{kind:?}[{i}]: {analytic} vs {numeric}"
+                    "{kind:?} smoothing {smoothing} [{i}]: {analytic} vs {numeric}"
                 );
             }
         }
@@ -139,9 +156,32 @@ mod tests {
         let mut out = Tensor::zeros(IxDyn(&[1, 3]));
         out[[0, 1]] = f32::NAN;
         assert!(
-            !compute(LossKind::SoftmaxCrossEntropy, &out, &[0], None)
+            !compute(LossKind::SoftmaxCrossEntropy, 0.0, &out, &[0], None)
                 .loss
                 .is_finite()
         );
+    }
+
+    #[test]
+    fn label_smoothing_matches_keras() {
+        // Logits [1, 2, 3], label 2, smoothing 0.3, 3 classes: target [0.1, 0.1, 0.8].
+        // log softmax = x - logsumexp(x), logsumexp = 3 + ln(1 + e^-1 + e^-2) = 3.4076059644;
+        // loss = 3.4076059644 - (0.1 * 1 + 0.1 * 2 + 0.8 * 3) = 0.7076059644, as
+        // keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.3) gives.
+        // Gradient = softmax - target = [0.0900306 - 0.1, 0.2447285 - 0.1, 0.6652410 - 0.8].
+        let out = Tensor::from_shape_vec(IxDyn(&[1, 3]), vec![1.0, 2.0, 3.0]).unwrap();
+        let mut grad = crate::nn::tensor::empty();
+        let kind = LossKind::SoftmaxCrossEntropy;
+        let s = compute(kind, 0.3, &out, &[2], Some(&mut grad));
+        assert!((s.loss - 0.707_605_96).abs() < 1e-6, "{}", s.loss);
+        for (g, want) in data(&grad)
+            .iter()
+            .zip([-0.009_969_4, 0.144_728_5, -0.134_759_0])
+        {
+            assert!((g - want).abs() < 1e-6, "{g} vs {want}");
+        }
+        // Without smoothing it is the plain cross-entropy, 3.4076059644 - 3.
+        let plain = compute(kind, 0.0, &out, &[2], None).loss;
+        assert!((plain - 0.407_605_96).abs() < 1e-6, "{plain}");
     }
 }

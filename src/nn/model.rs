@@ -26,6 +26,7 @@ pub struct Sequential {
     layers: Vec<Box<dyn Layer>>,
     input_shape: [usize; 3],
     loss: LossKind,
+    label_smoothing: f32,
     /// Layers that produce the loss's input: all, or all but a final softmax that the
     /// cross-entropy loss applies itself.
     logit_layers: usize,
@@ -290,6 +291,7 @@ impl Sequential {
             layers,
             input_shape,
             loss: spec.loss,
+            label_smoothing: spec.label_smoothing as f32,
             logit_layers,
             acts: (0..=n).map(|_| empty()).collect(),
             grads: (0..=n).map(|_| empty()).collect(),
@@ -349,6 +351,7 @@ impl Sequential {
         let top = self.logit_layers;
         let stats = loss::compute(
             self.loss,
+            self.label_smoothing,
             &self.acts[top],
             &self.labels,
             Some(&mut self.grads[top]),
@@ -370,7 +373,13 @@ impl Sequential {
     /// The loss and accuracy of the loaded batch without training.
     pub fn evaluate_batch(&mut self) -> BatchStats {
         self.forward(&Context::inference());
-        loss::compute(self.loss, &self.acts[self.logit_layers], &self.labels, None)
+        loss::compute(
+            self.loss,
+            self.label_smoothing,
+            &self.acts[self.logit_layers],
+            &self.labels,
+            None,
+        )
     }
 
     /// Loss, accuracy and per-sample predictions over a whole split, `EVAL_BATCH` samples at

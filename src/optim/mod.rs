@@ -1,4 +1,4 @@
-//! Optimizers (SGD with momentum or Nesterov, Adam) and learning-rate schedules.
+//! Optimizers (SGD with momentum or Nesterov and L2 weight decay, Adam, AdamW) and learning-rate schedules.
 //! The learning rate is not theirs: the training state owns the live value and passes it to
 //! every step, so it may change between any two steps and is never kept in step by hand.
 
@@ -72,15 +72,32 @@ fn saved_tensors(
 pub fn build(config: &OptimizerConfig) -> Box<dyn Optimizer> {
     match *config {
         OptimizerConfig::Sgd {
-            momentum, nesterov, ..
-        } => Box::new(Sgd::new(momentum, nesterov)),
+            momentum,
+            nesterov,
+            weight_decay,
+            ..
+        } => Box::new(Sgd::new(momentum, nesterov, weight_decay)),
         OptimizerConfig::Adam {
             beta1,
             beta2,
             epsilon,
             ..
-        } => Box::new(Adam::new(beta1, beta2, epsilon)),
+        } => Box::new(Adam::new(beta1, beta2, epsilon, 0.0)),
+        OptimizerConfig::Adamw {
+            beta1,
+            beta2,
+            epsilon,
+            weight_decay,
+            ..
+        } => Box::new(Adam::new(beta1, beta2, epsilon, weight_decay)),
     }
+}
+
+/// Whether weight decay applies to a parameter: weights (kernels) with two or more axes do,
+/// biases and other vectors (such as a normalisation's scale and shift) do not, as Keras'
+/// `kernel_regularizer` and the usual AdamW practice.
+fn decays(p: &Param) -> bool {
+    p.value.ndim() >= 2
 }
 
 /// Creates one zeroed state tensor per parameter (and records their names) on first use.
