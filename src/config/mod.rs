@@ -259,9 +259,11 @@ fn yes() -> bool {
     true
 }
 
-/// Learning-rate schedules; they scale the current rate, so manual changes persist.
+/// Learning-rate schedules. `step` and `plateau` act at epoch ends and multiply the current
+/// rate, so manual changes persist; `cosine` and `one_cycle` set the rate before every step
+/// from the step count, as `optimizer.lr` times their factor (times the manual scale).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ScheduleConfig {
     /// Multiply the rate by `gamma` every `every_epochs` epochs.
     Step { every_epochs: usize, gamma: f64 },
@@ -275,9 +277,46 @@ pub enum ScheduleConfig {
         #[serde(default)]
         min_delta: f64,
     },
+    /// Linear warm-up over `warmup_epochs` (may be fractional), then a half cosine from
+    /// `optimizer.lr` down to 0 at the end of the last epoch.
+    Cosine {
+        #[serde(default)]
+        warmup_epochs: f64,
+    },
+    /// PyTorch's `OneCycleLR` (cosine annealing, two phases): from `lr / div_factor` up to
+    /// `optimizer.lr` over the first `pct_start` of the steps, then down to
+    /// `lr / div_factor / final_div_factor`.
+    OneCycle {
+        #[serde(default = "default_pct_start")]
+        pct_start: f64,
+        #[serde(default = "default_div_factor")]
+        div_factor: f64,
+        #[serde(default = "default_final_div_factor")]
+        final_div_factor: f64,
+    },
+}
+
+fn default_pct_start() -> f64 {
+    0.3
+}
+fn default_div_factor() -> f64 {
+    25.0
+}
+fn default_final_div_factor() -> f64 {
+    1e4
 }
 
 impl ScheduleConfig {
+    /// The schedule's name as in the config: `step`, `plateau`, `cosine`, `one_cycle`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ScheduleConfig::Step { .. } => "step",
+            ScheduleConfig::Plateau { .. } => "plateau",
+            ScheduleConfig::Cosine { .. } => "cosine",
+            ScheduleConfig::OneCycle { .. } => "one_cycle",
+        }
+    }
+
     /// The schedule in words, e.g. `x0.5 every 2 epochs`.
     pub fn describe(&self) -> String {
         match *self {
@@ -306,6 +345,20 @@ impl ScheduleConfig {
                 }
                 s
             }
+            ScheduleConfig::Cosine { warmup_epochs } if warmup_epochs > 0.0 => format!(
+                "cosine per step after {warmup_epochs} warm-up epoch{}",
+                if warmup_epochs == 1.0 { "" } else { "s" }
+            ),
+            ScheduleConfig::Cosine { .. } => "cosine per step".into(),
+            ScheduleConfig::OneCycle {
+                pct_start,
+                div_factor,
+                final_div_factor,
+            } => format!(
+                "one cycle per step: lr/{div_factor} up to lr over {}% of the steps, then down to lr/{}",
+                pct_start * 100.0,
+                div_factor * final_div_factor
+            ),
         }
     }
 }
@@ -400,6 +453,43 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        match t.schedule {
+            Some(ScheduleConfig::Cosine { warmup_epochs })
+                if !(warmup_epochs >= 0.0 && warmup_epochs < t.epochs as f64) =>
+            {
+                return Err(Error::config(
+                    "training.schedule.warmup_epochs",
+                    format!(
+                        "must be at least 0 and below training.epochs ({}), got {warmup_epochs}",
+                        t.epochs
+                    ),
+                ));
+            }
+            Some(ScheduleConfig::OneCycle {
+                pct_start,
+                div_factor,
+                final_div_factor,
+            }) => {
+                if !(pct_start > 0.0 && pct_start < 1.0) {
+                    return Err(Error::config(
+                        "training.schedule.pct_start",
+                        format!("must be in (0, 1), got {pct_start}"),
+                    ));
+                }
+                for (key, v) in [
+                    ("div_factor", div_factor),
+                    ("final_div_factor", final_div_factor),
+                ] {
+                    if !(v.is_finite() && v >= 1.0) {
+                        return Err(Error::config(
+                            format!("training.schedule.{key}"),
+                            format!("must be at least 1, got {v}"),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
         if let Some(s) = self.checkpoint.every_seconds
             && !(s.is_finite() && s > 0.0)
         {
@@ -466,6 +556,53 @@ mod tests {
             assert!(e.starts_with("t.toml: name: "), "{bad}: {e}");
         }
         assert!(check_run_name("lr-0.1_b64").is_ok());
+    }
+
+    #[test]
+    fn weight_decay_smoothing_and_per_step_schedules_are_checked() {
+        let adamw = config("[optimizer]\ntype = \"adamw\"").unwrap();
+        assert_eq!(adamw.optimizer.label(), "adamw(weight decay 0.01)");
+        let sgd =
+            config("[optimizer]\ntype = \"sgd\"\nlr = 0.1\nmomentum = 0.9\nweight_decay = 5e-4");
+        assert_eq!(
+            sgd.unwrap().optimizer.label(),
+            "sgd(momentum 0.9, weight decay 0.0005)"
+        );
+        let bad = config("[optimizer]\ntype = \"sgd\"\nlr = 0.1\nweight_decay = -1").unwrap_err();
+        assert_eq!(
+            bad.to_string(),
+            "t.toml: optimizer.weight_decay: must be 0 or more, got -1"
+        );
+        let base = "[optimizer]\ntype = \"adam\"";
+        for (set, error) in [
+            (
+                "model.label_smoothing=1.0",
+                "model.label_smoothing: must be in [0, 1), got 1",
+            ),
+            (
+                "training.schedule={ type = \"cosine\", warmup_epochs = 20 }",
+                "training.schedule.warmup_epochs: must be at least 0 and below training.epochs (20), got 20",
+            ),
+            (
+                "training.schedule={ type = \"one_cycle\", pct_start = 1 }",
+                "training.schedule.pct_start: must be in (0, 1), got 1",
+            ),
+            (
+                "training.schedule={ type = \"one_cycle\", div_factor = 0.5 }",
+                "training.schedule.div_factor: must be at least 1, got 0.5",
+            ),
+        ] {
+            let text = DEFAULT_CONFIG.replace(
+                &DEFAULT_CONFIG[DEFAULT_CONFIG.find("[optimizer]").unwrap()..]
+                    .split("\n\n")
+                    .next()
+                    .unwrap()
+                    .to_string(),
+                base,
+            );
+            let e = load::parse_config(&text, "t.toml", &[set.to_string()]).unwrap_err();
+            assert!(e.to_string().ends_with(error), "{set}: {e}");
+        }
     }
 
     #[test]

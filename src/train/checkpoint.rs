@@ -41,6 +41,10 @@ pub struct TrainingState {
     pub early_stopping: Option<(f64, usize)>,
     /// The plateau schedule's best loss and epochs stalled.
     pub schedule: Option<(f64, usize)>,
+    /// Under a per-step schedule (cosine, one-cycle), the factor by which rates set by hand
+    /// scale it from then on (absent: 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr_scale: Option<f64>,
     pub history: Vec<EpochMetrics>,
     /// Time and work of the starts before this checkpoint, up to it (absent in checkpoints
     /// of older versions: their runs count from the start that reads them).

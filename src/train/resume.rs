@@ -100,7 +100,20 @@ pub fn plan(loaded: Loaded, from: PathBuf, config: &Config, lr_asked: bool) -> R
         ));
     }
     let asked = config.optimizer.lr();
-    if (lr_asked || asked != loaded.config.optimizer.lr()) && asked != state.lr {
+    let per_step = config
+        .training
+        .schedule
+        .clone()
+        .is_some_and(|s| crate::optim::Schedule::new(s).per_step());
+    if per_step && (lr_asked || asked != loaded.config.optimizer.lr()) {
+        // A per-step schedule sets every step's rate from optimizer.lr: that is what changes.
+        notes.push(format!(
+            "the schedule's optimizer.lr {} -> {} as asked (a scale set by hand is dropped)",
+            fmt_lr(loaded.config.optimizer.lr()),
+            fmt_lr(asked)
+        ));
+        state.lr_scale = None;
+    } else if (lr_asked || asked != loaded.config.optimizer.lr()) && asked != state.lr {
         notes.push(format!(
             "learning rate {} -> {} as asked",
             fmt_lr(state.lr),

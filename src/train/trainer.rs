@@ -248,6 +248,9 @@ impl Trainer {
         let t = self.config.training.clone();
         let data = Arc::clone(&self.data);
         let batches_per_epoch = data.train.len().div_ceil(t.batch_size);
+        if let Some(lr) = self.scheduled_lr() {
+            self.state.lr = lr;
+        }
         self.emit(TrainEvent::Started {
             epochs: t.epochs,
             batches_per_epoch,
@@ -301,6 +304,9 @@ impl Trainer {
                 self.clock.paused += paused;
                 if self.stop.is_some() {
                     break;
+                }
+                if let Some(lr) = self.scheduled_lr() {
+                    self.state.lr = lr;
                 }
                 let batch_start = Instant::now();
                 self.model.load_batch(&data.train, indices);
@@ -593,6 +599,10 @@ impl Trainer {
                 Steer::Pause => {}
                 Steer::Lr { value } => self.change_lr(value, LrSource::Command),
                 Steer::LrScale { factor } => {
+                    // Under a per-step schedule, scale the rate the next step would take.
+                    if let Some(lr) = self.scheduled_lr() {
+                        self.state.lr = lr;
+                    }
                     self.change_lr(self.state.lr * factor, LrSource::Command)
                 }
                 Steer::Save => self.checkpoint(SaveReason::Requested),
@@ -609,7 +619,24 @@ impl Trainer {
         }
     }
 
-    /// The one place the live rate changes (schedule and commands).
+    /// Under a per-step schedule, the rate of the next step: `optimizer.lr` times the
+    /// schedule's factor at the step count, times the scale set by hand (so it depends on
+    /// nothing but the step count and checkpointed values, and a resume gets the same rates).
+    fn scheduled_lr(&self) -> Option<f64> {
+        let factor = self.schedule_factor()?;
+        Some(self.config.optimizer.lr() * factor * self.state.lr_scale.unwrap_or(1.0))
+    }
+
+    fn schedule_factor(&self) -> Option<f64> {
+        let t = &self.config.training;
+        let per_epoch = self.data.train.len().div_ceil(t.batch_size) as u64;
+        self.schedule
+            .as_ref()?
+            .factor_at(self.state.step, per_epoch * t.epochs as u64, per_epoch)
+    }
+
+    /// The one place the live rate changes (schedule and commands). Under a per-step schedule
+    /// a rate set by hand scales the schedule: it goes on from the new rate with its shape.
     fn change_lr(&mut self, lr: f64, source: LrSource) {
         if let Err(why) = crate::lr::check_lr(lr) {
             self.emit(TrainEvent::Message(format!(
@@ -627,6 +654,15 @@ impl Trainer {
             to: lr,
             source,
         });
+        if let Some(factor) = self.schedule_factor() {
+            let scale = lr / (self.config.optimizer.lr() * factor);
+            self.state.lr_scale = Some(scale);
+            let kind = self.config.training.schedule.as_ref().map(|s| s.kind());
+            self.emit(TrainEvent::Message(format!(
+                "the {} schedule goes on from this rate: scaled x{scale:.4} from here",
+                kind.unwrap_or_default()
+            )));
+        }
     }
 
     fn weights_finite(&self) -> bool {

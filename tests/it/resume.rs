@@ -248,3 +248,72 @@ fn a_checkpoint_of_another_run_is_refused_in_an_existing_run_directory() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(batches_after(&dir.path().join("c"), 4).len(), 4);
 }
+
+/// Batch lines after `step`: (step, loss, lr), compared bit for bit.
+fn losses_and_rates_after(run: &Path, step: u64) -> Vec<(u64, f64, f64)> {
+    metrics(run)
+        .iter()
+        .filter(|l| l["type"] == "batch" && l["step"].as_u64().unwrap() > step)
+        .map(|l| {
+            (
+                l["step"].as_u64().unwrap(),
+                l["loss"].as_f64().unwrap(),
+                l["lr"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_per_step_schedule_resumes_with_the_same_rates_and_losses() {
+    let dir = tempfile::tempdir().unwrap();
+    base_run(dir.path(), "plain");
+    let config = LINEAR
+        .replace(
+            "type = \"sgd\"\nlr = 0.01",
+            "type = \"adamw\"\nlr = 0.01\nweight_decay = 0.1",
+        )
+        .replace(
+            "epochs = 1",
+            "epochs = 2\nschedule = { type = \"cosine\", warmup_epochs = 0.5 }",
+        )
+        .replace(
+            "loss = \"softmax_cross_entropy\"",
+            "loss = \"softmax_cross_entropy\"\nlabel_smoothing = 0.1",
+        );
+    std::fs::write(dir.path().join("cosine.toml"), config).unwrap();
+    let o = train(
+        dir.path(),
+        &["--config", "cosine.toml", "--run-dir", "whole"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let whole = losses_and_rates_after(&dir.path().join("whole"), 0);
+    assert_eq!(whole.len(), 16, "2 epochs of 8 batches");
+    // 4 warm-up steps (half an epoch) then a half cosine over the other 12: the rate of
+    // step k (1-based) is 0.01 * f(k - 1).
+    for &(step, _, lr) in &whole {
+        let s = (step - 1) as f64;
+        let factor = if s < 4.0 {
+            (s + 1.0) / 4.0
+        } else {
+            (1.0 + (std::f64::consts::PI * (s - 4.0) / 12.0).cos()) / 2.0
+        };
+        assert!(
+            (lr - 0.01 * factor).abs() < 1e-15,
+            "step {step}: {lr} vs {}",
+            0.01 * factor
+        );
+    }
+
+    let o = train(
+        dir.path(),
+        &["--resume", &ckpt("whole", 5), "--run-dir", "split"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let split = losses_and_rates_after(&dir.path().join("split"), 5);
+    assert_eq!(
+        split,
+        whole[5..],
+        "same rates and losses at every step after the resume"
+    );
+}

@@ -271,3 +271,53 @@ fn early_stopping_ends_the_run_and_restores_the_best_weights() {
     );
     assert!(events.iter().any(|e| matches!(e, TrainEvent::Message(m) if m.contains("restored the weights of the best epoch"))));
 }
+
+#[test]
+fn rate_keys_scale_a_per_step_schedule_which_goes_on() {
+    let mut config = small_config(&[]);
+    config.training.schedule = Some(cnn_tui::config::ScheduleConfig::OneCycle {
+        pct_start: 0.5,
+        div_factor: 25.0,
+        final_div_factor: 1e4,
+    });
+    let peak = config.optimizer.lr();
+    let events = run(
+        config,
+        bundled(0.2),
+        &[Command::Steer(Steer::LrScale { factor: 2.0 })],
+    );
+    let total = events
+        .iter()
+        .find_map(|e| match e {
+            TrainEvent::Started {
+                batches_per_epoch, ..
+            } => Some(*batches_per_epoch as f64),
+            _ => None,
+        })
+        .unwrap();
+    // OneCycleLR: from peak/25 up to the peak by step 0.5 * total - 1, then down to
+    // peak/25e4 at the last step, cosine-annealed; every rate doubled by the `+` key.
+    let anneal =
+        |a: f64, b: f64, p: f64| b + (a - b) * (1.0 + (std::f64::consts::PI * p).cos()) / 2.0;
+    let up = 0.5 * total - 1.0;
+    let mut batches = 0;
+    for e in &events {
+        if let TrainEvent::Batch { step, lr, .. } = e {
+            let s = (*step - 1) as f64;
+            let factor = if s <= up {
+                anneal(1.0 / 25.0, 1.0, s / up)
+            } else {
+                anneal(1.0, 1.0 / 25e4, (s - up) / (total - 1.0 - up))
+            };
+            let want = 2.0 * peak * factor;
+            assert!(
+                (lr - want).abs() < 1e-12 * want.max(1e-3),
+                "step {step}: {lr} vs {want}"
+            );
+            batches += 1;
+        }
+    }
+    assert_eq!(batches as f64, total);
+    assert!(events.iter().any(|e| matches!(e,
+        TrainEvent::Message(m) if m == "the one_cycle schedule goes on from this rate: scaled x2.0000 from here")));
+}
