@@ -176,7 +176,7 @@ mod tests {
         assert!((s.loss - 0.707_605_96).abs() < 1e-6, "{}", s.loss);
         for (g, want) in data(&grad)
             .iter()
-            .zip([-0.009_969_4, 0.144_728_5, -0.134_759_0])
+            .zip([-0.009_969_4, 0.144_728_5, -0.134_759])
         {
             assert!((g - want).abs() < 1e-6, "{g} vs {want}");
         }
