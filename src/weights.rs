@@ -29,6 +29,31 @@ pub struct Saved {
     pub extra: HashMap<String, Tensor>,
 }
 
+/// The metadata key of the class names (a JSON list of strings).
+pub const CLASS_NAMES: &str = "class_names";
+
+/// Class names as stored in metadata.
+pub fn class_names_text(names: &[String]) -> String {
+    serde_json::to_string(names).expect("strings serialize")
+}
+
+impl Saved {
+    /// The class names stored with the weights; the class numbers for a file without them
+    /// (or with a list that does not match the model's outputs).
+    pub fn class_names(&self) -> Vec<String> {
+        let outputs = self.model.output_size();
+        self.metadata
+            .get(CLASS_NAMES)
+            .and_then(|t| serde_json::from_str::<Vec<String>>(t).ok())
+            .filter(|names| names.len() <= outputs && !names.is_empty())
+            .map(|mut names| {
+                names.extend((names.len()..outputs).map(|c| c.to_string()));
+                names
+            })
+            .unwrap_or_else(|| (0..outputs).map(|c| c.to_string()).collect())
+    }
+}
+
 /// Writes the model's parameters, `extra` tensors and `metadata` atomically.
 pub fn save(
     path: &Path,

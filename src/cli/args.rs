@@ -20,6 +20,9 @@ pub enum Commands {
     Train(TrainArgs),
     /// Print the model's layers, output shapes and parameter counts.
     Summary(SummaryArgs),
+    /// Load the data and describe it: classes with counts per split, image shape, per-channel
+    /// mean and std, skipped files, load time and whether the decoded cache was used.
+    Data(DataArgs),
     /// Test a saved model: loss, accuracy, per-class accuracy and the confusion matrix.
     Evaluate(EvaluateArgs),
     /// Time training steps and inference on the config's model: samples/s, ms per step,
@@ -60,7 +63,9 @@ pub struct ConfigArgs {
     /// Override a config value, e.g. --set optimizer.lr=0.1 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// Directory with the four MNIST-layout IDX files (.gz or raw); the bundled subset when absent.
+    /// Data directory: MNIST IDX files (.gz or raw), CIFAR-10 binary batches, or folders of
+    /// PNG/JPEG pictures (train/<class>/ + test/<class>/, or <class>/ alone); the bundled MNIST
+    /// subset when absent.
     #[arg(long)]
     pub data: Option<PathBuf>,
 }
@@ -166,6 +171,15 @@ impl TrainArgs {
 pub struct SummaryArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// One JSON object on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -26,7 +26,7 @@ pub fn run(args: BenchArgs) -> Result<u8> {
         return Err(Error::config("--batches", "must be at least 1"));
     }
     let source = DataSource::resolve(args.config.data.as_ref(), &config);
-    let data = Dataset::load(&source, 0.0)?;
+    let data = Dataset::load(&source, &config.data, 0.0)?;
     let t = &config.training;
     let mut model = Sequential::build(&config.model, data.image_shape, data.classes, t.seed)
         .map_err(|e| e.in_config(&origin))?;

@@ -15,7 +15,7 @@ pub fn run(args: EvaluateArgs) -> Result<u8> {
     let (config, mut model) = (saved.config, saved.model);
     weights::check_finite(&args.weights, &model)?;
     let source = DataSource::resolve(args.data.as_ref(), &config);
-    let data = Dataset::load(&source, 0.0)?;
+    let data = Dataset::load(&source, &config.data, 0.0)?;
     if data.image_shape != model.input_shape() || data.classes > model.output_size() {
         return Err(Error::weights(
             &args.weights,

@@ -1,8 +1,10 @@
-//! The command line: `train` (the default), `summary`, `evaluate`, `bench`, `predict`, `plot`.
+//! The command line: `train` (the default), `summary`, `data`, `evaluate`, `bench`, `predict`,
+//! `plot`, `watch`, `ctl`, `runs`, `sweep`.
 
 mod args;
 mod bench;
 mod ctl;
+mod data;
 mod evaluate;
 mod predict;
 mod runs;
@@ -65,6 +67,7 @@ pub fn run(cli: Cli) -> u8 {
     let result = match cli.command.unwrap_or_default() {
         Commands::Train(args) => train::run(args),
         Commands::Summary(args) => summary::run(args),
+        Commands::Data(args) => data::run(args),
         Commands::Evaluate(args) => evaluate::run(args),
         Commands::Bench(args) => bench::run(args),
         Commands::Predict(args) => predict::run(args),

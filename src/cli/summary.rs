@@ -17,7 +17,7 @@ pub fn run(args: SummaryArgs) -> Result<u8> {
     let (shape, classes) = match &source {
         DataSource::Bundled => ([28, 28, 1], 10),
         dir => {
-            let d = Dataset::load(dir, 0.0)?;
+            let d = Dataset::load(dir, &config.data, 0.0)?;
             (d.image_shape, d.classes)
         }
     };

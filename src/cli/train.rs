@@ -51,7 +51,11 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         config.data.dir = Some(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()));
     }
     let threads = threads(args.flags.threads)?;
-    let dataset = Arc::new(Dataset::load(&source, config.training.validation_split)?);
+    let dataset = Arc::new(Dataset::load(
+        &source,
+        &config.data,
+        config.training.validation_split,
+    )?);
     if let Some(signal) = signals.take_interrupt() {
         say(&format!(
             "{signal} received before training started: nothing trained, nothing to save"

@@ -32,13 +32,62 @@ pub struct Config {
     pub checkpoint: CheckpointConfig,
 }
 
-/// Where the data comes from.
+/// Where the data comes from, and how a folder of pictures is read.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// A directory with the four MNIST-layout IDX files; the bundled subset when absent.
+    /// A directory with MNIST-layout IDX files, CIFAR-10 binary batches or a folder of
+    /// pictures (one sub-folder per class); the bundled MNIST subset when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
+    /// Resize every picture to `[height, width]` (bilinear); without it all must share a size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<[usize; 2]>,
+    /// 1 (gray) or 3 (RGB); without it, 3 when any picture has colour, else 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<usize>,
+    /// For a folder of class folders alone: the fraction of each class held out as the test
+    /// set (the same files every time); 0.2 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_split: Option<f64>,
+    /// Leave out pictures that fail to decode (with a warning) instead of stopping.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_bad_images: bool,
+}
+
+/// Largest side `data.image_size` accepts.
+pub const MAX_IMAGE_SIDE: usize = 4096;
+
+impl DataConfig {
+    fn validate(&self) -> crate::error::Result<()> {
+        use crate::error::Error;
+        if let Some([h, w]) = self.image_size
+            && !((1..=MAX_IMAGE_SIDE).contains(&h) && (1..=MAX_IMAGE_SIDE).contains(&w))
+        {
+            return Err(Error::config(
+                "data.image_size",
+                format!("sides must be 1 to {MAX_IMAGE_SIDE}, got [{h}, {w}]"),
+            ));
+        }
+        if let Some(c) = self.channels
+            && c != 1
+            && c != 3
+        {
+            return Err(Error::config(
+                "data.channels",
+                format!("must be 1 (gray) or 3 (RGB), got {c}"),
+            ));
+        }
+        if let Some(f) = self.test_split
+            && !(f > 0.0 && f < 1.0)
+        {
+            return Err(Error::config(
+                "data.test_split",
+                format!("must be between 0 and 1 (exclusive), got {f}"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The optimizer and its hyperparameters, selected by `type`.
@@ -498,6 +547,7 @@ impl Config {
                 format!("must be positive, got {s}"),
             ));
         }
+        self.data.validate()?;
         self.model.validate()
     }
 

@@ -1,8 +1,12 @@
-//! MNIST-layout datasets: four IDX files in a directory, or the subset bundled in the binary.
+//! Datasets: four MNIST-layout IDX files, CIFAR-10 binary batches or a folder of pictures in a
+//! directory, or the MNIST subset bundled in the binary.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use super::idx::{IdxArray, parse_idx, read_idx_file};
+use super::{cifar_binary, folder, pictures};
+use crate::config::DataConfig;
 use crate::error::{Error, Result};
 
 /// The four standard MNIST file stems (Fashion-MNIST uses the same names).
@@ -36,7 +40,7 @@ const BUNDLED: [(&str, &[u8]); 4] = [
 pub enum DataSource {
     /// The MNIST subset compiled into the binary.
     Bundled,
-    /// A directory holding the four IDX files, gzip-compressed or raw.
+    /// A directory holding IDX files, CIFAR-10 binary batches or class folders of pictures.
     Dir(PathBuf),
 }
 
@@ -94,84 +98,204 @@ pub struct Dataset {
     /// Per-sample image shape `[height, width, channels]`.
     pub image_shape: [usize; 3],
     pub classes: usize,
+    /// One name per class: folder names, CIFAR-10's meta file, or "0".."9" for IDX data.
+    pub class_names: Vec<String>,
     pub train: Split,
     pub validation: Split,
     pub test: Split,
+    pub report: LoadReport,
+}
+
+/// What loading met, for `cnn-tui data`.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    /// Which layout the directory has.
+    pub format: String,
+    pub seconds: f64,
+    /// Where the decoded pixels came from, when a cache was used.
+    pub cache: Option<PathBuf>,
+    /// Files that are not pictures.
+    pub skipped: usize,
+    /// Pictures that failed to decode and were left out.
+    pub bad: Vec<PathBuf>,
+}
+
+/// The layouts a data directory can have, for the error when it has none.
+const LAYOUTS: &str = "the four MNIST IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]); CIFAR-10 binary batches (data_batch_1.bin ... data_batch_5.bin, test_batch.bin, batches.meta.txt); train/<class>/ and test/<class>/ folders of PNG or JPEG pictures (optionally val/<class>/); or <class>/ folders alone (data.test_split holds out the test set)";
+
+/// What one format's reader gives.
+struct Loaded {
+    shape: [usize; 3],
+    class_names: Vec<String>,
+    train: Split,
+    validation: Option<Split>,
+    test: Split,
+    report: LoadReport,
 }
 
 impl Dataset {
-    /// Loads the dataset and carves the validation set off the end of the training set.
-    pub fn load(source: &DataSource, validation_split: f64) -> Result<Dataset> {
-        let files: Vec<(PathBuf, IdxArray)> = match source {
-            DataSource::Bundled => BUNDLED
-                .iter()
-                .map(|(stem, bytes)| {
-                    let path = PathBuf::from(format!("<bundled>/{stem}.gz"));
-                    parse_idx(&path, bytes).map(|a| (path, a))
-                })
-                .collect::<Result<_>>()?,
-            DataSource::Dir(dir) => {
-                check_data_dir(dir)?;
-                [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS]
-                    .iter()
-                    .map(|stem| {
-                        let path = find_file(dir, stem)?;
-                        read_idx_file(&path).map(|a| (path, a))
-                    })
-                    .collect::<Result<_>>()?
-            }
-        };
-        let mut files = files.into_iter();
-        let mut next = || files.next().expect("four files");
-        let (train_img_path, train_img) = next();
-        let (train_lbl_path, train_lbl) = next();
-        let (test_img_path, test_img) = next();
-        let (test_lbl_path, test_lbl) = next();
-
-        let image_shape = image_shape_of(&train_img_path, &train_img)?;
-        let test_shape = image_shape_of(&test_img_path, &test_img)?;
-        if test_shape != image_shape {
-            return Err(Error::data(
-                &test_img_path,
-                format!(
-                    "test images are {test_shape:?} but training images are {image_shape:?} (height, width, channels)"
-                ),
-            ));
-        }
-        let mut train = pair(&train_img_path, train_img, &train_lbl_path, train_lbl)?;
-        let test = pair(&test_img_path, test_img, &test_lbl_path, test_lbl)?;
-        let max_label = train
-            .labels
-            .iter()
-            .chain(&test.labels)
-            .copied()
-            .max()
-            .unwrap_or(0);
-        let classes = (max_label as usize + 1).max(2);
-
+    /// Loads the dataset. Unless the data has its own validation set, the validation set is
+    /// the tail `validation_split` of the training set (folders of pictures store it in a
+    /// seeded shuffled order, so the tail mixes classes).
+    pub fn load(source: &DataSource, data: &DataConfig, validation_split: f64) -> Result<Dataset> {
         if !(0.0..1.0).contains(&validation_split) {
             return Err(Error::config(
                 "training.validation_split",
                 format!("must be in [0, 1), got {validation_split}"),
             ));
         }
-        let val_count = (train.len() as f64 * validation_split).round() as usize;
-        if val_count >= train.len() {
-            return Err(Error::config(
-                "training.validation_split",
-                format!("{validation_split} leaves no training data"),
-            ));
-        }
-        let validation = train.split_off_tail(val_count);
+        let start = Instant::now();
+        let mut loaded = match source {
+            DataSource::Bundled => {
+                only_for_pictures(data, "the bundled MNIST subset")?;
+                load_idx(source)?
+            }
+            DataSource::Dir(dir) => {
+                check_data_dir(dir)?;
+                if [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS]
+                    .iter()
+                    .any(|stem| dir.join(stem).exists() || dir.join(format!("{stem}.gz")).exists())
+                {
+                    only_for_pictures(data, "IDX files")?;
+                    load_idx(source)?
+                } else if cifar_binary::is_cifar_binary(dir) {
+                    only_for_pictures(data, "CIFAR-10 binary batches")?;
+                    let (class_names, train, test) = cifar_binary::load(dir)?;
+                    Loaded {
+                        shape: cifar_binary::SHAPE,
+                        class_names,
+                        train,
+                        validation: None,
+                        test,
+                        report: LoadReport {
+                            format: "CIFAR-10 binary batches".into(),
+                            ..LoadReport::default()
+                        },
+                    }
+                } else if folder::looks_like_folders(dir) {
+                    let p = pictures::load(dir, data)?;
+                    Loaded {
+                        shape: p.shape,
+                        class_names: p.classes,
+                        train: p.train,
+                        validation: p.validation,
+                        test: p.test,
+                        report: LoadReport {
+                            format: "folders of pictures".into(),
+                            cache: p.cached,
+                            skipped: p.skipped,
+                            bad: p.bad,
+                            ..LoadReport::default()
+                        },
+                    }
+                } else {
+                    return Err(Error::data(
+                        dir,
+                        format!("no data in a layout cnn-tui reads; it reads {LAYOUTS}"),
+                    ));
+                }
+            }
+        };
+        let validation = match loaded.validation.take() {
+            Some(v) => v,
+            None => {
+                let val_count = (loaded.train.len() as f64 * validation_split).round() as usize;
+                if val_count >= loaded.train.len() {
+                    return Err(Error::config(
+                        "training.validation_split",
+                        format!("{validation_split} leaves no training data"),
+                    ));
+                }
+                loaded.train.split_off_tail(val_count)
+            }
+        };
+        loaded.report.seconds = start.elapsed().as_secs_f64();
         Ok(Dataset {
             source: source.clone(),
-            image_shape,
-            classes,
-            train,
+            image_shape: loaded.shape,
+            classes: loaded.class_names.len(),
+            class_names: loaded.class_names,
+            train: loaded.train,
             validation,
-            test,
+            test: loaded.test,
+            report: loaded.report,
         })
     }
+}
+
+/// `data.image_size`, `data.channels` and `data.test_split` apply to folders of pictures only.
+fn only_for_pictures(data: &DataConfig, what: &str) -> Result<()> {
+    let set = [
+        ("data.image_size", data.image_size.is_some()),
+        ("data.channels", data.channels.is_some()),
+        ("data.test_split", data.test_split.is_some()),
+    ];
+    match set.iter().find(|(_, on)| *on) {
+        Some((key, _)) => Err(Error::config(
+            *key,
+            format!("applies to folders of pictures; the data here is {what}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The four IDX files, from a directory or the bundled subset. Class names are the label
+/// numbers.
+fn load_idx(source: &DataSource) -> Result<Loaded> {
+    let files: Vec<(PathBuf, IdxArray)> = match source {
+        DataSource::Bundled => BUNDLED
+            .iter()
+            .map(|(stem, bytes)| {
+                let path = PathBuf::from(format!("<bundled>/{stem}.gz"));
+                parse_idx(&path, bytes).map(|a| (path, a))
+            })
+            .collect::<Result<_>>()?,
+        DataSource::Dir(dir) => [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS]
+            .iter()
+            .map(|stem| {
+                let path = find_file(dir, stem)?;
+                read_idx_file(&path).map(|a| (path, a))
+            })
+            .collect::<Result<_>>()?,
+    };
+    let mut files = files.into_iter();
+    let mut next = || files.next().expect("four files");
+    let (train_img_path, train_img) = next();
+    let (train_lbl_path, train_lbl) = next();
+    let (test_img_path, test_img) = next();
+    let (test_lbl_path, test_lbl) = next();
+
+    let image_shape = image_shape_of(&train_img_path, &train_img)?;
+    let test_shape = image_shape_of(&test_img_path, &test_img)?;
+    if test_shape != image_shape {
+        return Err(Error::data(
+            &test_img_path,
+            format!(
+                "test images are {test_shape:?} but training images are {image_shape:?} (height, width, channels)"
+            ),
+        ));
+    }
+    let train = pair(&train_img_path, train_img, &train_lbl_path, train_lbl)?;
+    let test = pair(&test_img_path, test_img, &test_lbl_path, test_lbl)?;
+    let max_label = train
+        .labels
+        .iter()
+        .chain(&test.labels)
+        .copied()
+        .max()
+        .unwrap_or(0);
+    let classes = (max_label as usize + 1).max(2);
+    Ok(Loaded {
+        shape: image_shape,
+        class_names: (0..classes).map(|c| c.to_string()).collect(),
+        train,
+        validation: None,
+        test,
+        report: LoadReport {
+            format: "MNIST IDX files".into(),
+            ..LoadReport::default()
+        },
+    })
 }
 
 /// The data directory exists, is a directory and can be listed; otherwise says which not.
@@ -271,9 +395,10 @@ mod tests {
 
     #[test]
     fn bundled_subset_is_real_mnist() {
-        let d = Dataset::load(&DataSource::Bundled, 0.1).unwrap();
+        let d = Dataset::load(&DataSource::Bundled, &DataConfig::default(), 0.1).unwrap();
         assert_eq!(d.image_shape, [28, 28, 1]);
         assert_eq!(d.classes, 10);
+        assert_eq!(d.class_names[3], "3");
         assert_eq!(d.train.len(), 9000);
         assert_eq!(d.validation.len(), 1000);
         assert_eq!(d.test.len(), 10000);
@@ -284,10 +409,17 @@ mod tests {
 
     #[test]
     fn missing_directory_and_files_are_named() {
-        let e = Dataset::load(&DataSource::Dir("/no/such/dir".into()), 0.0).unwrap_err();
+        let none = DataConfig::default();
+        let e = Dataset::load(&DataSource::Dir("/no/such/dir".into()), &none, 0.0).unwrap_err();
         assert_eq!(e.to_string(), "/no/such/dir: data directory not found");
         let tmp = tempfile::tempdir().unwrap();
-        let e = Dataset::load(&DataSource::Dir(tmp.path().into()), 0.0).unwrap_err();
+        let e = Dataset::load(&DataSource::Dir(tmp.path().into()), &none, 0.0).unwrap_err();
+        assert!(
+            e.to_string().contains("no data in a layout cnn-tui reads"),
+            "{e}"
+        );
+        std::fs::write(tmp.path().join("t10k-labels-idx1-ubyte"), b"").unwrap();
+        let e = Dataset::load(&DataSource::Dir(tmp.path().into()), &none, 0.0).unwrap_err();
         assert!(
             e.to_string()
                 .contains("train-images-idx3-ubyte.gz: missing data file")
@@ -295,14 +427,14 @@ mod tests {
         // A directory where a data file should be, and a file given as the data directory.
         let images = tmp.path().join("train-images-idx3-ubyte.gz");
         std::fs::create_dir(&images).unwrap();
-        let e = Dataset::load(&DataSource::Dir(tmp.path().into()), 0.0).unwrap_err();
+        let e = Dataset::load(&DataSource::Dir(tmp.path().into()), &none, 0.0).unwrap_err();
         assert_eq!(
             e.to_string(),
             format!("{}: is a directory, not an IDX data file", images.display())
         );
         let file = tmp.path().join("f");
         std::fs::write(&file, b"x").unwrap();
-        let e = Dataset::load(&DataSource::Dir(file.clone()), 0.0).unwrap_err();
+        let e = Dataset::load(&DataSource::Dir(file.clone()), &none, 0.0).unwrap_err();
         assert!(
             e.to_string().ends_with(
                 "is a file, not a directory: give the directory holding the four IDX files"

@@ -1,9 +1,17 @@
-//! Data: IDX files, the bundled MNIST subset, train/validation/test splits and batches.
+//! Data: IDX files, CIFAR-10 binary batches, folders of PNG/JPEG pictures (with a decoded
+//! cache), the bundled MNIST subset, train/validation/test splits and batches.
 
 mod batches;
+mod cache;
+mod cifar_binary;
 mod dataset;
+mod decode;
 pub mod digit;
+mod folder;
 pub mod idx;
+mod pictures;
+mod progress;
 
 pub use batches::{epoch_order, fill_batch};
-pub use dataset::{DataSource, Dataset, Split};
+pub use dataset::{DataSource, Dataset, LoadReport, Split};
+pub use decode::RESIZE_FILTER;

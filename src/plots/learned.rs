@@ -63,7 +63,7 @@ pub fn examine(run_dir: &Path, data: Option<&DataSource>) -> Result<Learned> {
             "the run's data directory is not here (a run copied from another machine?): give --data",
         ));
     }
-    let dataset = Dataset::load(&source, 0.0)?;
+    let dataset = Dataset::load(&source, &saved.config.data, 0.0)?;
     let mut model = saved.model;
     if dataset.image_shape != model.input_shape() || dataset.classes > model.output_size() {
         return Err(Error::weights(

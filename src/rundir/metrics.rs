@@ -614,6 +614,7 @@ mod tests {
                 trained_samples: 1500,
                 weights: Some("run/model.safetensors".into()),
                 last_checkpoint: None,
+                classes: vec!["cat".into(), "dog".into()],
             }),
         ];
         for e in &events {

@@ -173,10 +173,12 @@ fn encode(
     config: &Config,
     state: &TrainingState,
     reason: SaveReason,
+    class_names: &[String],
 ) -> Result<Vec<u8>> {
     let state_json = serde_json::to_string(state).expect("training state serializes");
     let metadata = [
         ("kind", "checkpoint".to_string()),
+        (weights::CLASS_NAMES, weights::class_names_text(class_names)),
         ("reason", reason.as_str().to_string()),
         ("epoch", state.epoch.to_string()),
         ("batch", state.batches_done.to_string()),
@@ -297,6 +299,8 @@ pub struct Checkpoints {
     path: PathBuf,
     run_dir: PathBuf,
     keep_last: usize,
+    /// Written into every checkpoint, so that it names its classes without the data.
+    class_names: Vec<String>,
 }
 
 impl Checkpoints {
@@ -313,7 +317,14 @@ impl Checkpoints {
             path,
             run_dir: run_dir.to_path_buf(),
             keep_last: keep_last.max(1),
+            class_names: Vec::new(),
         })
+    }
+
+    /// Names the classes in the checkpoints written from now on.
+    pub fn with_class_names(mut self, class_names: &[String]) -> Checkpoints {
+        self.class_names = class_names.to_vec();
+        self
     }
 
     fn dir(&self) -> Result<fs::Dir> {
@@ -386,7 +397,15 @@ impl Checkpoints {
         reason: SaveReason,
     ) -> Result<PathBuf> {
         let path = dir.join(name);
-        let bytes = encode(&path, model, optimizer, config, state, reason)?;
+        let bytes = encode(
+            &path,
+            model,
+            optimizer,
+            config,
+            state,
+            reason,
+            &self.class_names,
+        )?;
         dir.replace(name, &bytes, true)
             .map_err(|e| Error::io(&path, "cannot write", e))?;
         Ok(path)

@@ -96,6 +96,9 @@ pub struct RunSummary {
     /// Final weights; none when interrupted (the checkpoint is the thing to resume).
     pub weights: Option<PathBuf>,
     pub last_checkpoint: Option<PathBuf>,
+    /// The class names, in label order ("0".."9" for MNIST).
+    #[serde(default)]
+    pub classes: Vec<String>,
 }
 
 /// Everything the training loop reports.

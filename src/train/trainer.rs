@@ -102,7 +102,8 @@ pub fn spawn(mut setup: TrainSetup) -> Result<TrainHandle> {
             ),
         ));
     }
-    let checkpoints = Checkpoints::open(&setup.run_dir, setup.config.checkpoint.keep_last)?;
+    let checkpoints = Checkpoints::open(&setup.run_dir, setup.config.checkpoint.keep_last)?
+        .with_class_names(&setup.dataset.class_names);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(setup.threads)
         .thread_name(|i| format!("train-worker-{i}"))
@@ -383,6 +384,10 @@ impl Trainer {
             ("epoch", self.state.history.len().to_string()),
             ("step", self.state.step.to_string()),
             ("lr", self.state.lr.to_string()),
+            (
+                weights::CLASS_NAMES,
+                weights::class_names_text(&data.class_names),
+            ),
         ];
         weights::save(&weights_path, &self.model, &self.config, &[], &metadata)?;
         let summary = self.summary(
@@ -528,6 +533,7 @@ impl Trainer {
             trained_samples: totals.samples,
             weights,
             last_checkpoint: self.last_checkpoint.clone(),
+            classes: self.data.class_names.clone(),
         }
     }
 

@@ -6,6 +6,7 @@ mod configs;
 mod dashboard;
 mod faults;
 mod fuzz_corpus;
+mod pictures;
 mod plots;
 mod predict;
 mod remote;

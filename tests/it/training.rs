@@ -19,7 +19,7 @@ fn small_config(extra: &[&str]) -> Config {
 }
 
 fn bundled(validation_split: f64) -> Arc<Dataset> {
-    let mut d = Dataset::load(&DataSource::Bundled, 0.0).unwrap();
+    let mut d = Dataset::load(&DataSource::Bundled, &Default::default(), 0.0).unwrap();
     // 2,000 training samples keep these tests fast; validation comes from their tail.
     d.train.images.truncate(2000 * 784);
     d.train.labels.truncate(2000);
