@@ -12,6 +12,7 @@ use crate::weights;
 
 pub fn run(args: EvaluateArgs) -> Result<u8> {
     let saved = weights::load(&args.weights)?;
+    let names = saved.class_names();
     let (config, mut model) = (saved.config, saved.model);
     weights::check_finite(&args.weights, &model)?;
     let source = DataSource::resolve(args.data.as_ref(), &config);
@@ -39,6 +40,14 @@ pub fn run(args: EvaluateArgs) -> Result<u8> {
         .enumerate()
         .map(|(c, row)| row[c] as f64 / row.iter().sum::<usize>().max(1) as f64)
         .collect();
+    // The names stored with the weights; the data's when the weights have none.
+    let names = if names.iter().enumerate().all(|(i, n)| *n == i.to_string()) {
+        let mut from_data = data.class_names.clone();
+        from_data.extend((from_data.len()..classes).map(|c| c.to_string()));
+        from_data
+    } else {
+        names
+    };
     let accuracy = stats.correct as f64 / stats.samples.max(1) as f64;
     if args.json {
         let n = args.logits.min(data.test.len());
@@ -53,7 +62,11 @@ pub fn run(args: EvaluateArgs) -> Result<u8> {
             "samples": stats.samples,
             "test_loss": stats.loss,
             "test_accuracy": accuracy,
+            "classes": names,
             "per_class_accuracy": per_class,
+            "per_class": names.iter().zip(&per_class).zip(&confusion).map(|((n, a), row)| json!({
+                "class": n, "accuracy": a, "samples": row.iter().sum::<usize>(),
+            })).collect::<Vec<_>>(),
             "confusion_matrix": confusion,
         });
         println!("{v}");
@@ -67,11 +80,20 @@ pub fn run(args: EvaluateArgs) -> Result<u8> {
     );
     println!();
     println!("per-class accuracy:");
-    for (c, a) in per_class.iter().enumerate() {
-        println!("  {c}: {a:.4}");
+    for (name, a) in names.iter().zip(&per_class) {
+        println!("  {name}: {a:.4}");
     }
     println!();
     println!("confusion matrix (rows: true class, columns: predicted):");
+    let numbered = names.iter().enumerate().all(|(i, n)| *n == i.to_string());
+    if !numbered {
+        let legend: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{i} {n}"))
+            .collect();
+        println!("classes: {}", legend.join(", "));
+    }
     print!("     ");
     for c in 0..classes {
         print!("{c:>6}");

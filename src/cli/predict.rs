@@ -1,4 +1,6 @@
-//! `cnn-tui predict`: a trained model on pictures of digits (or an image of an IDX file).
+//! `cnn-tui predict`: a trained model on pictures: digits made MNIST-like for a 28x28
+//! grayscale model, any picture resized to the input of other models (colour ones too), or an
+//! image of an IDX file.
 
 use std::path::Path;
 
@@ -8,6 +10,7 @@ use super::args::PredictArgs;
 use super::exit;
 use crate::data::digit::{SIDE, digit_from_picture};
 use crate::data::idx::read_idx_file;
+use crate::data::picture_for_model;
 use crate::error::{Error, Result};
 use crate::nn::Sequential;
 use crate::nn::loss::top_k;
@@ -17,6 +20,11 @@ use crate::tui::app::Style;
 use crate::tui::widgets::grid::{Scale, grid_lines};
 use crate::weights;
 
+/// The input of MNIST-style digit models, whose pictures get MNIST's preprocessing.
+const DIGIT_SHAPE: [usize; 3] = [SIDE, SIDE, 1];
+/// Widest ASCII art printed, in characters.
+const ART_COLUMNS: usize = 64;
+
 pub fn run(args: PredictArgs) -> Result<u8> {
     if args.inputs.is_empty() && args.idx.is_none() {
         return Err(Error::config(
@@ -24,24 +32,26 @@ pub fn run(args: PredictArgs) -> Result<u8> {
             "give image files, or --idx FILE --index I",
         ));
     }
-    let mut model = weights::load(&args.weights)?.model;
+    let saved = weights::load(&args.weights)?;
+    let names = saved.class_names();
+    let mut model = saved.model;
+    let shape = model.input_shape();
     weights::check_finite(&args.weights, &model)?;
-    if model.input_shape() != [SIDE, SIDE, 1] {
-        return Err(Error::weights(
-            &args.weights,
-            format!(
-                "predict needs a model of 28x28 grayscale digits; this one takes {:?}",
-                model.input_shape()
-            ),
-        ));
-    }
     let mut inputs: Vec<(String, Vec<f32>)> = Vec::new();
     if let Some(idx) = &args.idx {
+        if shape != DIGIT_SHAPE {
+            return Err(Error::weights(
+                &args.weights,
+                format!(
+                    "--idx needs a model of 28x28 grayscale digits; this one takes {shape:?}; give a picture instead"
+                ),
+            ));
+        }
         let index = args.index.expect("clap requires --index with --idx");
         inputs.push((format!("{}#{index}", idx.display()), idx_image(idx, index)?));
     }
     for path in &args.inputs {
-        inputs.push((path.display().to_string(), picture(path)?));
+        inputs.push((path.display().to_string(), picture(path, shape)?));
     }
     let mut results = Vec::new();
     for (name, image) in &inputs {
@@ -50,18 +60,19 @@ pub fn run(args: PredictArgs) -> Result<u8> {
             results.push(json!({
                 "input": name,
                 "prediction": top3[0].0,
-                "top3": top3.iter().map(|(c, p)| json!({"class": c, "probability": p})).collect::<Vec<_>>(),
+                "label": names[top3[0].0],
+                "top3": top3.iter().map(|(c, p)| json!({"class": c, "label": names[*c], "probability": p})).collect::<Vec<_>>(),
             }));
         } else {
             println!("{name}");
-            print!("{}", ascii_art(image));
+            print!("{}", ascii_art(image, shape));
             let rest: Vec<String> = top3[1..]
                 .iter()
-                .map(|(c, p)| format!("{c} {:.1}%", p * 100.0))
+                .map(|(c, p)| format!("{} {:.1}%", names[*c], p * 100.0))
                 .collect();
             println!(
                 "prediction: {} ({:.1}%), then {}\n",
-                top3[0].0,
+                names[top3[0].0],
                 top3[0].1 * 100.0,
                 rest.join(", ")
             );
@@ -73,10 +84,15 @@ pub fn run(args: PredictArgs) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// A PNG or JPEG picture of one digit, made MNIST-like.
-fn picture(path: &Path) -> Result<Vec<f32>> {
+/// A PNG or JPEG picture as the model's input: made MNIST-like for a digit model, otherwise
+/// converted to its channels and resized to its height and width.
+fn picture(path: &Path, shape: [usize; 3]) -> Result<Vec<f32>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, "cannot read", e))?;
-    digit_from_picture(&bytes).map_err(|e| Error::data(path, e))
+    if shape == DIGIT_SHAPE {
+        digit_from_picture(&bytes).map_err(|e| Error::data(path, e))
+    } else {
+        picture_for_model(&bytes, shape).map_err(|e| Error::data(path, e))
+    }
 }
 
 /// Image `index` of an IDX images file, as it is (already MNIST-style).
@@ -106,18 +122,17 @@ fn classify(model: &mut Sequential, image: &[f32]) -> Vec<(usize, f32)> {
     top_k(data(&model.probabilities()), 3)
 }
 
-/// The 28x28 image as the model sees it, two characters per pixel.
-pub fn ascii_art(image: &[f32]) -> String {
-    let img = FilterImage {
-        height: SIDE,
-        width: SIDE,
-        values: image.to_vec(),
-    };
+/// The image as the model sees it (the mean of its channels), two characters per pixel, at
+/// most [`ART_COLUMNS`] wide.
+pub fn ascii_art(image: &[f32], shape: [usize; 3]) -> String {
+    let img = FilterImage::channel_mean(image, shape);
+    let cols = (2 * shape[1]).min(ART_COLUMNS);
+    let rows = (cols * shape[0]).div_ceil(2 * shape[1]).max(1);
     let style = Style {
         ascii: true,
         color: false,
     };
-    let lines = grid_lines(&img, Scale::Gray, style, 2 * SIDE as u16, SIDE as u16);
+    let lines = grid_lines(&img, Scale::Gray, style, cols as u16, rows as u16);
     lines
         .iter()
         .map(|l| {

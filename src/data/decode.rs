@@ -214,21 +214,48 @@ fn decode_into(
     if [h, w] != size && !resize {
         return Outcome::OtherSize([h, w]);
     }
+    fit(&image, size, channels, dst);
+    Outcome::Ok { colour }
+}
+
+/// Converts `image` to `channels` (1: luma, 3: RGB, alpha dropped) and resizes it to `size`
+/// when it has another size, into `dst`.
+fn fit(image: &DynamicImage, size: [usize; 2], channels: usize, dst: &mut [u8]) {
+    let same = [image.height() as usize, image.width() as usize] == size;
     let (th, tw) = (size[0] as u32, size[1] as u32);
     if channels == 1 {
         let mut gray = image.to_luma8();
-        if [h, w] != size {
+        if !same {
             gray = image::imageops::resize(&gray, tw, th, RESIZE_FILTER);
         }
         dst.copy_from_slice(gray.as_raw());
     } else {
         let mut rgb = image.to_rgb8();
-        if [h, w] != size {
+        if !same {
             rgb = image::imageops::resize(&rgb, tw, th, RESIZE_FILTER);
         }
         dst.copy_from_slice(rgb.as_raw());
     }
-    Outcome::Ok { colour }
+}
+
+/// A PNG or JPEG picture as the input of a model taking `[h, w, c]` (values in [0, 1]):
+/// converted to its channels and resized (bilinear) to its height and width, as the training
+/// pictures were with `data.image_size`. The error says what is wrong, for a message naming
+/// the file.
+pub fn picture_for_model(bytes: &[u8], [h, w, c]: [usize; 3]) -> Result<Vec<f32>, String> {
+    if c != 1 && c != 3 {
+        return Err(format!(
+            "the model takes {c} channels; a picture gives 1 (gray) or 3 (RGB)"
+        ));
+    }
+    let image = decode_bytes(bytes).map_err(|o| match o {
+        Outcome::TooLarge(why) => why,
+        Outcome::Bad(why) => format!("not a readable PNG or JPEG image ({why})"),
+        Outcome::Ok { .. } | Outcome::OtherSize(_) => unreachable!("decode_bytes fails so"),
+    })?;
+    let mut dst = vec![0u8; h * w * c];
+    fit(&image, [h, w], c, &mut dst);
+    Ok(dst.iter().map(|&v| v as f32 / 255.0).collect())
 }
 
 /// Decodes PNG or JPEG bytes (the content decides), refusing huge pictures before decoding.

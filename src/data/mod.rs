@@ -14,4 +14,4 @@ mod progress;
 
 pub use batches::{epoch_order, fill_batch};
 pub use dataset::{DataSource, Dataset, LoadReport, Split};
-pub use decode::RESIZE_FILTER;
+pub use decode::{RESIZE_FILTER, picture_for_model};

@@ -25,8 +25,20 @@ pub struct Mistake {
     pub digit: FilterImage,
 }
 
-/// `counts[truth][predicted]`.
-pub fn draw_confusion(area: &Area, counts: &[Vec<usize>]) -> Drawn {
+/// A class name cut to `chars` characters (a full stop marks the cut).
+fn short(name: &str, chars: usize) -> String {
+    if name.chars().count() <= chars {
+        name.to_string()
+    } else {
+        name.chars()
+            .take(chars.saturating_sub(1))
+            .collect::<String>()
+            + "."
+    }
+}
+
+/// `counts[truth][predicted]`, rows and columns labelled with `names`.
+pub fn draw_confusion(area: &Area, counts: &[Vec<usize>], names: &[String]) -> Drawn {
     area.fill(&WHITE).map_err(|e| e.to_string())?;
     let n = counts.len();
     let total: usize = counts.iter().flatten().sum();
@@ -37,10 +49,11 @@ pub fn draw_confusion(area: &Area, counts: &[Vec<usize>]) -> Drawn {
             "Confusion matrix, test set: {right} of {total} right ({:.2}%)",
             100.0 * right as f64 / total.max(1) as f64
         ),
-        "rows: true digit, columns: predicted; blue = right, red = mistakes (darker = more)",
+        "rows: true class, columns: predicted; blue = right, red = mistakes (darker = more)",
     )?;
     let cell = (600 / n.max(1)).clamp(12, 60) as i32;
-    let (left, top) = (90, 110);
+    let (left, top) = (110, 110);
+    let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| c.to_string());
     let worst = (0..n)
         .flat_map(|t| (0..n).filter(move |&p| p != t).map(move |p| (t, p)))
         .map(|(t, p)| counts[t][p])
@@ -67,16 +80,16 @@ pub fn draw_confusion(area: &Area, counts: &[Vec<usize>]) -> Drawn {
         let y = top + t as i32 * cell;
         label(
             area,
-            &t.to_string(),
-            (left - 20, y + cell / 2 - 8),
-            14,
+            &short(&name(t), 13),
+            (left - 52, y + cell / 2 - 8),
+            13,
             true,
         )?;
         label(
             area,
-            &t.to_string(),
+            &short(&name(t), (cell / 7).max(1) as usize),
             (left + t as i32 * cell + cell / 2, top - 20),
-            14,
+            12,
             true,
         )?;
         for (p, &count) in counts_t.iter().enumerate() {
@@ -112,16 +125,22 @@ pub fn draw_confusion(area: &Area, counts: &[Vec<usize>]) -> Drawn {
     Ok(())
 }
 
-pub fn draw_most_wrong(area: &Area, mistakes: &[Mistake], total_wrong: usize) -> Drawn {
+pub fn draw_most_wrong(
+    area: &Area,
+    mistakes: &[Mistake],
+    total_wrong: usize,
+    names: &[String],
+) -> Drawn {
+    let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| c.to_string());
     area.fill(&WHITE).map_err(|e| e.to_string())?;
     let (rows, cols) = MOST_WRONG_GRID;
     title(
         area,
         &format!(
-            "The {} test digits the model is most sure about and gets wrong ({total_wrong} wrong in all)",
+            "The {} test pictures the model is most sure about and gets wrong ({total_wrong} wrong in all)",
             mistakes.len().min(rows * cols)
         ),
-        "under each: true digit -> predicted, the probability the model gave its prediction, test index",
+        "under each: true class -> predicted, the probability the model gave its prediction, test index",
     )?;
     let (pitch_x, pitch_y, zoom) = (130, 170, 4);
     for (i, m) in mistakes.iter().take(rows * cols).enumerate() {
@@ -133,9 +152,13 @@ pub fn draw_most_wrong(area: &Area, mistakes: &[Mistake], total_wrong: usize) ->
         let centre = x + w / 2;
         label(
             area,
-            &format!("{} -> {}", m.truth, m.predicted),
+            &format!(
+                "{} -> {}",
+                short(&name(m.truth), 8),
+                short(&name(m.predicted), 8)
+            ),
             (centre, y + h + 4),
-            16,
+            14,
             true,
         )?;
         label(

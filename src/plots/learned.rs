@@ -45,6 +45,8 @@ pub struct Learned {
     /// Wrong test predictions, most confident first.
     pub mistakes: Vec<Mistake>,
     pub wrong: usize,
+    /// One name per model output: the weights' names, else the data's.
+    pub class_names: Vec<String>,
 }
 
 /// Loads the run's weights and test set (the run's data directory unless `data` is given)
@@ -64,6 +66,7 @@ pub fn examine(run_dir: &Path, data: Option<&DataSource>) -> Result<Learned> {
         ));
     }
     let dataset = Dataset::load(&source, &saved.config.data, 0.0)?;
+    let stored_names = saved.class_names();
     let mut model = saved.model;
     if dataset.image_shape != model.input_shape() || dataset.classes > model.output_size() {
         return Err(Error::weights(
@@ -110,6 +113,17 @@ pub fn examine(run_dir: &Path, data: Option<&DataSource>) -> Result<Learned> {
             digit: digit(&test, dataset.image_shape, index),
         })
         .collect();
+    let numbered = stored_names
+        .iter()
+        .enumerate()
+        .all(|(i, n)| *n == i.to_string());
+    let class_names = if numbered {
+        let mut names = dataset.class_names.clone();
+        names.extend((names.len()..classes).map(|c| c.to_string()));
+        names
+    } else {
+        stored_names
+    };
     Ok(Learned {
         model,
         test,
@@ -117,6 +131,7 @@ pub fn examine(run_dir: &Path, data: Option<&DataSource>) -> Result<Learned> {
         confusion,
         mistakes,
         wrong,
+        class_names,
     })
 }
 

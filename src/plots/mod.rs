@@ -94,12 +94,12 @@ fn write_learned(dir: &Path, learned: &mut learned::Learned) -> Result<Vec<PathB
     }
     let path = dir.join("confusion.png");
     render(&path, CONFUSION_SIZE, |area| {
-        confusion::draw_confusion(area, &learned.confusion)
+        confusion::draw_confusion(area, &learned.confusion, &learned.class_names)
     })?;
     paths.push(path);
     let path = dir.join("most-wrong.png");
     render(&path, MOST_WRONG_SIZE, |area| {
-        confusion::draw_most_wrong(area, &learned.mistakes, learned.wrong)
+        confusion::draw_most_wrong(area, &learned.mistakes, learned.wrong, &learned.class_names)
     })?;
     paths.push(path);
     Ok(paths)

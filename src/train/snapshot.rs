@@ -32,6 +32,19 @@ pub struct Snapshot {
     pub feature_maps: Vec<FilterImage>,
     /// The three most probable classes with their probabilities.
     pub top3: Vec<(usize, f32)>,
+    /// The class names (empty in a snapshot from before names: the numbers stand in).
+    #[serde(default)]
+    pub class_names: Vec<String>,
+}
+
+impl Snapshot {
+    /// The name of class `c`, or its number when the snapshot has no names.
+    pub fn class_name(&self, c: usize) -> String {
+        self.class_names
+            .get(c)
+            .cloned()
+            .unwrap_or_else(|| c.to_string())
+    }
 }
 
 impl FilterImage {
@@ -86,6 +99,7 @@ pub fn take(
     probe: &[f32],
     probe_index: usize,
     probe_label: u8,
+    class_names: &[String],
     step: u64,
 ) -> Option<Snapshot> {
     let convs = conv_layer_indices(model);
@@ -130,5 +144,6 @@ pub fn take(
         probe_image,
         feature_maps,
         top3,
+        class_names: class_names.to_vec(),
     })
 }

@@ -264,6 +264,7 @@ impl Trainer {
             params: self.model.param_count(),
             threads: self.threads,
         });
+        self.emit(TrainEvent::Message(classes_line(&data.class_names)));
         if let Some((from, notes)) = resumed_from {
             let s = &self.state;
             self.emit(TrainEvent::Message(format!(
@@ -776,9 +777,24 @@ impl Trainer {
             &image,
             probe,
             split.labels[probe],
+            &self.data.class_names,
             step,
         ) {
             self.emit(TrainEvent::Snapshot(Box::new(s)));
         }
     }
+}
+
+/// The log line naming the classes: all of them up to a dozen, then the first ones.
+fn classes_line(names: &[String]) -> String {
+    const SHOWN: usize = 12;
+    let mut line = format!(
+        "{} classes: {}",
+        names.len(),
+        names[..names.len().min(SHOWN)].join(", ")
+    );
+    if names.len() > SHOWN {
+        line.push_str(", ...");
+    }
+    line
 }

@@ -142,6 +142,7 @@ mod tests {
             probe_image: image(28, 28, |i| ((i % 28) as f32 - 14.0).abs()),
             feature_maps: (0..8).map(|_| image(24, 24, |i| (i % 24) as f32)).collect(),
             top3: vec![(7, 0.97), (1, 0.02), (9, 0.01)],
+            class_names: (0..10).map(|c| c.to_string()).collect(),
         })));
         app
     }

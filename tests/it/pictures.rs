@@ -404,3 +404,108 @@ fn cifar10_binary_batches_are_read_with_their_class_names() {
         "{e}"
     );
 }
+
+/// A colour picture that is mostly red (`red`) or mostly blue, `w` x `h`, varied by `seed`.
+fn tinted(path: &Path, red: bool, (w, h): (u32, u32), seed: u32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    ImageBuffer::from_fn(w, h, |x, y| {
+        let n = ((x * 31 + y * 17 + seed * 13) % 60) as u8;
+        if red {
+            Rgb([180 + n, 40 + n, 30])
+        } else {
+            Rgb([30, 40 + n, 180 + n])
+        }
+    })
+    .save(path)
+    .unwrap();
+}
+
+#[test]
+fn a_colour_model_names_its_classes_in_the_run_evaluate_and_predict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    for (class, red) in [("red things", true), ("blue things", false)] {
+        for i in 0..24 {
+            let split = if i < 20 { "train" } else { "test" };
+            tinted(
+                &data.join(split).join(class).join(format!("{i}.png")),
+                red,
+                (8, 8),
+                i,
+            );
+        }
+    }
+    std::fs::write(
+        tmp.path().join("colour.toml"),
+        r#"
+[model]
+loss = "softmax_cross_entropy"
+layers = [
+  { type = "conv2d", filters = 4, kernel_size = 3, activation = "relu" },
+  { type = "flatten" },
+  { type = "dense", units = 2, activation = "softmax" },
+]
+[optimizer]
+type = "sgd"
+lr = 0.05
+[training]
+epochs = 4
+batch_size = 8
+"#,
+    )
+    .unwrap();
+    let o = cnn_tui(
+        &[
+            "train",
+            "--headless",
+            "-c",
+            "colour.toml",
+            "--data",
+            "data",
+            "--run-dir",
+            "run",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("2 classes: blue things, red things"),
+        "{}",
+        stdout(&o)
+    );
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("run/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        summary["classes"],
+        serde_json::json!(["blue things", "red things"])
+    );
+    assert_eq!(summary["test_accuracy"], 1.0, "{summary}");
+    // evaluate names the classes from the weights.
+    let o = cnn_tui(
+        &["evaluate", "--weights", "run/model.safetensors", "--json"],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let e: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(e["per_class"][1]["class"], "red things", "{e}");
+    assert_eq!(e["per_class"][1]["samples"], 4, "{e}");
+    // predict takes a colour picture of another size and names the class without the data.
+    std::fs::rename(&data, tmp.path().join("gone")).unwrap();
+    tinted(&tmp.path().join("big red.jpg"), true, (20, 16), 5);
+    let o = cnn_tui(
+        &[
+            "predict",
+            "--weights",
+            "run/model.safetensors",
+            "--json",
+            "big red.jpg",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let p: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(p[0]["label"], "red things", "{p}");
+    assert_eq!(p[0]["prediction"], 1, "{p}");
+}

@@ -53,6 +53,7 @@ fn predicts_a_picture_and_an_idx_image() {
     let results: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     for r in results.as_array().unwrap() {
         assert_eq!(r["prediction"], 7, "{r}");
+        assert_eq!(r["label"], "7", "{r}");
         assert!(r["top3"][0]["probability"].as_f64().unwrap() > 0.5, "{r}");
     }
     // The text form shows the digit the model sees.

@@ -87,12 +87,12 @@ pub fn draw_feature_maps(frame: &mut Frame, area: Rect, app: &App) {
     let top3: Vec<String> = s
         .top3
         .iter()
-        .map(|(c, p)| format!("{c} {:.0}%", p * 100.0))
+        .map(|(c, p)| format!("{} {:.0}%", s.class_name(*c), p * 100.0))
         .collect();
     let header = Line::from(format!(
         "probe #{} label {} -> {} | {} maps of {}",
         s.probe_index,
-        s.probe_label,
+        s.class_name(s.probe_label as usize),
         top3.join(", "),
         s.feature_maps.len(),
         s.layer_name
