@@ -131,6 +131,7 @@ pub fn ascii_art(image: &[f32], shape: [usize; 3]) -> String {
     let style = Style {
         ascii: true,
         color: false,
+        truecolor: false,
     };
     let lines = grid_lines(&img, Scale::Gray, style, cols as u16, rows as u16);
     lines

@@ -100,10 +100,7 @@ pub fn run(args: TrainArgs) -> Result<u8> {
     })
     .map_err(|e| e.in_config(&origin))?;
     if dashboard {
-        let style = app::Style {
-            ascii: args.ascii,
-            color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        };
+        let style = app::Style::from_env(args.ascii);
         let TrainHandle {
             commands,
             events,

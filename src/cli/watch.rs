@@ -70,10 +70,7 @@ pub fn run(args: WatchArgs) -> Result<u8> {
         lr_factor: args.lr_factor,
         watching: true,
     };
-    let style = app::Style {
-        ascii: args.ascii,
-        color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-    };
+    let style = app::Style::from_env(args.ascii);
     // Bounded: a long history is read no faster than the dashboard takes it in.
     let (event_tx, events) = mpsc::sync_channel(1024);
     let (commands, command_rx) = mpsc::channel();

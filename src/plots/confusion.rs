@@ -4,9 +4,9 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::tiles::{Scale, fill, frame, label, paint, title};
+use super::tiles::{Scale, fill, frame, label, paint_picture, title};
 use super::{Area, Drawn};
-use crate::train::FilterImage;
+use crate::train::{FilterImage, RgbImage};
 
 pub const CONFUSION_SIZE: (u32, u32) = (820, 780);
 pub const MOST_WRONG_SIZE: (u32, u32) = (1080, 760);
@@ -23,6 +23,8 @@ pub struct Mistake {
     /// The probability the model gave its (wrong) prediction.
     pub confidence: f32,
     pub digit: FilterImage,
+    /// The picture in colour, for a colour model.
+    pub colour: Option<RgbImage>,
 }
 
 /// A class name cut to `chars` characters (a full stop marks the cut).
@@ -146,7 +148,7 @@ pub fn draw_most_wrong(
     for (i, m) in mistakes.iter().take(rows * cols).enumerate() {
         let x = 24 + (i % cols) as i32 * pitch_x;
         let y = 80 + (i / cols) as i32 * pitch_y;
-        paint(area, &m.digit, (x, y), zoom, Scale::Ink)?;
+        paint_picture(area, &m.digit, m.colour.as_ref(), (x, y), zoom)?;
         let (w, h) = (m.digit.width as i32 * zoom, m.digit.height as i32 * zoom);
         frame(area, (x, y), (w, h))?;
         let centre = x + w / 2;

@@ -1,9 +1,9 @@
 //! What the conv layers learned: every filter as a diverging-colour tile, and the feature maps
 //! a few test digits produce in each conv layer.
 
-use super::tiles::{Scale, colour_bar, frame, label, paint, title};
+use super::tiles::{Scale, colour_bar, frame, label, paint, paint_picture, paint_rgb, title};
 use super::{Area, Drawn};
-use crate::train::FilterImage;
+use crate::train::{FilterImage, RgbImage};
 
 /// A conv layer's weights as `[kh, kw, in_channels, filters]` values.
 pub struct ConvWeights<'a> {
@@ -31,7 +31,8 @@ impl FilterLayout {
             let cols = f.clamp(1, 8);
             (f.div_ceil(cols), cols)
         } else {
-            (cin, f)
+            // RGB filters get a row in colour above their channels.
+            (cin + usize::from(cin == 3), f)
         };
         // A 3x3 filter gets at least 12x12 pixels; small grids get up to 24 per weight.
         let zoom = (1000 / (cols * (kw + 1)).max(1)).clamp(4, 24) as i32;
@@ -65,21 +66,36 @@ pub fn draw_filters(area: &Area, conv: &ConvWeights) -> Drawn {
         "weights: blue negative, white zero, red positive (one scale for the layer)",
     )?;
     colour_bar(area, scale, (16 + 30, 68), 220)?;
+    let rgb = cin == 3;
     if cin > 1 {
         label(
             area,
-            "rows: input channel, columns: filter",
+            if rgb {
+                "top row: each filter in colour, scaled on its own; then rows R, G, B"
+            } else {
+                "rows: input channel, columns: filter"
+            },
             (300, 68),
             14,
             false,
         )?;
     }
-    for r in 0..l.rows {
+    if rgb {
+        for c in 0..f {
+            let weights: Vec<f32> = (0..kh * kw * 3).map(|i| conv.values[i * f + c]).collect();
+            let at = (GRID_LEFT + c as i32 * l.pitch, GRID_TOP);
+            paint_rgb(area, &RgbImage::filter(&weights, kh, kw), at, l.zoom)?;
+            frame(area, at, (l.zoom * kw as i32, l.zoom * kh as i32))?;
+        }
+        label(area, "RGB", (16, GRID_TOP), 12, false)?;
+    }
+    let first_row = usize::from(rgb);
+    for r in first_row..l.rows {
         for c in 0..l.cols {
             let (filter, channel) = if cin == 1 {
                 (r * l.cols + c, 0)
             } else {
-                (c, r)
+                (c, r - first_row)
             };
             if filter >= f {
                 continue;
@@ -103,7 +119,10 @@ pub fn draw_filters(area: &Area, conv: &ConvWeights) -> Drawn {
         if cin > 1 && r % every == 0 {
             label(
                 area,
-                &format!("in {r}"),
+                &match (rgb, r - first_row) {
+                    (true, ch) => ["R", "G", "B"][ch].to_string(),
+                    (false, ch) => format!("in {ch}"),
+                },
                 (16, GRID_TOP + r as i32 * l.pitch),
                 12,
                 false,
@@ -122,9 +141,11 @@ pub fn draw_filters(area: &Area, conv: &ConvWeights) -> Drawn {
 
 /// One probe digit and its feature maps in one conv layer.
 pub struct ProbeMaps {
-    /// Caption under the digit, e.g. "test #0: 7".
+    /// Caption under the picture, one label per line, e.g. "#0 7\nsaid 7".
     pub caption: String,
     pub digit: FilterImage,
+    /// The picture in colour, for a colour model.
+    pub colour: Option<RgbImage>,
     pub maps: Vec<FilterImage>,
 }
 
@@ -141,7 +162,8 @@ fn probe_block_height(p: &ProbeMaps) -> i32 {
     let zoom = map_zoom(&p.maps);
     let pitch = zoom * p.maps.first().map_or(1, |m| m.height) as i32 + 6;
     let rows = p.maps.len().div_ceil(MAP_COLS) as i32;
-    (rows * pitch).max(p.digit.height as i32 * DIGIT_ZOOM + 24) + 16
+    let caption = 16 * p.caption.lines().count() as i32 + 8;
+    (rows * pitch).max(p.digit.height as i32 * DIGIT_ZOOM + caption) + 16
 }
 
 /// Size in pixels of a feature-map picture.
@@ -166,18 +188,20 @@ pub fn draw_feature_maps(area: &Area, layer: &str, probes: &[ProbeMaps]) -> Draw
     let count = probes.first().map_or(0, |p| p.maps.len());
     title(
         area,
-        &format!("{layer}: {count} feature maps of test digits"),
-        "after the activation: black = no response, white = the strongest for that digit",
+        &format!("{layer}: {count} feature maps of test pictures"),
+        "after the activation: black = no response, white = the strongest for that picture",
     )?;
     let mut y = 80;
     for p in probes {
-        paint(area, &p.digit, (16, y), DIGIT_ZOOM, Scale::Ink)?;
+        paint_picture(area, &p.digit, p.colour.as_ref(), (16, y), DIGIT_ZOOM)?;
         let (dw, dh) = (
             p.digit.width as i32 * DIGIT_ZOOM,
             p.digit.height as i32 * DIGIT_ZOOM,
         );
         frame(area, (16, y), (dw, dh))?;
-        label(area, &p.caption, (16, y + dh + 4), 13, false)?;
+        for (i, line) in p.caption.lines().enumerate() {
+            label(area, line, (16, y + dh + 4 + 16 * i as i32), 13, false)?;
+        }
         let zoom = map_zoom(&p.maps);
         let hi = p
             .maps

@@ -11,8 +11,8 @@ use crate::error::{Error, Result};
 use crate::nn::Sequential;
 use crate::nn::loss::argmax;
 use crate::nn::tensor::data as values_of;
-use crate::train::FilterImage;
 use crate::train::checkpoint::latest;
+use crate::train::{FilterImage, RgbImage};
 use crate::train::{conv_layer_indices, shown_layer};
 use crate::weights;
 
@@ -111,6 +111,7 @@ pub fn examine(run_dir: &Path, data: Option<&DataSource>) -> Result<Learned> {
             predicted,
             confidence,
             digit: digit(&test, dataset.image_shape, index),
+            colour: colour(&test, dataset.image_shape, index),
         })
         .collect();
     let numbered = stored_names
@@ -143,6 +144,20 @@ fn digit(split: &Split, shape: [usize; 3], index: usize) -> FilterImage {
         .map(|&b| b as f32 / 255.0)
         .collect();
     FilterImage::channel_mean(&pixels, shape)
+}
+
+/// Test sample `index` in colour, when the data has three channels.
+fn colour(split: &Split, shape: [usize; 3], index: usize) -> Option<RgbImage> {
+    let [h, w, c] = shape;
+    let len = h * w * c;
+    (c == 3).then(|| RgbImage {
+        height: h,
+        width: w,
+        values: split.images[index * len..(index + 1) * len]
+            .iter()
+            .map(|&b| b as f32 / 255.0)
+            .collect(),
+    })
 }
 
 impl Learned {
@@ -199,10 +214,12 @@ impl Learned {
                 .enumerate()
                 .map(|(k, &index)| ProbeMaps {
                     caption: format!(
-                        "test #{index}: {} (said {})",
-                        self.test.labels[index], predicted[k]
+                        "#{index} {}\nsaid {}",
+                        self.class_names[self.test.labels[index] as usize],
+                        self.class_names[predicted[k]]
                     ),
                     digit: digit(&self.test, self.image_shape, index),
+                    colour: colour(&self.test, self.image_shape, index),
                     maps: FilterImage::channels(&values[k * per..], [mh, mw, mc]),
                 })
                 .collect();

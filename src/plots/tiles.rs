@@ -5,7 +5,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{Area, Drawn};
-use crate::train::FilterImage;
+use crate::train::{FilterImage, RgbImage};
 
 /// How values map to colours.
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +86,38 @@ pub fn paint(
         )?;
     }
     Ok(())
+}
+
+/// Paints a colour picture (values in [0, 1]) with its top-left corner at `(x, y)`, each pixel
+/// a `zoom`x`zoom` square.
+pub fn paint_rgb(area: &Area, image: &RgbImage, (x, y): (i32, i32), zoom: i32) -> Drawn {
+    let byte = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    for r in 0..image.height {
+        for c in 0..image.width {
+            let [red, green, blue] = image.pixel(r, c);
+            fill(
+                area,
+                (x + c as i32 * zoom, y + r as i32 * zoom),
+                (zoom, zoom),
+                RGBColor(byte(red), byte(green), byte(blue)),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A test picture: in colour when it has colour, else as ink on paper.
+pub fn paint_picture(
+    area: &Area,
+    gray: &FilterImage,
+    colour: Option<&RgbImage>,
+    at: (i32, i32),
+    zoom: i32,
+) -> Drawn {
+    match colour {
+        Some(c) => paint_rgb(area, c, at, zoom),
+        None => paint(area, gray, at, zoom, Scale::Ink),
+    }
 }
 
 /// A thin grey frame just outside a `w`x`h` tile at `(x, y)`.

@@ -239,6 +239,7 @@ mod tests {
             crate::tui::app::Style {
                 ascii: true,
                 color: false,
+                truecolor: false,
             },
         );
         first.iter().for_each(|e| app.on_train_event(e));

@@ -14,6 +14,38 @@ pub struct FilterImage {
     pub values: Vec<f32>,
 }
 
+/// A colour image: `height * width * 3` values in [0, 1], row-major, channels last (RGB).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RgbImage {
+    pub height: usize,
+    pub width: usize,
+    pub values: Vec<f32>,
+}
+
+impl RgbImage {
+    /// A filter's `[kh, kw, 3]` weights as a picture, scaled to [0, 1] by the filter's own
+    /// minimum and maximum over all three channels (as the ConvNetJS CIFAR-10 demo draws them).
+    pub fn filter(weights: &[f32], kh: usize, kw: usize) -> RgbImage {
+        let lo = weights.iter().copied().fold(f32::INFINITY, f32::min);
+        let hi = weights.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let span = hi - lo;
+        RgbImage {
+            height: kh,
+            width: kw,
+            values: weights
+                .iter()
+                .map(|v| if span > 0.0 { (v - lo) / span } else { 0.5 })
+                .collect(),
+        }
+    }
+
+    /// The `[r, g, b]` of pixel `(row, col)`.
+    pub fn pixel(&self, row: usize, col: usize) -> [f32; 3] {
+        let i = (row * self.width + col) * 3;
+        [self.values[i], self.values[i + 1], self.values[i + 2]]
+    }
+}
+
 /// The selected conv layer's filters and the probe's feature maps in that layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -35,6 +67,13 @@ pub struct Snapshot {
     /// The class names (empty in a snapshot from before names: the numbers stand in).
     #[serde(default)]
     pub class_names: Vec<String>,
+    /// The filters in colour, when the layer reads an RGB input (the first conv layer of a
+    /// colour model).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub colour_filters: Vec<RgbImage>,
+    /// The probe in colour, for a colour model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colour_probe: Option<RgbImage>,
 }
 
 impl Snapshot {
@@ -120,6 +159,16 @@ pub fn take(
                 .collect(),
         })
         .collect();
+    let colour_filters = if cin == 3 {
+        (0..f)
+            .map(|fi| {
+                let weights: Vec<f32> = (0..kh * kw * 3).map(|i| w[i * f + fi]).collect();
+                RgbImage::filter(&weights, kh, kw)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let channel_note = (cin > 1).then(|| format!("mean over {cin} input channels"));
     let layer_name = layer.name().to_string();
     let shown = shown_layer(model, li);
@@ -132,6 +181,12 @@ pub fn take(
     };
     let feature_maps = FilterImage::channels(data(maps), [mh, mw, mc]);
     let probe_image = FilterImage::channel_mean(probe, model.input_shape());
+    let [ph, pw, pc] = model.input_shape();
+    let colour_probe = (pc == 3).then(|| RgbImage {
+        height: ph,
+        width: pw,
+        values: probe[..ph * pw * 3].to_vec(),
+    });
     Some(Snapshot {
         step,
         conv_layer,
@@ -145,5 +200,7 @@ pub fn take(
         feature_maps,
         top3,
         class_names: class_names.to_vec(),
+        colour_filters,
+        colour_probe,
     })
 }

@@ -79,6 +79,23 @@ pub struct Style {
     pub ascii: bool,
     /// Colours allowed (off with NO_COLOR).
     pub color: bool,
+    /// 24-bit colour (the terminal says so in COLORTERM); else the 256-colour palette.
+    pub truecolor: bool,
+}
+
+impl Style {
+    /// From `--ascii` and the environment: NO_COLOR turns colour off, COLORTERM=truecolor
+    /// (or 24bit) turns 24-bit colour on.
+    pub fn from_env(ascii: bool) -> Style {
+        let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let truecolor = std::env::var("COLORTERM")
+            .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "truecolor" | "24bit"));
+        Style {
+            ascii,
+            color,
+            truecolor: color && truecolor,
+        }
+    }
 }
 
 /// Static facts about the run, known before training starts.

@@ -203,6 +203,7 @@ mod tests {
             Style {
                 ascii: true,
                 color: false,
+                truecolor: false,
             },
         );
         app.on_train_event(&TrainEvent::Phase(Phase::Training));

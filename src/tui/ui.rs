@@ -143,6 +143,8 @@ mod tests {
             feature_maps: (0..8).map(|_| image(24, 24, |i| (i % 24) as f32)).collect(),
             top3: vec![(7, 0.97), (1, 0.02), (9, 0.01)],
             class_names: (0..10).map(|c| c.to_string()).collect(),
+            colour_filters: Vec::new(),
+            colour_probe: None,
         })));
         app
     }
@@ -163,11 +165,104 @@ mod tests {
     const PLAIN_ASCII: Style = Style {
         ascii: true,
         color: false,
+        truecolor: false,
     };
     const UNICODE_COLOR: Style = Style {
         ascii: false,
         color: true,
+        truecolor: false,
     };
+
+    /// The demo app with a colour model's snapshot: 8 RGB filters (pure red, green or blue
+    /// weights by filter) and a red probe, with the names of CIFAR-10.
+    fn colour_app(style: Style) -> App {
+        let mut app = app(style);
+        let s = app.snapshot.as_mut().unwrap();
+        s.colour_filters = (0..8)
+            .map(|k| {
+                let mut weights = vec![0.0f32; 3 * 3 * 3];
+                for p in 0..9 {
+                    weights[p * 3 + k % 3] = 1.0;
+                }
+                crate::train::RgbImage::filter(&weights, 3, 3)
+            })
+            .collect();
+        s.colour_probe = Some(crate::train::RgbImage {
+            height: 28,
+            width: 28,
+            values: [0.9, 0.1, 0.1].repeat(28 * 28),
+        });
+        s.class_names = [
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck",
+        ]
+        .map(String::from)
+        .to_vec();
+        app
+    }
+
+    /// The colours of the half blocks on screen.
+    fn colours(app: &App, w: u16, h: u16) -> Vec<ratatui::style::Color> {
+        let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+        terminal.draw(|f| draw(f, app)).unwrap();
+        let buf = terminal.backend().buffer().clone();
+        buf.content()
+            .iter()
+            .filter(|c| c.symbol() == "▀")
+            .flat_map(|c| [c.fg, c.bg])
+            .collect()
+    }
+
+    #[test]
+    fn rgb_filters_and_probe_show_in_colour_or_as_a_row_per_channel() {
+        use ratatui::style::Color;
+        let truecolor = Style {
+            truecolor: true,
+            ..UNICODE_COLOR
+        };
+        let all = screen(&colour_app(truecolor), 120, 40).join("\n");
+        assert!(all.contains("filters conv1 (1/2) 5x5 x8, RGB"), "{all}");
+        assert!(all.contains("RGB weights in colour"), "{all}");
+        assert!(
+            all.contains("probe #3 label horse -> horse 97%, automobile 2%"),
+            "{all}"
+        );
+        let seen = colours(&colour_app(truecolor), 120, 40);
+        // Pure red, green and blue filters, and the red probe, in 24-bit colour.
+        for c in [
+            Color::Rgb(255, 0, 0),
+            Color::Rgb(0, 255, 0),
+            Color::Rgb(0, 0, 255),
+            Color::Rgb(230, 26, 26),
+        ] {
+            assert!(seen.contains(&c), "{c:?} missing");
+        }
+        // Without COLORTERM: the 256-colour cube (pure red is 16 + 36 * 5).
+        let seen = colours(&colour_app(UNICODE_COLOR), 120, 40);
+        assert!(seen.contains(&Color::Indexed(196)));
+        assert!(!seen.iter().any(|c| matches!(c, Color::Rgb(..))));
+        // NO_COLOR and --ascii: a row of shaded tiles per channel, labelled R, G and B.
+        let rows = screen(&colour_app(PLAIN_ASCII), 120, 40);
+        let all = rows.join("\n");
+        assert!(all.contains("a row per channel (R, G, B)"), "{all}");
+        for channel in ["R", "G", "B"] {
+            assert!(
+                rows.iter()
+                    .any(|r| r.contains(&format!("|{channel} "))
+                        || r.contains(&format!("│{channel} "))),
+                "no {channel} row:\n{all}"
+            );
+        }
+        assert!(all.is_ascii(), "{all}");
+    }
 
     #[test]
     fn compact_layout_at_80x24_shows_everything_important() {

@@ -7,7 +7,7 @@
 use ratatui::style::{Color, Style as CellStyle};
 use ratatui::text::{Line, Span};
 
-use crate::train::FilterImage;
+use crate::train::{FilterImage, RgbImage};
 use crate::tui::app::Style;
 
 pub const ASCII_RAMP: &[u8] = b" .:-=+*#%@";
@@ -134,6 +134,47 @@ pub fn grid_lines(
         .collect()
 }
 
+/// A colour for `[r, g, b]` in [0, 1]: 24-bit, or the nearest of the 256-colour palette's
+/// 6x6x6 cube.
+pub fn rgb_color([r, g, b]: [f32; 3], truecolor: bool) -> Color {
+    let byte = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    if truecolor {
+        Color::Rgb(byte(r), byte(g), byte(b))
+    } else {
+        let level = |v: f32| ramp_index(v, 6) as u8;
+        Color::Indexed(16 + 36 * level(r) + 6 * level(g) + level(b))
+    }
+}
+
+/// Draws a colour image into exactly `cols` x `rows` cells as half blocks (two pixels a
+/// cell). Only for styles with colour and without `--ascii`; the others show the channels as
+/// shades (see `inspect`).
+pub fn rgb_lines(img: &RgbImage, style: Style, cols: u16, rows: u16) -> Vec<Line<'static>> {
+    let (cols, rows) = (cols as usize, rows as usize);
+    if img.values.is_empty() || cols == 0 || rows == 0 {
+        return Vec::new();
+    }
+    let at = |x: usize, y: usize| {
+        let sx = (x * img.width / cols).min(img.width - 1);
+        let sy = (y * img.height / (2 * rows)).min(img.height - 1);
+        rgb_color(img.pixel(sy, sx), style.truecolor)
+    };
+    (0..rows)
+        .map(|r| {
+            Line::from(
+                (0..cols)
+                    .map(|c| {
+                        Span::styled(
+                            "▀",
+                            CellStyle::default().fg(at(c, 2 * r)).bg(at(c, 2 * r + 1)),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect()
+}
+
 /// The largest square-looking tile (`cols = 2 * rows`) that fits `n` tiles, with one-cell gaps,
 /// into `width` x `height`. Returns (tile cols, tile rows, tiles per row), or `None` when even
 /// 2x1 tiles do not fit.
@@ -166,11 +207,35 @@ mod tests {
     const ASCII: Style = Style {
         ascii: true,
         color: false,
+        truecolor: false,
     };
     const UNICODE: Style = Style {
         ascii: false,
         color: false,
+        truecolor: false,
     };
+
+    #[test]
+    fn colour_pictures_use_24_bit_or_the_colour_cube() {
+        // A 2x1 picture: pure red above, pure blue below.
+        let img = RgbImage {
+            height: 2,
+            width: 1,
+            values: vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+        };
+        let style = |truecolor| Style {
+            ascii: false,
+            color: true,
+            truecolor,
+        };
+        let span = &rgb_lines(&img, style(true), 1, 1)[0].spans[0];
+        assert_eq!(span.content, "▀");
+        assert_eq!(span.style.fg, Some(Color::Rgb(255, 0, 0)));
+        assert_eq!(span.style.bg, Some(Color::Rgb(0, 0, 255)));
+        let span = &rgb_lines(&img, style(false), 1, 1)[0].spans[0];
+        assert_eq!(span.style.fg, Some(Color::Indexed(16 + 36 * 5)));
+        assert_eq!(span.style.bg, Some(Color::Indexed(16 + 5)));
+    }
 
     #[test]
     fn known_arrays_render_as_expected_characters() {
@@ -218,6 +283,7 @@ mod tests {
             Style {
                 ascii: false,
                 color: true,
+                truecolor: false,
             },
             1,
             1,
