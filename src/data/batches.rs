@@ -3,6 +3,7 @@
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use super::Split;
 
@@ -16,21 +17,32 @@ pub fn epoch_order(len: usize, seed: u64, epoch: usize) -> Vec<u32> {
     order
 }
 
-/// Writes the samples `indices` of `split` into `images` (scaled to [0,1]) and `labels`.
-/// `images` must hold `indices.len() * sample_len` values.
+/// Samples converted per parallel task in `fill_batch`.
+const FILL_CHUNK: usize = 32;
+
+/// Writes the samples `indices` of `split` into `images` (scaled to [0,1]) and `labels`,
+/// converting chunks of samples in parallel (each value is computed the same way whatever
+/// the thread count). `images` must hold `indices.len() * sample_len` values.
 pub fn fill_batch(split: &Split, indices: &[u32], images: &mut [f32], labels: &mut Vec<u8>) {
     let sample_len = split.images.len() / split.len().max(1);
     debug_assert_eq!(images.len(), indices.len() * sample_len);
     labels.clear();
-    for (dst, &i) in images.chunks_exact_mut(sample_len).zip(indices) {
-        let i = i as usize;
-        let src = &split.images[i * sample_len..(i + 1) * sample_len];
-        // A division rather than a table lookup: it vectorises, and rounds the same.
-        for (d, &s) in dst.iter_mut().zip(src) {
-            *d = s as f32 / 255.0;
-        }
-        labels.push(split.labels[i]);
+    labels.extend(indices.iter().map(|&i| split.labels[i as usize]));
+    if sample_len == 0 {
+        return;
     }
+    images
+        .par_chunks_mut(FILL_CHUNK * sample_len)
+        .zip(indices.par_chunks(FILL_CHUNK))
+        .for_each(|(images, indices)| {
+            for (dst, &i) in images.chunks_exact_mut(sample_len).zip(indices) {
+                let src = &split.images[i as usize * sample_len..][..sample_len];
+                // A division rather than a table lookup: it vectorises, and rounds the same.
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = s as f32 / 255.0;
+                }
+            }
+        });
 }
 
 #[cfg(test)]

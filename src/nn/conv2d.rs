@@ -49,7 +49,8 @@ pub struct Conv2d {
     relu: bool,
     /// How the convolution is computed, chosen by shape.
     path: Path,
-    /// Patches of the last forward batch; reused as patch gradients in backward.
+    /// Patches of the last training batch (at inference, one block per stripe); reused as
+    /// patch gradients in backward.
     patches: Vec<f32>,
     /// The output gradient masked by the ReLU (patch path).
     masked: Vec<f32>,
@@ -119,31 +120,39 @@ impl Conv2d {
     }
 
     /// im2col and the GEMM, a few samples at a time while their patches are in cache: each
-    /// thread takes a stripe of the batch and, block by block, unfolds the samples' patches
-    /// (kept for the backward pass), multiplies them by the kernel, adds the bias and applies
-    /// the fused ReLU. Every output row is computed the same way whatever the blocking, so the
-    /// result does not depend on the thread count.
-    fn forward_patches(&mut self, x: &Tensor, y: &mut Tensor) {
+    /// thread takes a stripe of the batch and, block by block, unfolds the samples' patches,
+    /// multiplies them by the kernel, adds the bias and applies the fused ReLU. When training
+    /// (`keep`) the whole batch's patches stay for the backward pass; at inference each stripe
+    /// reuses one block's worth. Every output row is computed the same way whatever the
+    /// blocking, so the result does not depend on the thread count.
+    fn forward_patches(&mut self, x: &Tensor, y: &mut Tensor, keep: bool) {
         let g = self.geometry;
         let batch = x.shape()[0];
         let (positions, patch_len, f) = (g.positions(), g.patch_len(), self.filters());
         let (sample_patches, sample_out) = (positions * patch_len, positions * f);
         let image_len = g.in_h * g.in_w * g.in_c;
-        self.patches.resize(batch * sample_patches, 0.0);
         let per_stripe = batch.div_ceil(rayon::current_num_threads().max(1)).max(1);
         let block = (BLOCK_BYTES / (sample_patches * 4).max(1)).clamp(1, per_stripe);
+        let stripe_patches = if keep { per_stripe } else { block } * sample_patches;
+        let len = if keep {
+            batch * sample_patches
+        } else {
+            batch.div_ceil(per_stripe) * stripe_patches
+        };
+        self.patches.resize(len, 0.0);
         let kernel =
             ArrayView2::from_shape((patch_len, f), data(&self.weight.value)).expect("contiguous");
         let (bias, relu) = (data(&self.bias.value), self.relu);
         self.patches
-            .par_chunks_mut(per_stripe * sample_patches)
+            .par_chunks_mut(stripe_patches)
             .zip(data_mut(y).par_chunks_mut(per_stripe * sample_out))
             .zip(data(x).par_chunks(per_stripe * image_len))
             .for_each(|((patches, out), images)| {
                 let samples = images.len() / image_len;
                 for s0 in (0..samples).step_by(block) {
                     let s1 = (s0 + block).min(samples);
-                    let p = &mut patches[s0 * sample_patches..s1 * sample_patches];
+                    let first = if keep { s0 * sample_patches } else { 0 };
+                    let p = &mut patches[first..][..(s1 - s0) * sample_patches];
                     for (s, img) in images[s0 * image_len..s1 * image_len]
                         .chunks_exact(image_len)
                         .enumerate()
@@ -294,7 +303,7 @@ impl Layer for Conv2d {
         &self.out_shape
     }
 
-    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &Context) {
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &Context) {
         let g = self.geometry;
         let [oh, ow, f] = self.out_shape;
         ensure_shape(y, &[x.shape()[0], oh, ow, f]);
@@ -303,7 +312,7 @@ impl Layer for Conv2d {
                 let (kernel, bias) = (data(&self.weight.value), data(&self.bias.value));
                 return w.forward(data(x), kernel, bias, self.relu, data_mut(y));
             }
-            Path::Patches => return self.forward_patches(x, y),
+            Path::Patches => return self.forward_patches(x, y, ctx.train),
             Path::Direct => {}
         }
         let (kernel, bias, relu) = (data(&self.weight.value), data(&self.bias.value), self.relu);

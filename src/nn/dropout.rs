@@ -91,6 +91,10 @@ impl Layer for Dropout {
         par_zip_map(data(x), &self.mask, data_mut(y), |x, m| x * m);
     }
 
+    fn identity_at_inference(&self) -> bool {
+        true
+    }
+
     fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
         if let Some(dx) = dx {
             ensure_shape(dx, x.shape());

@@ -35,6 +35,10 @@ impl Layer for Flatten {
         data_mut(y).copy_from_slice(data(x));
     }
 
+    fn identity_at_inference(&self) -> bool {
+        true
+    }
+
     fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
         if let Some(dx) = dx {
             ensure_shape(dx, x.shape());

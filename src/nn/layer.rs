@@ -68,4 +68,10 @@ pub trait Layer: Send {
     fn is_softmax(&self) -> bool {
         false
     }
+    /// Whether the layer passes its input on unchanged at inference (dropout, flatten: the
+    /// next layer reads the same values in the same order), so that an inference pass skips
+    /// it instead of copying.
+    fn identity_at_inference(&self) -> bool {
+        false
+    }
 }

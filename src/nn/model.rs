@@ -17,10 +17,14 @@ use crate::config::{Activation, LayerSpec, LossKind, ModelConfig};
 use crate::data::{Split, fill_batch};
 use crate::error::{Error, Result};
 
-/// Samples per forward pass when evaluating: small enough that each layer's output for the
-/// batch stays in the caches for the next layer (32 measured fastest for mnist-convnet on two
-/// cores: 16% more samples/s than 128).
-const EVAL_BATCH: usize = 32;
+/// Bytes of the largest activation of an evaluation batch: the batch is as many samples as
+/// fit (so that each layer's output is still in cache for the next), between `EVAL_MIN` and
+/// `EVAL_MAX`. Conv models get 32 samples (measured fastest for mnist-convnet on two cores:
+/// 16% more samples/s than 128); flat, dense-heavy models get hundreds, so that their matrix
+/// products are large.
+const EVAL_BYTES: usize = 1 << 20;
+const EVAL_MIN: usize = 32;
+const EVAL_MAX: usize = 1024;
 
 pub struct Sequential {
     layers: Vec<Box<dyn Layer>>,
@@ -370,29 +374,52 @@ impl Sequential {
         stats
     }
 
-    /// The loss and accuracy of the loaded batch without training.
-    pub fn evaluate_batch(&mut self) -> BatchStats {
-        self.forward(&Context::inference());
-        loss::compute(
-            self.loss,
-            self.label_smoothing,
-            &self.acts[self.logit_layers],
-            &self.labels,
-            None,
-        )
+    /// The inference pass over the loaded batch, up to the logits: layers in inference mode
+    /// (no dropout, no argmax records, no buffers kept for a backward pass), and layers that
+    /// are the identity at inference skipped rather than copied. Returns the index into
+    /// `acts` of the logits; the outputs of skipped layers are left stale, so
+    /// `layer_output` is for `forward`, not for this.
+    fn infer(&mut self) -> usize {
+        let ctx = Context::inference();
+        let mut current = 0;
+        for i in 0..self.logit_layers {
+            if self.layers[i].identity_at_inference() {
+                continue;
+            }
+            let (ins, outs) = self.acts.split_at_mut(i + 1);
+            self.layers[i].forward(&ins[current], &mut outs[0], &ctx);
+            current = i + 1;
+        }
+        current
     }
 
-    /// Loss, accuracy and per-sample predictions over a whole split, `EVAL_BATCH` samples at
-    /// a time (whatever the training batch size: no layer's output depends on the batch).
+    /// Samples per evaluation batch: as many as keep the largest activation (input included)
+    /// within `EVAL_BYTES`, between `EVAL_MIN` and `EVAL_MAX`. Fixed by the model alone, so
+    /// evaluation does not depend on the training batch size or the thread count.
+    fn eval_batch(&self) -> usize {
+        let largest = self
+            .layers
+            .iter()
+            .map(|l| l.output_shape().iter().product::<usize>())
+            .chain([self.input_shape.iter().product()])
+            .max()
+            .unwrap_or(1);
+        (EVAL_BYTES / (4 * largest.max(1))).clamp(EVAL_MIN, EVAL_MAX)
+    }
+
+    /// Loss, accuracy and per-sample predictions over a whole split, through the inference
+    /// pass, `eval_batch()` samples at a time (whatever the training batch size: no layer's
+    /// output depends on the batch).
     pub fn evaluate(&mut self, split: &Split) -> (BatchStats, Vec<u8>) {
         let mut total = BatchStats::default();
         let mut loss_sum = 0.0f64;
         let mut predictions = Vec::with_capacity(split.len());
         let indices: Vec<u32> = (0..split.len() as u32).collect();
-        for chunk in indices.chunks(EVAL_BATCH) {
+        for chunk in indices.chunks(self.eval_batch()) {
             self.load_batch(split, chunk);
-            let stats = self.evaluate_batch();
-            let out = &self.acts[self.logit_layers];
+            let logits = self.infer();
+            let out = &self.acts[logits];
+            let stats = loss::compute(self.loss, self.label_smoothing, out, &self.labels, None);
             let classes = out.len() / chunk.len();
             predictions.extend(data(out).chunks_exact(classes).map(|r| argmax(r) as u8));
             loss_sum += stats.loss as f64 * chunk.len() as f64;
@@ -450,5 +477,114 @@ impl Sequential {
         for (p, v) in self.params_mut().into_iter().zip(values) {
             p.value.assign(v);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model_config(text: &str) -> ModelConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    /// Every conv path (direct, Winograd, patches), pooling, flatten, dropout and dense layers.
+    const MODEL: &str = r#"
+        layers = [
+          { type = "conv2d", filters = 6, kernel_size = 3, activation = "relu" },
+          { type = "conv2d", filters = 8, kernel_size = 3, activation = "relu" },
+          { type = "conv2d", filters = 8, kernel_size = 5, padding = "same" },
+          { type = "maxpool2d", pool_size = 2 },
+          { type = "flatten" },
+          { type = "dropout", rate = 0.5 },
+          { type = "dense", units = 16, activation = "relu" },
+          { type = "dense", units = 10, activation = "softmax" },
+        ]
+    "#;
+
+    fn model() -> Sequential {
+        Sequential::build(&model_config(MODEL), [12, 12, 1], 10, 5).unwrap()
+    }
+
+    /// `n` images of 12x12 pseudo-random bytes with labels.
+    fn split(n: usize) -> Split {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        Split {
+            images: (0..n * 144).map(|_| next() as u8).collect(),
+            labels: (0..n).map(|_| (next() % 10) as u8).collect(),
+        }
+    }
+
+    #[test]
+    fn inference_pass_matches_the_full_forward_pass() {
+        let mut m = model();
+        let data = split(40);
+        let indices: Vec<u32> = (0..40).collect();
+        m.load_batch(&data, &indices);
+        // The training forward computes the conv layers exactly as inference does.
+        let train = Context {
+            train: true,
+            seed: 1,
+            step: 3,
+        };
+        m.forward(&train);
+        let convs: Vec<Tensor> = (0..3).map(|i| m.layer_output(i).clone()).collect();
+        let full = m.forward(&Context::inference()).clone();
+        let logits = m.infer();
+        assert_eq!(m.acts[logits], full, "inference pass differs from forward");
+        for (i, conv) in convs.iter().enumerate() {
+            assert_eq!(m.layer_output(i), conv, "conv layer {i}");
+        }
+        // And evaluate's predictions and loss are those of the full forward pass.
+        let stats = loss::compute(m.loss, m.label_smoothing, &full, &m.labels, None);
+        let (eval, predictions) = m.evaluate(&data);
+        let expected: Vec<u8> = data_of(&full).map(|r| argmax(r) as u8).collect();
+        assert_eq!(predictions, expected);
+        assert_eq!(eval.correct, stats.correct);
+        assert!(
+            (eval.loss - stats.loss).abs() < 1e-6,
+            "{} {}",
+            eval.loss,
+            stats.loss
+        );
+    }
+
+    fn data_of(t: &Tensor) -> impl Iterator<Item = &[f32]> {
+        data(t).chunks_exact(10)
+    }
+
+    #[test]
+    fn evaluation_is_identical_for_any_thread_count() {
+        let data = split(1000);
+        let mut m = model();
+        assert!(m.eval_batch() < 1000, "several evaluation batches");
+        let run = |threads: usize, m: &mut Sequential| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| m.evaluate(&data))
+        };
+        let (one, p1) = run(1, &mut m);
+        for threads in [2, 3] {
+            let (s, p) = run(threads, &mut m);
+            assert_eq!(s.loss.to_bits(), one.loss.to_bits(), "{threads} threads");
+            assert_eq!((s.correct, &p), (one.correct, &p1), "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn evaluation_batches_are_large_for_flat_models_and_small_for_conv_models() {
+        assert_eq!(model().eval_batch(), 436);
+        let flat =
+            model_config("layers = [{ type = \"flatten\" }, { type = \"dense\", units = 10 }]");
+        let m = Sequential::build(&flat, [28, 28, 1], 10, 1).unwrap();
+        assert_eq!(m.eval_batch(), (1 << 20) / (4 * 784));
     }
 }
