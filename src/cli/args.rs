@@ -202,9 +202,13 @@ pub struct EvaluateArgs {
 pub struct BenchArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Training steps to time (after 5 warm-up steps).
+    /// Training steps to time (after 5 warm-up steps), split into the repetitions.
     #[arg(long, default_value_t = 50)]
     pub batches: usize,
+    /// Repetitions of the timed training steps and of the inference pass over the test set
+    /// (minimum, median and maximum are reported; at least 5).
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,

@@ -445,8 +445,14 @@ mod tests {
             // 11 samples: chunks of 2 and a shorter last one.
             let x = sample_input(11, input);
             let (mut a, mut b) = (crate::nn::tensor::empty(), crate::nn::tensor::empty());
-            winograd.forward(&x, &mut a, &Context::inference());
-            patches.forward(&x, &mut b, &Context::inference());
+            // Training mode: the patch path keeps its patches for the backward pass.
+            let train = Context {
+                train: true,
+                seed: 0,
+                step: 0,
+            };
+            winograd.forward(&x, &mut a, &train);
+            patches.forward(&x, &mut b, &train);
             for (u, v) in data(&a).iter().zip(data(&b)) {
                 assert!((u - v).abs() < 1e-4 * (1.0 + v.abs()), "{u} vs {v}");
             }

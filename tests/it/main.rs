@@ -1,6 +1,7 @@
 //! One integration-test binary (ripgrep style) with shared helpers.
 
 mod bad_input;
+mod bench;
 mod checkpoints;
 mod configs;
 mod dashboard;
