@@ -140,6 +140,17 @@ pub fn run(args: TrainArgs) -> Result<u8> {
     Ok(exit::of_run(&summary))
 }
 
+/// Hands the memory that training freed (its data set, batch buffers and the model's
+/// activations) back to the operating system before the plots allocate theirs: glibc keeps
+/// freed blocks in its arenas, and drawing on top of them set the run's peak memory.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of the allocator's arenas to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Prints a line to stdout. A stdout that went away (a hung-up terminal, a closed pipe) must not
 /// end a training run: everything is in the run directory's train.log as well.
 fn say(line: &str) {
@@ -149,6 +160,7 @@ fn say(line: &str) {
 
 /// Charts of the run; a failure to draw is reported, never fatal.
 fn plot(run_dir: &Path, recorder: &mut Recorder) {
+    release_freed_memory();
     let lines = match crate::plots::write_all(run_dir, None) {
         Ok(written) => {
             let mut lines = vec![format!(
