@@ -112,18 +112,18 @@ pub fn run(args: TrainArgs) -> Result<u8> {
             local: Some((&mut recorder, Inbox::new(&run_dir))),
         };
         let outcome = tui::run(session, app::App::new(info, style), &signals)?;
+        // The run has ended: its thread (and the memory it holds) is gone before the plots.
+        let ended = match outcome {
+            Outcome::Ended { record_error } => Some((record_error, join(thread)?)),
+            Outcome::Aborted => None,
+        };
         if !args.flags.no_plots {
             plot(&run_dir, &mut recorder);
         }
-        return match outcome {
-            Outcome::Ended { record_error } => {
-                let summary = join(thread)?;
-                match record_error {
-                    Some(e) => Err(e),
-                    None => summary.map(|s| exit::of_run(&s)),
-                }
-            }
-            Outcome::Aborted => Ok(exit::ABORTED),
+        return match ended {
+            Some((Some(e), _)) => Err(e),
+            Some((None, summary)) => summary.map(|s| exit::of_run(&s)),
+            None => Ok(exit::ABORTED),
         };
     }
     say(&format!("run directory: {}", run_dir.display()));
