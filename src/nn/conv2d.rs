@@ -473,6 +473,36 @@ mod tests {
         }
     }
 
+    #[test]
+    fn winograd_transforms_a_changed_kernel_again() {
+        let g = ConvGeometry::new([6, 6, 8], 3, 1, Padding::Valid).unwrap();
+        let mut winograd = Conv2d::new("c", g, 4, Init::HeNormal, 2, false);
+        let mut patches = Conv2d::new("c", g, 4, Init::HeNormal, 2, false);
+        patches.path = Path::Patches;
+        let x = sample_input(3, [6, 6, 8]);
+        let (mut a, mut b) = (crate::nn::tensor::empty(), crate::nn::tensor::empty());
+        let ctx = Context::inference();
+        for step in 0..3 {
+            // As an optimizer step would: a new kernel between passes (and the same one twice).
+            if step != 2 {
+                for conv in [&mut winograd, &mut patches] {
+                    data_mut(&mut conv.weight.value)
+                        .iter_mut()
+                        .enumerate()
+                        .for_each(|(i, w)| *w += 0.1 * ((i + step) % 3) as f32);
+                }
+            }
+            winograd.forward(&x, &mut a, &ctx);
+            patches.forward(&x, &mut b, &ctx);
+            for (u, v) in data(&a).iter().zip(data(&b)) {
+                assert!(
+                    (u - v).abs() < 1e-4 * (1.0 + v.abs()),
+                    "step {step}: {u} vs {v}"
+                );
+            }
+        }
+    }
+
     fn sample_input(batch: usize, input: [usize; 3]) -> Tensor {
         let len = batch * input.iter().product::<usize>();
         Tensor::from_shape_vec(

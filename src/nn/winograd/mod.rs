@@ -53,6 +53,9 @@ pub struct Winograd {
     t: Tiling,
     /// Transformed kernel `[36][cin][filters]`.
     u: Vec<f32>,
+    /// The kernel `u` was transformed from: while it is unchanged (inference, evaluation
+    /// between training steps) the transform is not repeated.
+    u_of: Vec<f32>,
     /// Transformed input tiles of the last forward batch, chunk by chunk:
     /// `[chunk][36][chunk samples*tiles][cin]`.
     v: Vec<f32>,
@@ -81,6 +84,7 @@ impl Winograd {
         Winograd {
             t: Tiling::new(g, filters),
             u: Vec::new(),
+            u_of: Vec::new(),
             v: Vec::new(),
             m: Vec::new(),
             dv: Vec::new(),
@@ -111,7 +115,18 @@ impl Winograd {
         let (c, f, tiles) = (t.g.in_c, t.filters, t.tiles());
         let (image_len, out_len) = (t.g.in_h * t.g.in_w * c, t.g.out_h * t.g.out_w * f);
         let batch = x.len() / image_len;
-        transform_kernel(kernel, c * f, &mut self.u);
+        // Compared bit for bit: a kernel equal as numbers (0.0 and -0.0) may transform apart.
+        let same = self.u_of.len() == kernel.len()
+            && self
+                .u_of
+                .iter()
+                .zip(kernel)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        if !same {
+            transform_kernel(kernel, c * f, &mut self.u);
+            self.u_of.clear();
+            self.u_of.extend_from_slice(kernel);
+        }
         let (per_chunk, _) = self.chunking(batch);
         // Each chunk's tiles: 36 matrices of its samples' rows.
         let v_stride = padded(per_chunk * tiles * c);
