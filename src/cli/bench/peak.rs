@@ -9,9 +9,11 @@ use std::time::Instant;
 /// (4 cycles x 2 ports), so the chains never wait on each other.
 const CHAINS: usize = 12;
 
-/// Seconds each thread runs the kernel per trial; the best of `TRIALS` counts.
-const TRIAL_SECONDS: f64 = 0.02;
-const TRIALS: usize = 3;
+/// Seconds each thread runs the kernel per trial; the best of `TRIALS` counts. Many short
+/// trials: on a busy machine some of them run undisturbed (3 trials of 20 ms measured 195 to
+/// 478 GFLOP/s on this project's 2-core Zen 5 machine under load; the best is the roof).
+const TRIAL_SECONDS: f64 = 0.005;
+const TRIALS: usize = 12;
 
 /// The measured peak.
 #[derive(Debug, Clone, Copy)]
