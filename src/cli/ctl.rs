@@ -9,7 +9,6 @@ use super::args::CtlArgs;
 use super::exit;
 use crate::config::fmt_lr;
 use crate::error::{Error, Result};
-use crate::remote::feed::Liveness;
 use crate::rundir::fs::escape;
 use crate::rundir::metrics::{Record, Tail};
 use crate::rundir::{RunDir, commands};
@@ -50,8 +49,8 @@ pub fn run(args: CtlArgs) -> Result<u8> {
     let command = args.action;
     // Only what is appended from now on matters.
     let mut tail = Tail::at_end(&run.metrics());
-    let mut liveness = Liveness::default();
-    liveness.look(&run);
+    // Liveness by whether the heartbeat changed while we waited, never by comparing clocks.
+    let beat_before = run.read_heartbeat();
     let sent_at = Instant::now();
     let (file, path) = commands::send(dir, command.clone())?;
     let withdraw = || std::fs::remove_file(&path).is_ok();
@@ -109,12 +108,12 @@ pub fn run(args: CtlArgs) -> Result<u8> {
             ));
         } else if Instant::now() >= deadline {
             let withdrawn = withdraw();
-            let life = match liveness.look(&run) {
-                None => "it has no heartbeat file".to_string(),
-                Some(still) if still < sent_at.elapsed() => {
+            let life = match (&beat_before, run.read_heartbeat()) {
+                (None, None) => "it has no heartbeat file".to_string(),
+                (before, Some(now)) if before.as_ref() != Some(&now) => {
                     "its heartbeat changed meanwhile, so it lives but is busy or paused in a long step".into()
                 }
-                Some(_) => format!(
+                _ => format!(
                     "its heartbeat did not change in the {:.1} s waited",
                     sent_at.elapsed().as_secs_f64()
                 ),

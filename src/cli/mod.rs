@@ -101,12 +101,17 @@ pub struct LoadedConfig {
     pub origin: String,
 }
 
+/// Largest config file read.
+const MAX_CONFIG: u64 = 1 << 20;
+
 /// Loads the config file (or the built-in default) with overrides applied.
 pub fn load_config(path: Option<&Path>, overrides: &[String]) -> Result<LoadedConfig> {
     let (text, origin, stem) = match path {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
+            let bytes = crate::rundir::fs::read_named_file(p, MAX_CONFIG)
                 .map_err(|e| Error::io(p, "cannot read the config", e))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| Error::data(p, "the config is not UTF-8 text"))?;
             let stem = p
                 .file_stem()
                 .map_or("run".into(), |s| s.to_string_lossy().into_owned());

@@ -16,7 +16,7 @@ use crate::record::{Recorder, new_run_dir};
 use crate::remote::inbox::{Inbox, Incoming};
 use crate::report::describe;
 use crate::signals::Signals;
-use crate::train::checkpoint::{self, latest};
+use crate::train::checkpoint;
 use crate::train::resume;
 use crate::train::{Command, Resume, RunSummary, TrainEvent, TrainHandle, TrainSetup, spawn};
 use crate::tui::{self, Outcome, app};
@@ -198,11 +198,15 @@ fn prepare(args: &TrainArgs) -> Result<(Config, String, String, Option<Resume>, 
             if std::fs::symlink_metadata(dir).is_ok() {
                 crate::rundir::open_private(dir)?;
             }
-            latest(dir)
+            let found = newest_loadable(dir)?;
+            if found.is_none() && std::fs::symlink_metadata(dir).is_ok() {
+                crate::rundir::check_restartable(dir)?;
+            }
+            found
         }
-        Some(p) => Some(p.to_path_buf()),
+        Some(p) => Some((p.to_path_buf(), checkpoint::load(p)?)),
     };
-    let Some(from) = from else {
+    let Some((from, loaded)) = from else {
         // Nothing to resume: a fresh run (also `--resume auto` on a first start).
         let LoadedConfig {
             config,
@@ -227,7 +231,6 @@ fn prepare(args: &TrainArgs) -> Result<(Config, String, String, Option<Resume>, 
             )
         })?,
     };
-    let loaded = checkpoint::load(&from)?;
     // What this invocation asks for: --config (else the checkpoint's own config), then --set
     // and the shortcuts. `resume::plan` applies each change or refuses it.
     let (config, origin) = match args.config.config.as_deref() {
@@ -254,6 +257,23 @@ fn prepare(args: &TrainArgs) -> Result<(Config, String, String, Option<Resume>, 
     let name = config.name.clone().unwrap_or_else(|| "run".into());
     let resume = resume::plan(loaded, from, &config, lr_asked)?;
     Ok((config, name, origin, Some(resume), run_dir))
+}
+
+/// The newest checkpoint of `run_dir` that loads, with what it holds; a damaged one is
+/// skipped with a warning for the next older. `None` when there is no checkpoint at all; an
+/// error when there are some and none loads.
+fn newest_loadable(run_dir: &Path) -> Result<Option<(PathBuf, checkpoint::Loaded)>> {
+    let mut first_error = None;
+    for path in checkpoint::candidates(run_dir) {
+        match checkpoint::load(&path) {
+            Ok(loaded) => return Ok(Some((path, loaded))),
+            Err(e) => {
+                say(&format!("warning: {e}; trying the next older checkpoint"));
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    first_error.map_or(Ok(None), Err)
 }
 
 /// The run directory a checkpoint lives in (`<run dir>/checkpoints/<file>`), if any.

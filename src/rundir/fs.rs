@@ -271,8 +271,7 @@ impl Dir {
     pub fn remove_temporaries(&self) {
         let me = rustix::process::geteuid().as_raw();
         for name in self.names().unwrap_or_default() {
-            if name.starts_with('.')
-                && name.contains(TEMPORARY)
+            if is_temporary(&name)
                 && self
                     .stat(&name)
                     .is_ok_and(|(t, uid, _)| t == FileType::RegularFile && uid == me)
@@ -281,6 +280,12 @@ impl Dir {
             }
         }
     }
+}
+
+/// Whether `name` is one of the temporary files that atomic replacement leaves behind when
+/// it is killed half-way.
+pub fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.contains(TEMPORARY)
 }
 
 /// What temporary file names contain.
@@ -360,6 +365,18 @@ pub fn open_read(path: &Path, max: u64) -> io::Result<File> {
 pub fn read(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     let (dir, name) = split(path)?;
     dir.read(&name, max)
+}
+
+/// The whole of a file a person named (a config, say): links followed, as they are the
+/// person's choice, but only a regular file of at most `max` bytes is read, so that a FIFO
+/// or a device given by mistake is refused instead of hanging or filling the memory.
+pub fn read_named_file(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    read_capped(regular_within(fd, max)?, max)
 }
 
 /// Replaces `path` with `bytes` so that a crash at any moment leaves the old or the new file:

@@ -280,6 +280,55 @@ impl JobDir {
     }
 }
 
+/// Whether `--resume auto`, finding no checkpoint in `root`, may start the run over there:
+/// only when what is there is what an unfinished run leaves before its first checkpoint
+/// (a job killed while loading its data, say). Anything else (final weights, plots, a
+/// finished run's summary, files of the user's own) would be lost, so it is named instead.
+pub fn check_restartable(root: &Path) -> Result<()> {
+    let dir = open_private(root)?;
+    let names = dir.names().map_err(|e| Error::io(root, "cannot list", e))?;
+    let restartable = [
+        CONFIG,
+        METRICS,
+        LOG,
+        LOCK,
+        HEARTBEAT,
+        SNAPSHOT,
+        COMMANDS,
+        CHECKPOINTS,
+    ];
+    let mut kept: Vec<String> = names
+        .into_iter()
+        .filter(|n| !restartable.contains(&n.as_str()) && !fs::is_temporary(n))
+        .filter(|n| {
+            // An interrupted or failed start's summary goes with it; a finished run's stays.
+            n != SUMMARY
+                || RunDir::new(root)
+                    .read_summary()
+                    .is_none_or(|s| s.status == Status::Finished)
+        })
+        .collect();
+    if let Ok(checkpoints) = dir.open_dir(CHECKPOINTS) {
+        let other = checkpoints.names().unwrap_or_default();
+        if other.iter().any(|n| !fs::is_temporary(n)) {
+            kept.push(format!("{CHECKPOINTS}/{}", other[0]));
+        }
+    }
+    if kept.is_empty() {
+        return Ok(());
+    }
+    kept.sort();
+    let shown: Vec<String> = kept.iter().take(5).map(|n| fs::escape(n)).collect();
+    Err(Error::data(
+        root,
+        format!(
+            "--resume auto found no checkpoint to continue, and starting over here would lose {}{}: give another --run-dir, or move them away",
+            shown.join(", "),
+            if kept.len() > 5 { ", ..." } else { "" }
+        ),
+    ))
+}
+
 /// Opens `root` (no link followed at its last component) and checks that only its owner,
 /// this user, can change it.
 pub fn open_private(root: &Path) -> Result<fs::Dir> {

@@ -258,18 +258,29 @@ fn numbered(name: &str) -> Option<u64> {
 /// that the highest-numbered `ckpt-*.safetensors`. `None` when there is none. `last` must be
 /// a small regular file holding a bare checkpoint name; nothing is followed through a link.
 pub fn latest(run_dir: &Path) -> Option<PathBuf> {
-    let dir = fs::Dir::open_following(run_dir)
-        .and_then(|d| d.open_dir(CHECKPOINTS))
-        .ok()?;
+    candidates(run_dir).into_iter().next()
+}
+
+/// The checkpoints of a run directory, newest first: the one `checkpoints/last` names (when
+/// it is valid), then the numbered ones from the highest down. A resume tries them in this
+/// order, so that one damaged file does not stop a requeued job for good.
+pub fn candidates(run_dir: &Path) -> Vec<PathBuf> {
+    let Ok(dir) = fs::Dir::open_following(run_dir).and_then(|d| d.open_dir(CHECKPOINTS)) else {
+        return Vec::new();
+    };
     let named = dir
         .read("last", MAX_POINTER)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .map(|n| n.trim().to_string())
         .filter(|n| numbered(n).is_some() && is_own_file(&dir, n));
-    named
-        .or_else(|| rotated(&dir).pop().map(|(_, n)| n))
-        .map(|n| dir.join(&n))
+    let mut names: Vec<String> = named.into_iter().collect();
+    for (_, n) in rotated(&dir).into_iter().rev() {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    names.into_iter().map(|n| dir.join(&n)).collect()
 }
 
 /// Whether `name` is a regular file of this user (not a link, not someone else's).

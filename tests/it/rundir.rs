@@ -712,3 +712,189 @@ fn checkpoints_swapped_for_a_link_under_a_running_job_are_not_followed() {
     );
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
 }
+
+#[test]
+fn resume_auto_without_a_checkpoint_never_overwrites_what_it_would_lose() {
+    let dir = workspace();
+    // A folder of the user's own, given by mistake.
+    let proj = dir.path().join("proj");
+    std::fs::create_dir(&proj).unwrap();
+    std::fs::set_permissions(&proj, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(proj.join("notes.txt"), "precious").unwrap();
+    let o = train(dir.path(), "proj", "1", &["--resume", "auto"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("--resume auto found no checkpoint to continue, and starting over here would lose notes.txt"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(proj.join("notes.txt")).unwrap(),
+        "precious"
+    );
+    assert!(!proj.join("config.toml").exists());
+
+    // A finished run whose checkpoints were deleted keeps its history and weights.
+    let o = train(dir.path(), "done", "2", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for entry in std::fs::read_dir(dir.path().join("done/checkpoints")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let metrics = std::fs::read(dir.path().join("done/metrics.jsonl")).unwrap();
+    let o = train(dir.path(), "done", "2", &["--resume", "auto"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("would lose model.safetensors, summary.json"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("done/metrics.jsonl")).unwrap(),
+        metrics
+    );
+
+    // What a job killed before its first checkpoint leaves is started over, as a requeued
+    // job needs.
+    let o = train(dir.path(), "early", "1", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let early = dir.path().join("early");
+    for name in ["model.safetensors", "summary.json"] {
+        std::fs::remove_file(early.join(name)).unwrap();
+    }
+    for entry in std::fs::read_dir(early.join("checkpoints")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let o = train(dir.path(), "early", "1", &["--resume", "auto"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(early.join("summary.json").exists());
+}
+
+#[test]
+fn resume_auto_falls_back_past_a_damaged_newest_checkpoint() {
+    let dir = workspace();
+    let o = train(
+        dir.path(),
+        "r",
+        "2",
+        &[
+            "--set",
+            "checkpoint.every_epoch=true",
+            "--set",
+            "checkpoint.keep_last=5",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let checkpoints = dir.path().join("r/checkpoints");
+    let mut numbered: Vec<_> = std::fs::read_dir(&checkpoints)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("ckpt-"))
+        .collect();
+    numbered.sort();
+    assert!(numbered.len() >= 2, "{numbered:?}");
+    // The newest is cut short (a disk that filled up, say); the one before it is whole.
+    let newest = checkpoints.join(numbered.last().unwrap());
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&newest)
+        .unwrap();
+    f.set_len(1000).unwrap();
+    std::fs::remove_file(dir.path().join("r/summary.json")).unwrap();
+    let o = train(dir.path(), "r", "3", &["--resume", "auto"]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("trying the next older checkpoint"),
+        "{}",
+        stdout(&o)
+    );
+    // Every checkpoint damaged: an error, not a fresh start over the run.
+    for n in &numbered {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(checkpoints.join(n))
+            .unwrap();
+        f.set_len(10).unwrap();
+    }
+    for entry in std::fs::read_dir(&checkpoints).unwrap() {
+        let p = entry.unwrap().path();
+        if !numbered.iter().any(|n| p.ends_with(n)) {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let o = train(dir.path(), "r", "4", &["--resume", "auto"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+}
+
+#[test]
+fn ctl_tells_a_dead_job_from_a_busy_one_by_its_heartbeat() {
+    let dir = workspace();
+    let o = train(dir.path(), "r", "1", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    std::fs::remove_file(dir.path().join("r/summary.json")).unwrap();
+    let heartbeat = dir.path().join("r/heartbeat.json");
+    let beat = |n: u64| {
+        let tmp = dir.path().join("r/.hb");
+        std::fs::write(
+            &tmp,
+            format!(r#"{{"host":"h","pid":1,"time":1.0,"beat":{n}}}"#),
+        )
+        .unwrap();
+        std::fs::rename(&tmp, &heartbeat).unwrap();
+    };
+    // A job killed with -9: its heartbeat stays as it was.
+    beat(7);
+    for t in ["0.3", "1"] {
+        let o = cnn_tui(&["ctl", "r", "save", "--timeout", t], dir.path());
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains("its heartbeat did not change"),
+            "{t}: {}",
+            stderr(&o)
+        );
+    }
+    // A job busy in a long step: its heartbeat goes on.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let beating = {
+        let stop = stop.clone();
+        std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                let mut n = 8;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    beat(n);
+                    n += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+            let o = cnn_tui(&["ctl", "r", "save", "--timeout", "1"], dir.path());
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            h.join().unwrap();
+            o
+        })
+    };
+    assert_eq!(beating.status.code(), Some(1));
+    assert!(
+        stderr(&beating).contains("its heartbeat changed meanwhile"),
+        "{}",
+        stderr(&beating)
+    );
+}
+
+#[test]
+fn a_config_that_is_a_fifo_or_a_device_is_refused_at_once() {
+    let dir = workspace();
+    fifo(&dir.path().join("pipe.toml"));
+    for config in ["pipe.toml", "/dev/zero"] {
+        let start = Instant::now();
+        let o = cnn_tui(
+            &["train", "--headless", "--config", config, "--run-dir", "x"],
+            dir.path(),
+        );
+        assert_eq!(o.status.code(), Some(1), "{config}");
+        assert!(
+            stderr(&o).contains("not a regular file"),
+            "{config}: {}",
+            stderr(&o)
+        );
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+}
