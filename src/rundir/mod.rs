@@ -308,11 +308,15 @@ pub fn check_restartable(root: &Path) -> Result<()> {
                     .is_none_or(|s| s.status == Status::Finished)
         })
         .collect();
-    if let Ok(checkpoints) = dir.open_dir(CHECKPOINTS) {
-        let other = checkpoints.names().unwrap_or_default();
-        if other.iter().any(|n| !fs::is_temporary(n)) {
-            kept.push(format!("{CHECKPOINTS}/{}", other[0]));
+    match dir.open_dir(CHECKPOINTS) {
+        Ok(checkpoints) => {
+            let other = checkpoints.names().unwrap_or_default();
+            if let Some(n) = other.iter().find(|n| !fs::is_temporary(n)) {
+                kept.push(format!("{CHECKPOINTS}/{n}"));
+            }
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&root.join(CHECKPOINTS), "cannot open", e)),
     }
     if kept.is_empty() {
         return Ok(());
