@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod fs;
 pub mod lr;
 pub mod nn;
 pub mod optim;

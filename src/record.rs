@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::report::describe;
 use crate::rundir::metrics::{Record, Tail, refused_line};
-use crate::rundir::{self, CONFIG, JobDir, LOG, METRICS, SNAPSHOT, SUMMARY, Summary};
+use crate::rundir::{CONFIG, JobDir, LOG, METRICS, SNAPSHOT, SUMMARY, Summary};
 use crate::train::{Snapshot, TrainEvent};
 
 pub struct Recorder {
@@ -149,7 +149,7 @@ impl Recorder {
     }
 
     pub fn log_line(&mut self, line: &str) -> Result<()> {
-        writeln!(self.log, "{}", rundir::fs::escape(line))
+        writeln!(self.log, "{}", crate::fs::escape(line))
             .and_then(|_| self.log.flush())
             .map_err(|e| Error::io(&self.job.dir().join(LOG), "cannot write", e))
     }

@@ -63,7 +63,7 @@ pub fn save(
     metadata: &[(&str, String)],
 ) -> Result<()> {
     let bytes = encode(path, model, config, extra, metadata)?;
-    crate::rundir::fs::write_atomically(path, &bytes)
+    crate::fs::write_atomically(path, &bytes)
 }
 
 /// The bytes of a weights file; `path` only names it in error messages.
@@ -113,7 +113,7 @@ pub const MAX_BYTES: u64 = 16 << 30;
 /// The bytes of a weights or checkpoint file: a regular file (no link, FIFO or device) of at
 /// most [`MAX_BYTES`].
 pub fn read(path: &Path) -> Result<Vec<u8>> {
-    crate::rundir::fs::read(path, MAX_BYTES).map_err(|e| Error::io(path, "cannot read", e))
+    crate::fs::read(path, MAX_BYTES).map_err(|e| Error::io(path, "cannot read", e))
 }
 
 fn join(dims: &[usize]) -> String {

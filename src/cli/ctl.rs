@@ -9,7 +9,7 @@ use super::args::CtlArgs;
 use super::exit;
 use crate::config::fmt_lr;
 use crate::error::{Error, Result};
-use crate::rundir::fs::escape;
+use crate::fs::escape;
 use crate::rundir::metrics::{Record, Tail};
 use crate::rundir::{RunDir, commands};
 use crate::train::Steer;

@@ -57,7 +57,7 @@ pub mod exit {
 
     /// Prints the error for the user (control characters escaped) and returns its code.
     pub fn report(e: &Error) -> u8 {
-        eprintln!("error: {}", crate::rundir::fs::escape(&e.to_string()));
+        eprintln!("error: {}", crate::fs::escape(&e.to_string()));
         of_error(e)
     }
 }
@@ -108,7 +108,7 @@ const MAX_CONFIG: u64 = 1 << 20;
 pub fn load_config(path: Option<&Path>, overrides: &[String]) -> Result<LoadedConfig> {
     let (text, origin, stem) = match path {
         Some(p) => {
-            let bytes = crate::rundir::fs::read_named_file(p, MAX_CONFIG)
+            let bytes = crate::fs::read_named_file(p, MAX_CONFIG)
                 .map_err(|e| Error::io(p, "cannot read the config", e))?;
             let text = String::from_utf8(bytes)
                 .map_err(|_| Error::data(p, "the config is not UTF-8 text"))?;

@@ -6,7 +6,7 @@ use super::args::RunsArgs;
 use super::exit;
 use crate::config::fmt_lr;
 use crate::error::{Error, Result};
-use crate::rundir::fs::escape;
+use crate::fs::escape;
 use crate::runs::{COLUMNS, RunRow, find, row, sort};
 
 pub fn run(args: RunsArgs) -> Result<u8> {

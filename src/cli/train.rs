@@ -155,7 +155,7 @@ fn release_freed_memory() {
 /// end a training run: everything is in the run directory's train.log as well.
 fn say(line: &str) {
     use std::io::Write;
-    let _ = writeln!(std::io::stdout(), "{}", crate::rundir::fs::escape(line));
+    let _ = writeln!(std::io::stdout(), "{}", crate::fs::escape(line));
 }
 
 /// Charts of the run; a failure to draw is reported, never fatal.

@@ -9,9 +9,9 @@ use super::exit;
 use super::train::hyperparameters;
 use crate::config::parse_config;
 use crate::error::{Error, Result};
+use crate::fs::escape;
 use crate::remote::feed::{spawn_feed, spawn_sender};
 use crate::rundir::RunDir;
-use crate::rundir::fs::escape;
 use crate::signals::Signals;
 use crate::tui::{self, Outcome, app};
 

@@ -36,7 +36,7 @@ pub struct Metrics {
 /// Reads `metrics.jsonl`, streamed; lines that are not records (a writer killed mid-line)
 /// are skipped.
 pub fn read_metrics(path: &Path) -> Result<Metrics> {
-    crate::rundir::fs::open_read(path, u64::MAX).map_err(|e| Error::io(path, "cannot read", e))?;
+    crate::fs::open_read(path, u64::MAX).map_err(|e| Error::io(path, "cannot read", e))?;
     let mut points = Points::default();
     Tail::read_all(path, |r| points.add(r));
     points.finish(path)

@@ -51,7 +51,7 @@ pub fn write_all(run_dir: &Path, data: Option<&DataSource>) -> Result<Written> {
     let run = crate::rundir::RunDir::new(run_dir);
     let metrics = read_metrics(&run.metrics())?;
     let dir = run.plots();
-    crate::rundir::fs::Dir::open_following(run_dir)
+    crate::fs::Dir::open_following(run_dir)
         .and_then(|d| d.make_dir(crate::rundir::PLOTS))
         .map_err(|e| Error::io(&dir, "cannot create", e))?;
     let loss = dir.join("loss.png");
@@ -124,5 +124,5 @@ fn render(path: &Path, (w, h): (u32, u32), draw: impl FnOnce(&Area) -> Drawn) ->
     image
         .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .map_err(|e| Error::data(path, format!("cannot encode PNG: {e}")))?;
-    crate::rundir::fs::write_atomically(path, &png)
+    crate::fs::write_atomically(path, &png)
 }

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::fs;
 use crate::rundir::metrics::Tail;
-use crate::rundir::{Heartbeat, MAX_SNAPSHOT, RunDir, commands, fs};
+use crate::rundir::{Heartbeat, MAX_SNAPSHOT, RunDir, commands};
 use crate::train::{Command, Snapshot, TrainEvent};
 
 /// A job whose heartbeat has not changed for this long is reported as silent.

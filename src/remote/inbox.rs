@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use rustix::fs::FileType;
 
+use crate::fs;
 use crate::rundir::commands::{CommandFile, MAX_BYTES};
-use crate::rundir::{COMMANDS, Heartbeat, RunDir, fs};
+use crate::rundir::{COMMANDS, Heartbeat, RunDir};
 use crate::train::Command;
 
 /// Least time between two looks into the commands folder.

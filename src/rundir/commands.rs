@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::{COMMANDS, fs};
+use super::COMMANDS;
 use crate::error::{Error, Result};
+use crate::fs;
 use crate::train::Steer;
 
 /// Largest command file read; anything bigger is not one of ours.

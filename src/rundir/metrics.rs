@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::fs::escape;
 use crate::nn::LayerRow;
-use crate::rundir::fs::escape;
 use crate::train::{EpochMetrics, FailureKind, LrSource, RunSummary, TrainEvent};
 
 /// Longest line read; a longer one is not a record and is skipped.
@@ -350,7 +350,7 @@ impl Tail {
     }
 
     fn open(&self) -> std::io::Result<File> {
-        crate::rundir::fs::open_read(&self.path, u64::MAX)
+        crate::fs::open_read(&self.path, u64::MAX)
     }
 
     /// Hands each complete record appended since the last poll to `each`, reading at most

@@ -19,7 +19,7 @@
 //! only regular files of bounded size are read ([`fs`]).
 
 pub mod commands;
-pub mod fs;
+use crate::fs;
 pub mod metrics;
 
 use std::io::{Seek, Write};

@@ -14,10 +14,11 @@ use serde::{Deserialize, Serialize};
 use super::events::EpochMetrics;
 use crate::config::{Config, OptimizerConfig};
 use crate::error::{Error, Result};
+use crate::fs;
 use crate::nn::Sequential;
 use crate::nn::tensor::Tensor;
 use crate::optim::{self, Optimizer};
-use crate::rundir::{CHECKPOINTS, fs};
+use crate::rundir::CHECKPOINTS;
 use crate::weights;
 
 /// Everything besides tensors that a resumed run needs, stored as JSON in the metadata.
