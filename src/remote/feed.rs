@@ -244,10 +244,10 @@ mod tests {
             },
         );
         first.iter().for_each(|e| app.on_train_event(e));
-        assert_eq!(app.batch_loss.len(), 1);
+        assert_eq!(app.run.batch_loss.len(), 1);
         again.iter().for_each(|e| app.on_train_event(e));
-        assert!(app.batch_loss.is_empty());
-        assert_eq!(app.epochs, 2);
+        assert!(app.run.batch_loss.is_empty());
+        assert_eq!(app.run.epochs, 2);
     }
 
     #[test]

@@ -46,11 +46,11 @@ impl KeyOutcome {
 }
 
 pub fn handle_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
-    app.dirty = true;
+    app.ui.dirty = true;
     let ctrl_c = key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
     // Watching: q and ctrl-c leave at once, the run goes on.
     if app.info.watching
-        && matches!(app.mode, Mode::Normal | Mode::QuitConfirm)
+        && matches!(app.ui.mode, Mode::Normal | Mode::QuitConfirm)
         && (ctrl_c || key.code == KeyCode::Char('q'))
     {
         return KeyOutcome {
@@ -59,34 +59,34 @@ pub fn handle_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
         };
     }
     if ctrl_c {
-        app.interrupts += 1;
-        if app.interrupts >= 2 || app.state.is_over() {
+        app.ui.interrupts += 1;
+        if app.ui.interrupts >= 2 || app.run.state.is_over() {
             return KeyOutcome {
                 commands: vec![],
                 abort: true,
             };
         }
-        app.quitting = true;
+        app.ui.quitting = true;
         app.push_log("stopping after this batch (ctrl-c again to abort)".into());
         return KeyOutcome::command(Command::Steer(Steer::Stop));
     }
-    match app.mode.clone() {
+    match app.ui.mode.clone() {
         Mode::Help | Mode::Model => {
-            app.mode = Mode::Normal;
+            app.ui.mode = Mode::Normal;
             KeyOutcome::default()
         }
         Mode::LrInput { mut text, .. } => match key.code {
             KeyCode::Esc => {
-                app.mode = Mode::Normal;
+                app.ui.mode = Mode::Normal;
                 KeyOutcome::default()
             }
             KeyCode::Enter => match App::parse_lr(&text) {
                 Ok(lr) => {
-                    app.mode = Mode::Normal;
+                    app.ui.mode = Mode::Normal;
                     KeyOutcome::command(Command::Steer(Steer::Lr { value: lr }))
                 }
                 Err(e) => {
-                    app.mode = Mode::LrInput {
+                    app.ui.mode = Mode::LrInput {
                         text,
                         error: Some(e),
                     };
@@ -95,30 +95,30 @@ pub fn handle_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
             },
             KeyCode::Backspace => {
                 text.pop();
-                app.mode = Mode::LrInput { text, error: None };
+                app.ui.mode = Mode::LrInput { text, error: None };
                 KeyOutcome::default()
             }
             KeyCode::Char(c) if (c.is_ascii_digit() || ".eE-+".contains(c)) && text.len() < 24 => {
                 text.push(c);
-                app.mode = Mode::LrInput { text, error: None };
+                app.ui.mode = Mode::LrInput { text, error: None };
                 KeyOutcome::default()
             }
             _ => KeyOutcome::default(),
         },
         Mode::QuitConfirm => match key.code {
             KeyCode::Char('s') => {
-                app.quitting = true;
+                app.ui.quitting = true;
                 KeyOutcome {
                     commands: vec![Command::Steer(Steer::Save), Command::Steer(Steer::Stop)],
                     abort: false,
                 }
             }
             KeyCode::Char('q') | KeyCode::Char('y') => {
-                app.quitting = true;
+                app.ui.quitting = true;
                 KeyOutcome::command(Command::Steer(Steer::Stop))
             }
             _ => {
-                app.mode = Mode::Normal;
+                app.ui.mode = Mode::Normal;
                 KeyOutcome::default()
             }
         },
@@ -130,15 +130,15 @@ fn normal_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
     if key.modifiers.contains(KeyModifiers::CONTROL) {
         return KeyOutcome::default();
     }
-    let over = app.state.is_over();
+    let over = app.run.state.is_over();
     let command = match key.code {
         KeyCode::Char(' ') | KeyCode::Char('p') => app.toggle_pause(),
         KeyCode::Char('+') | KeyCode::Char('=') if !over => Some(app.scale_lr(true)),
         KeyCode::Char('-') | KeyCode::Char('_') if !over => Some(app.scale_lr(false)),
         KeyCode::Char('s') if !over => Some(Command::Steer(Steer::Save)),
-        KeyCode::Char('r') if app.is_paused() => Some(Command::Steer(Steer::Restore)),
+        KeyCode::Char('r') if app.run.is_paused() => Some(Command::Steer(Steer::Restore)),
         KeyCode::Char('l') if !over => {
-            app.mode = Mode::LrInput {
+            app.ui.mode = Mode::LrInput {
                 text: String::new(),
                 error: None,
             };
@@ -149,11 +149,11 @@ fn normal_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
         KeyCode::Char('n') => Some(app.select_probe(1)),
         KeyCode::Char('N') => Some(app.select_probe(-1)),
         KeyCode::Char('?') => {
-            app.mode = Mode::Help;
+            app.ui.mode = Mode::Help;
             None
         }
         KeyCode::Char('m') => {
-            app.mode = Mode::Model;
+            app.ui.mode = Mode::Model;
             None
         }
         KeyCode::Char('q') | KeyCode::Esc if over => {
@@ -163,7 +163,7 @@ fn normal_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
             };
         }
         KeyCode::Char('q') => {
-            app.mode = Mode::QuitConfirm;
+            app.ui.mode = Mode::QuitConfirm;
             None
         }
         KeyCode::Esc if app.info.watching => {
@@ -217,7 +217,7 @@ mod tests {
             handle_key(&mut a, key('p')).commands,
             vec![Command::Steer(Steer::Pause)]
         );
-        a.state = RunState::Running(Phase::Paused);
+        a.run.state = RunState::Running(Phase::Paused);
         assert_eq!(
             handle_key(&mut a, key(' ')).commands,
             vec![Command::Steer(Steer::Resume)]
@@ -247,7 +247,7 @@ mod tests {
         let enter = KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE);
         assert!(handle_key(&mut a, enter).commands.is_empty());
         assert!(
-            matches!(&a.mode, Mode::LrInput { text, error: Some(e) } if text == "0.e" && e.contains("not a number"))
+            matches!(&a.ui.mode, Mode::LrInput { text, error: Some(e) } if text == "0.e" && e.contains("not a number"))
         );
         handle_key(
             &mut a,
@@ -260,23 +260,23 @@ mod tests {
             handle_key(&mut a, enter).commands,
             vec![Command::Steer(Steer::Lr { value: 0.05 })]
         );
-        assert_eq!(a.mode, Mode::Normal);
+        assert_eq!(a.ui.mode, Mode::Normal);
     }
 
     #[test]
     fn quit_asks_first_and_ctrl_c_twice_aborts() {
         let mut a = app();
         assert!(handle_key(&mut a, key('q')).commands.is_empty());
-        assert_eq!(a.mode, Mode::QuitConfirm);
+        assert_eq!(a.ui.mode, Mode::QuitConfirm);
         assert!(handle_key(&mut a, key('c')).commands.is_empty());
-        assert_eq!(a.mode, Mode::Normal);
+        assert_eq!(a.ui.mode, Mode::Normal);
         handle_key(&mut a, key('q'));
         let out = handle_key(&mut a, key('s'));
         assert_eq!(
             out.commands,
             vec![Command::Steer(Steer::Save), Command::Steer(Steer::Stop)]
         );
-        assert!(a.quitting);
+        assert!(a.ui.quitting);
 
         let mut a = app();
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);

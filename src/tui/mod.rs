@@ -2,12 +2,14 @@
 //!
 //! Three sources feed one channel: key presses (an input thread), training events (a pump
 //! thread) and signals (flags checked by the loop). The loop records every training event in
-//! the run directory, updates the `App`, and redraws at most ten times a second, only when
-//! something changed. The training thread never waits for it.
+//! the run directory, updates the `App` (its run view from events, its UI state from keys),
+//! and redraws at most ten times a second, only when something changed. The training thread
+//! never waits for it.
 
 pub mod app;
 pub mod keys;
 pub mod ui;
+pub mod view;
 pub mod widgets;
 
 use std::io::Write;
@@ -168,7 +170,7 @@ pub fn run(session: Session, mut app: App, signals: &Signals) -> Result<Outcome>
     let mut leave = false;
     let mut record_error: Option<Error> = None;
     loop {
-        let wait = if app.dirty && !detached {
+        let wait = if app.ui.dirty && !detached {
             last_draw.map_or(Duration::ZERO, |t| FRAME.saturating_sub(t.elapsed()))
         } else if local.is_some() {
             inbox::POLL_EVERY
@@ -203,13 +205,13 @@ pub fn run(session: Session, mut app: App, signals: &Signals) -> Result<Outcome>
                     // just leaves, the run is not its to end.
                     if out.abort && watching {
                         leave = true;
-                    } else if out.abort && (train_done || app.state.is_over()) {
-                        app.quitting = true;
+                    } else if out.abort && (train_done || app.run.state.is_over()) {
+                        app.ui.quitting = true;
                     } else {
                         aborted |= out.abort;
                     }
                 }
-                AppEvent::Input(_) => app.dirty = true, // resize and the like: redraw
+                AppEvent::Input(_) => app.ui.dirty = true, // resize and the like: redraw
             }
         }
         if let Some((recorder, inbox)) = local.as_mut() {
@@ -224,7 +226,7 @@ pub fn run(session: Session, mut app: App, signals: &Signals) -> Result<Outcome>
             }
         }
         if let Some(name) = signals.take_interrupt() {
-            app.quitting = true;
+            app.ui.quitting = true;
             if watching {
                 break;
             }
@@ -236,7 +238,7 @@ pub fn run(session: Session, mut app: App, signals: &Signals) -> Result<Outcome>
         if (signals.take_hangup() || hung_up) && !detached {
             // The terminal is gone: stop drawing, keep training and recording, leave at the end.
             detached = true;
-            app.quitting = true;
+            app.ui.quitting = true;
             input_stop.store(true, Ordering::Relaxed);
             if watching {
                 break;
@@ -247,15 +249,15 @@ pub fn run(session: Session, mut app: App, signals: &Signals) -> Result<Outcome>
                     recorder.log_line("terminal hung up: training continues without the dashboard");
             }
         }
-        if aborted || leave || (train_done && app.quitting) {
+        if aborted || leave || (train_done && app.ui.quitting) {
             break;
         }
         let frame_due = last_draw.is_none_or(|t| t.elapsed() >= FRAME);
-        if app.dirty && !detached && frame_due {
+        if app.ui.dirty && !detached && frame_due {
             terminal
                 .draw(|f| ui::draw(f, &app))
                 .map_err(|e| Error::terminal("draw", e))?;
-            app.dirty = false;
+            app.ui.dirty = false;
             last_draw = Some(Instant::now());
         }
     }

@@ -38,7 +38,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         inspect::draw_feature_maps(frame, maps, app);
         panels::draw_log(frame, log, app);
         panels::draw_footer(frame, footer, app);
-        match app.mode {
+        match app.ui.mode {
             Mode::Help => overlays::draw_help(frame, app),
             Mode::Model => overlays::draw_model(frame, app),
             Mode::QuitConfirm => overlays::draw_quit_confirm(frame, app),
@@ -177,7 +177,7 @@ mod tests {
     /// weights by filter) and a red probe, with the names of CIFAR-10.
     fn colour_app(style: Style) -> App {
         let mut app = app(style);
-        let s = app.snapshot.as_mut().unwrap();
+        let s = app.run.snapshot.as_mut().unwrap();
         s.colour_filters = (0..8)
             .map(|k| {
                 let mut weights = vec![0.0f32; 3 * 3 * 3];
@@ -350,13 +350,13 @@ mod tests {
     #[test]
     fn overlays_show_help_model_and_quit_confirmation() {
         let mut a = app(PLAIN_ASCII);
-        a.mode = Mode::Help;
+        a.ui.mode = Mode::Help;
         assert!(
             screen(&a, 80, 24)
                 .join("\n")
                 .contains("type an exact learning rate")
         );
-        a.mode = Mode::Model;
+        a.ui.mode = Mode::Model;
         let model = screen(&a, 80, 24);
         let row = model
             .iter()
@@ -384,13 +384,13 @@ mod tests {
                 .join("\n")
                 .contains("learning rate: 0.025 (as configured)")
         );
-        a.mode = Mode::QuitConfirm;
+        a.ui.mode = Mode::QuitConfirm;
         assert!(
             screen(&a, 80, 24)
                 .join("\n")
                 .contains("s  save a checkpoint and quit")
         );
-        a.mode = Mode::LrInput {
+        a.ui.mode = Mode::LrInput {
             text: "0.1".into(),
             error: None,
         };

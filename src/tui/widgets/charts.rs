@@ -65,7 +65,7 @@ fn draw_chart(
         (lo - pad).max(limits.floor.unwrap_or(f64::NEG_INFINITY)),
         (hi + pad).min(limits.ceiling.unwrap_or(f64::INFINITY)),
     );
-    let x_max = (app.epochs.max(1)) as f64;
+    let x_max = (app.run.epochs.max(1)) as f64;
     let datasets: Vec<Dataset> = series
         .iter()
         .filter(|s| !s.points.is_empty())
@@ -109,7 +109,7 @@ fn draw_chart(
         ))
         .x_axis(Axis::default().bounds([0.0, x_max]).labels(vec![
             Line::from("0"),
-            Line::from(format!("{} epochs", app.epochs)),
+            Line::from(format!("{} epochs", app.run.epochs)),
         ]))
         .y_axis(
             Axis::default()
@@ -123,13 +123,13 @@ pub fn draw_loss(frame: &mut Frame, area: Rect, app: &App) {
     let series = [
         Series {
             name: "batch loss (smoothed)",
-            points: &app.batch_loss,
+            points: &app.run.batch_loss,
             color: Color::Cyan,
             dense: true,
         },
         Series {
             name: "val loss",
-            points: &app.val_loss,
+            points: &app.run.val_loss,
             color: Color::Yellow,
             dense: false,
         },
@@ -145,22 +145,22 @@ pub fn draw_accuracy(frame: &mut Frame, area: Rect, app: &App) {
     let series = [
         Series {
             name: "train acc",
-            points: &app.train_accuracy,
+            points: &app.run.train_accuracy,
             color: Color::Green,
             dense: false,
         },
         Series {
             name: "val acc",
-            points: &app.val_accuracy,
+            points: &app.run.val_accuracy,
             color: Color::Magenta,
             dense: false,
         },
     ];
-    if app.train_accuracy.is_empty() {
+    if app.run.train_accuracy.is_empty() {
         let block = pane("accuracy", app.style);
         let inner = block.inner(area);
         frame.render_widget(block, area);
-        let text = match app.smoothed_accuracy {
+        let text = match app.run.smoothed_accuracy {
             Some(a) => format!("batch accuracy (smoothed): {a:.4}\nper-epoch points after epoch 1"),
             None => "waiting for the first epoch...".into(),
         };

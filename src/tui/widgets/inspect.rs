@@ -77,7 +77,7 @@ fn draw_channel_rows(frame: &mut Frame, area: Rect, s: &Snapshot, style: Style) 
 }
 
 pub fn draw_filters(frame: &mut Frame, area: Rect, app: &App) {
-    let title = match &app.snapshot {
+    let title = match &app.run.snapshot {
         Some(s) => format!(
             "filters {} ({}/{}) {}x{} x{}{}",
             s.layer_name,
@@ -99,7 +99,7 @@ pub fn draw_filters(frame: &mut Frame, area: Rect, app: &App) {
     let block = pane(&title, app.style);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let Some(s) = &app.snapshot else {
+    let Some(s) = &app.run.snapshot else {
         frame.render_widget(Paragraph::new("no conv layer snapshot yet"), inner);
         return;
     };
@@ -143,7 +143,7 @@ pub fn draw_feature_maps(frame: &mut Frame, area: Rect, app: &App) {
     let block = pane("probe and feature maps", app.style);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let Some(s) = &app.snapshot else {
+    let Some(s) = &app.run.snapshot else {
         frame.render_widget(Paragraph::new("waiting for a snapshot..."), inner);
         return;
     };

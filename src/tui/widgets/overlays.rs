@@ -58,7 +58,7 @@ pub fn draw_model(frame: &mut Frame, app: &App) {
         "{:<20}{:<20}{:>9}",
         "layer", "output", "params"
     ))];
-    for r in &app.layers {
+    for r in &app.run.layers {
         lines.push(Line::from(format!(
             "{:<20}{:<20}{:>9}",
             format!("{} ({})", r.name, r.kind),
@@ -68,18 +68,18 @@ pub fn draw_model(frame: &mut Frame, app: &App) {
     }
     lines.push(Line::from(format!(
         "total parameters: {}",
-        grouped(app.params as u64)
+        grouped(app.run.params as u64)
     )));
     lines.push(Line::from(""));
     // The live rate (from events) first, beside the configured one it started from.
     let configured = match app.info.configured_lr {
-        Some(c) if fmt_lr(c) == fmt_lr(app.lr) => " (as configured)".to_string(),
+        Some(c) if fmt_lr(c) == fmt_lr(app.run.lr) => " (as configured)".to_string(),
         Some(c) => format!(" (configured {})", fmt_lr(c)),
         None => String::new(),
     };
     lines.push(Line::from(format!(
         "learning rate: {}{configured}",
-        fmt_lr(app.lr)
+        fmt_lr(app.run.lr)
     )));
     for (k, v) in &app.info.hyperparameters {
         lines.push(Line::from(format!("{k}: {v}")));

@@ -43,7 +43,7 @@ pub fn progress_bar(ratio: f64, width: usize, ascii: bool) -> String {
 }
 
 pub fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
-    let state_style = match (app.style.color, app.state) {
+    let state_style = match (app.style.color, app.run.state) {
         (false, _) => CellStyle::default().add_modifier(Modifier::BOLD),
         (true, RunState::Running(crate::train::Phase::Paused)) => CellStyle::default()
             .fg(Color::Yellow)
@@ -61,6 +61,7 @@ pub fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
             .add_modifier(Modifier::BOLD),
     };
     let eta = app
+        .run
         .eta_seconds()
         .map_or("ETA --".into(), |s| format!("ETA {}", fmt_duration(s)));
     let line = Line::from(vec![
@@ -73,14 +74,14 @@ pub fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
             CellStyle::default().add_modifier(Modifier::BOLD),
         ),
         Span::raw(" | "),
-        Span::styled(app.state.label().to_uppercase(), state_style),
+        Span::styled(app.run.state.label().to_uppercase(), state_style),
         Span::raw(format!(
             " | epoch {}/{} | {} samples/s | {eta} | lr {} {}",
-            app.epoch,
-            app.epochs,
-            fmt_rate(app.samples_per_second),
-            fmt_lr(app.lr),
-            app.optimizer.replace("momentum ", "m ")
+            app.run.epoch,
+            app.run.epochs,
+            fmt_rate(app.run.samples_per_second),
+            fmt_lr(app.run.lr),
+            app.run.optimizer.replace("momentum ", "m ")
         )),
     ]);
     frame.render_widget(Paragraph::new(line), area);
@@ -89,13 +90,13 @@ pub fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
 pub fn draw_progress(frame: &mut Frame, area: Rect, app: &App) {
     let label = format!(
         " batch {}/{} ({:.0}%) step {}",
-        app.batch,
-        app.batches_per_epoch,
-        app.epoch_progress() * 100.0,
-        app.step
+        app.run.batch,
+        app.run.batches_per_epoch,
+        app.run.epoch_progress() * 100.0,
+        app.run.step
     );
     let width = (area.width as usize).saturating_sub(label.len()).max(4);
-    let bar = progress_bar(app.epoch_progress(), width, app.style.ascii);
+    let bar = progress_bar(app.run.epoch_progress(), width, app.style.ascii);
     frame.render_widget(Paragraph::new(format!("{bar}{label}")), area);
 }
 
@@ -105,29 +106,30 @@ pub fn draw_log(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(block, area);
     let n = inner.height as usize;
     let lines: Vec<Line> = app
+        .run
         .log
         .iter()
-        .skip(app.log.len().saturating_sub(n))
+        .skip(app.run.log.len().saturating_sub(n))
         .map(|l| Line::from(l.as_str()))
         .collect();
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
 pub fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
-    let text = match &app.mode {
+    let text = match &app.ui.mode {
         Mode::LrInput { text, error } => {
             let mut s = format!(
                 "new learning rate (now {}): {text}_  enter apply, esc cancel",
-                fmt_lr(app.lr)
+                fmt_lr(app.run.lr)
             );
             if let Some(e) = error {
                 s.push_str(&format!("  ! {e}"));
             }
             s
         }
-        _ if app.state.is_over() => "run over: q quit  m model  ? help".to_string(),
+        _ if app.run.state.is_over() => "run over: q quit  m model  ? help".to_string(),
         _ if app.info.watching => crate::tui::keys::WATCH_FOOTER.to_string(),
-        _ if app.state == RunState::DivergedPaused => {
+        _ if app.run.state == RunState::DivergedPaused => {
             "DIVERGED: r restore last good weights  - lower lr  space resume  q quit".to_string()
         }
         _ => FOOTER.to_string(),

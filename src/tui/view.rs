@@ -1,0 +1,256 @@
+//! The run as the dashboard knows it: everything here is rebuilt from training events alone
+//! (a `Reset` starts it afresh), so a watched run and a local one look the same. What the user
+//! is doing lives apart, in `app::UiState`.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+
+use crate::nn::LayerRow;
+use crate::report::describe;
+use crate::train::{FailureKind, Phase, RunSummary, Snapshot, StopReason, TrainEvent};
+
+/// How many log lines the dashboard keeps.
+const LOG_LINES: usize = 200;
+/// Most points kept per chart series; older points are thinned beyond this.
+const MAX_POINTS: usize = 2000;
+/// Weight of a new batch in the smoothed batch loss (exponential moving average).
+const SMOOTHING: f64 = 0.05;
+/// Batches before the ETA is trusted.
+const WARMUP_BATCHES: u64 = 20;
+
+/// The run's coarse state as the status line shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    Starting,
+    Running(Phase),
+    Finished(StopReason),
+    Diverged,
+    /// Diverged, and paused for the user to restore, lower the rate and resume.
+    DivergedPaused,
+    Failed,
+}
+
+impl RunState {
+    pub fn label(self) -> &'static str {
+        match self {
+            RunState::Starting => "starting",
+            RunState::Running(Phase::Training) => "training",
+            RunState::Running(Phase::Validating) => "validating",
+            RunState::Running(Phase::Testing) => "testing",
+            RunState::Running(Phase::Paused) => "paused",
+            RunState::Finished(StopReason::Completed) => "finished",
+            RunState::Finished(StopReason::EarlyStopped) => "finished (early stop)",
+            RunState::Finished(StopReason::Stopped) => "stopped",
+            RunState::Finished(StopReason::Interrupted) => "interrupted",
+            RunState::Diverged => "diverged",
+            RunState::DivergedPaused => "diverged: paused",
+            RunState::Failed => "failed",
+        }
+    }
+
+    pub fn is_over(self) -> bool {
+        matches!(
+            self,
+            RunState::Finished(_) | RunState::Diverged | RunState::Failed
+        )
+    }
+}
+
+/// What the run has reported so far.
+#[derive(Debug)]
+pub struct RunView {
+    pub state: RunState,
+    pub epochs: usize,
+    pub batches_per_epoch: usize,
+    pub epoch: usize,
+    pub batch: usize,
+    pub step: u64,
+    pub lr: f64,
+    pub optimizer: String,
+    pub samples_per_second: f64,
+    pub train_samples: usize,
+    pub layers: Vec<LayerRow>,
+    pub params: usize,
+    /// (epoch as a fraction, smoothed batch loss).
+    pub batch_loss: Vec<(f64, f64)>,
+    pub smoothed_loss: Option<f64>,
+    pub smoothed_accuracy: Option<f64>,
+    /// (epoch, value) per finished epoch.
+    pub train_loss: Vec<(f64, f64)>,
+    pub val_loss: Vec<(f64, f64)>,
+    pub train_accuracy: Vec<(f64, f64)>,
+    pub val_accuracy: Vec<(f64, f64)>,
+    pub snapshot: Option<Snapshot>,
+    pub log: VecDeque<String>,
+    pub summary: Option<RunSummary>,
+    pub last_checkpoint: Option<PathBuf>,
+    pub error: Option<String>,
+}
+
+impl Default for RunView {
+    fn default() -> RunView {
+        RunView {
+            state: RunState::Starting,
+            epochs: 0,
+            batches_per_epoch: 0,
+            epoch: 0,
+            batch: 0,
+            step: 0,
+            lr: 0.0,
+            optimizer: String::new(),
+            samples_per_second: 0.0,
+            train_samples: 0,
+            layers: Vec::new(),
+            params: 0,
+            batch_loss: Vec::new(),
+            smoothed_loss: None,
+            smoothed_accuracy: None,
+            train_loss: Vec::new(),
+            val_loss: Vec::new(),
+            train_accuracy: Vec::new(),
+            val_accuracy: Vec::new(),
+            snapshot: None,
+            log: VecDeque::new(),
+            summary: None,
+            last_checkpoint: None,
+            error: None,
+        }
+    }
+}
+
+impl RunView {
+    pub fn push_log(&mut self, line: String) {
+        if self.log.len() == LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log.push_back(line);
+    }
+
+    /// Progress through the current epoch, 0 to 1.
+    pub fn epoch_progress(&self) -> f64 {
+        if self.batches_per_epoch == 0 {
+            return 0.0;
+        }
+        (self.batch as f64 / self.batches_per_epoch as f64).clamp(0.0, 1.0)
+    }
+
+    /// Seconds left, once the throughput has warmed up.
+    pub fn eta_seconds(&self) -> Option<f64> {
+        if self.step < WARMUP_BATCHES || self.samples_per_second <= 0.0 || self.state.is_over() {
+            return None;
+        }
+        let total = (self.epochs * self.batches_per_epoch) as f64;
+        let done = ((self.epoch.max(1) - 1) * self.batches_per_epoch + self.batch) as f64;
+        let per_batch = self.train_samples as f64 / self.batches_per_epoch.max(1) as f64;
+        Some((total - done).max(0.0) * per_batch / self.samples_per_second)
+    }
+
+    /// Whether training waits for the user.
+    pub fn is_paused(&self) -> bool {
+        matches!(
+            self.state,
+            RunState::Running(Phase::Paused) | RunState::DivergedPaused
+        )
+    }
+
+    /// Applies a training event.
+    pub fn apply(&mut self, event: &TrainEvent) {
+        if let TrainEvent::Reset = event {
+            *self = RunView::default();
+            return;
+        }
+        if let Some(line) = describe(event, self.epochs) {
+            self.push_log(line);
+        }
+        match event {
+            TrainEvent::Started {
+                epochs,
+                batches_per_epoch,
+                train_samples,
+                lr,
+                optimizer,
+                layers,
+                params,
+                ..
+            } => {
+                self.epochs = *epochs;
+                self.batches_per_epoch = *batches_per_epoch;
+                self.train_samples = *train_samples;
+                self.lr = *lr;
+                self.optimizer = optimizer.clone();
+                self.layers = layers.clone();
+                self.params = *params;
+                self.state = RunState::Running(Phase::Training);
+            }
+            // A divergence pause stays visible as such until the user resumes.
+            TrainEvent::Phase(Phase::Paused) | TrainEvent::Paused { .. }
+                if self.state == RunState::DivergedPaused => {}
+            TrainEvent::Phase(p) => self.state = RunState::Running(*p),
+            TrainEvent::Batch {
+                epoch,
+                batch,
+                step,
+                loss,
+                accuracy,
+                lr,
+                samples_per_second,
+            } => {
+                self.epoch = *epoch;
+                self.batch = *batch;
+                self.step = *step;
+                self.lr = *lr;
+                self.samples_per_second = *samples_per_second;
+                let ema =
+                    |prev: Option<f64>, v: f64| Some(prev.map_or(v, |p| p + SMOOTHING * (v - p)));
+                self.smoothed_loss = ema(self.smoothed_loss, *loss as f64);
+                self.smoothed_accuracy = ema(self.smoothed_accuracy, *accuracy as f64);
+                let x = (*epoch - 1) as f64 + *batch as f64 / self.batches_per_epoch.max(1) as f64;
+                push_point(
+                    &mut self.batch_loss,
+                    (x, self.smoothed_loss.unwrap_or_default()),
+                );
+            }
+            TrainEvent::EpochEnd(m) => {
+                // Batch lines may be sparse (a watched run logs every few batches).
+                (self.epoch, self.batch, self.step) = (m.epoch, self.batches_per_epoch, m.step);
+                let x = m.epoch as f64;
+                self.train_loss.push((x, m.loss));
+                self.train_accuracy.push((x, m.accuracy));
+                if let (Some(l), Some(a)) = (m.val_loss, m.val_accuracy) {
+                    self.val_loss.push((x, l));
+                    self.val_accuracy.push((x, a));
+                }
+            }
+            TrainEvent::LrChanged { to, .. } => self.lr = *to,
+            TrainEvent::Paused { .. } => self.state = RunState::Running(Phase::Paused),
+            TrainEvent::Resumed { .. } => self.state = RunState::Running(Phase::Training),
+            TrainEvent::Snapshot(s) => self.snapshot = Some((**s).clone()),
+            TrainEvent::CheckpointSaved { path, .. } => self.last_checkpoint = Some(path.clone()),
+            TrainEvent::Message(_) | TrainEvent::CommandApplied { .. } | TrainEvent::Reset => {}
+            TrainEvent::Diverged { .. } => self.state = RunState::DivergedPaused,
+            TrainEvent::Finished(s) => {
+                self.state = RunState::Finished(s.stop_reason);
+                self.summary = Some(s.clone());
+            }
+            TrainEvent::Failed { kind, message } => {
+                self.state = match kind {
+                    FailureKind::Diverged => RunState::Diverged,
+                    FailureKind::Error => RunState::Failed,
+                };
+                self.error = Some(message.clone());
+            }
+        }
+    }
+}
+
+/// Appends a point, thinning the series to half when it grows past `MAX_POINTS`.
+fn push_point(series: &mut Vec<(f64, f64)>, p: (f64, f64)) {
+    if series.len() >= MAX_POINTS {
+        let mut i = 0;
+        series.retain(|_| {
+            i += 1;
+            i % 2 == 1
+        });
+    }
+    series.push(p);
+}
