@@ -1,6 +1,7 @@
 //! Activation layers: ReLU, sigmoid and tanh element-wise; softmax over each sample.
 
-use super::layer::{Context, Layer};
+use super::build::Builder;
+use super::layer::{Context, Layer, LayerKind};
 use super::tensor::{Tensor, data, data_mut, ensure_shape, par_map, par_zip_map};
 use crate::config::Activation;
 
@@ -17,6 +18,20 @@ impl ActivationLayer {
             activation,
             shape: shape.to_vec(),
         }
+    }
+}
+
+impl ActivationLayer {
+    /// The activation layer for the builder's current shape, named by its kind (`relu1`).
+    pub(super) fn build(b: &mut Builder, activation: Activation) -> ActivationLayer {
+        let kind = match activation {
+            Activation::Relu => "relu",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Softmax => "softmax",
+        };
+        let name = b.name(kind);
+        ActivationLayer::new(&name, activation, &b.shape)
     }
 }
 
@@ -38,13 +53,8 @@ impl Layer for ActivationLayer {
         &self.name
     }
 
-    fn kind(&self) -> &'static str {
-        match self.activation {
-            Activation::Relu => "ReLU",
-            Activation::Sigmoid => "Sigmoid",
-            Activation::Tanh => "Tanh",
-            Activation::Softmax => "Softmax",
-        }
+    fn kind(&self) -> LayerKind {
+        LayerKind::Activation(self.activation)
     }
 
     fn output_shape(&self) -> &[usize] {
@@ -84,10 +94,6 @@ impl Layer for ActivationLayer {
                 }
             }
         }
-    }
-
-    fn is_softmax(&self) -> bool {
-        self.activation == Activation::Softmax
     }
 }
 

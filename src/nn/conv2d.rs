@@ -11,15 +11,17 @@
 use ndarray::{ArrayView2, ArrayViewMut2, IxDyn};
 use rayon::prelude::*;
 
+use super::build::Builder;
 use super::conv_direct;
 use super::conv_geometry::ConvGeometry;
 use super::init::init_weights;
-use super::layer::{Context, Layer, Param};
+use super::layer::{Context, Layer, LayerKind, Param};
 use super::matmul::{matmul, matmul_serial};
 use super::simd::mask_relu;
 use super::tensor::{Tensor, column_sums, data, data_mut, ensure_shape};
 use super::winograd::Winograd;
-use crate::config::Init;
+use crate::config::{Activation, Init, Padding};
+use crate::error::Result;
 
 /// Fixed number of batch chunks for weight gradients: partial sums are added in chunk order,
 /// so results do not depend on the thread count.
@@ -37,6 +39,16 @@ enum Path {
     Winograd(Box<Winograd>),
     /// Anything else: im2col patches and a matrix multiply.
     Patches,
+}
+
+/// A `conv2d` entry of the config.
+pub(super) struct ConvSpec {
+    pub filters: usize,
+    pub kernel_size: usize,
+    pub stride: usize,
+    pub padding: Padding,
+    pub activation: Option<Activation>,
+    pub init: Init,
 }
 
 pub struct Conv2d {
@@ -98,6 +110,41 @@ impl Conv2d {
             partials: Vec::new(),
             scratch: Vec::new(),
         }
+    }
+
+    /// The layer for the builder's input; a ReLU `activation` is applied inside the
+    /// convolution, any other is left to the caller (returned with the layer).
+    pub(super) fn build(b: &mut Builder, spec: ConvSpec) -> Result<(Conv2d, Option<Activation>)> {
+        let ConvSpec {
+            filters,
+            kernel_size,
+            stride,
+            padding,
+            activation,
+            init,
+        } = spec;
+        let input = b.image("conv2d")?;
+        b.add_params(
+            kernel_size
+                .checked_mul(kernel_size)
+                .and_then(|k| k.checked_mul(input[2]))
+                .and_then(|k| k.checked_add(1))
+                .and_then(|k| k.checked_mul(filters)),
+        )?;
+        let geometry = ConvGeometry::new(input, kernel_size, stride, padding).ok_or_else(|| {
+            b.error(format!(
+                "conv2d kernel {k}x{k} does not fit its {}x{}x{} input (padding {}): the output would be empty",
+                input[0],
+                input[1],
+                input[2],
+                format!("{padding:?}").to_lowercase(),
+                k = kernel_size
+            ))
+        })?;
+        let relu = activation == Some(Activation::Relu);
+        let name = b.name("conv");
+        let conv = Conv2d::new(&name, geometry, filters, init, b.layer_seed(), relu);
+        Ok((conv, activation.filter(|a| *a != Activation::Relu)))
     }
 
     fn filters(&self) -> usize {
@@ -294,9 +341,9 @@ impl Layer for Conv2d {
         &self.name
     }
 
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> LayerKind {
         // As Keras names it; a fused ReLU is an implementation detail.
-        "Conv2D"
+        LayerKind::Conv2d
     }
 
     fn output_shape(&self) -> &[usize] {

@@ -2,11 +2,13 @@
 
 use ndarray::{ArrayView2, IxDyn};
 
+use super::build::Builder;
 use super::init::init_weights;
-use super::layer::{Context, Layer, Param};
+use super::layer::{Context, Layer, LayerKind, Param};
 use super::matmul::matmul;
 use super::tensor::{Tensor, as_matrix, as_matrix_mut, column_sums, data, data_mut, ensure_shape};
 use crate::config::Init;
+use crate::error::Result;
 
 pub struct Dense {
     name: String,
@@ -36,13 +38,22 @@ impl Dense {
     }
 }
 
+impl Dense {
+    pub(super) fn build(b: &mut Builder, units: usize, init: Init) -> Result<Dense> {
+        let inputs = b.flat("dense")?;
+        b.add_params(inputs.checked_add(1).and_then(|n| n.checked_mul(units)))?;
+        let name = b.name("dense");
+        Ok(Dense::new(&name, inputs, units, init, b.layer_seed()))
+    }
+}
+
 impl Layer for Dense {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn kind(&self) -> &'static str {
-        "Dense"
+    fn kind(&self) -> LayerKind {
+        LayerKind::Dense
     }
 
     fn output_shape(&self) -> &[usize] {

@@ -3,7 +3,8 @@
 
 use rayon::prelude::*;
 
-use super::layer::{Context, Layer};
+use super::build::Builder;
+use super::layer::{Context, Layer, LayerKind};
 use super::simd::multiversion;
 use super::tensor::{Tensor, data, data_mut, ensure_shape, par_zip_map};
 
@@ -55,13 +56,21 @@ impl Dropout {
     }
 }
 
+impl Dropout {
+    /// Masks salted by the layer's index in the config.
+    pub(super) fn build(b: &mut Builder, rate: f64) -> Dropout {
+        let name = b.name("dropout");
+        Dropout::new(&name, rate, &b.shape, b.index as u64)
+    }
+}
+
 impl Layer for Dropout {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn kind(&self) -> &'static str {
-        "Dropout"
+    fn kind(&self) -> LayerKind {
+        LayerKind::Dropout
     }
 
     fn output_shape(&self) -> &[usize] {

@@ -1,6 +1,7 @@
 //! Flattens `[batch, h, w, c]` into `[batch, h*w*c]` (channels-last order, as Keras).
 
-use super::layer::{Context, Layer};
+use super::build::Builder;
+use super::layer::{Context, Layer, LayerKind};
 use super::tensor::{Tensor, data, data_mut, ensure_shape};
 
 pub struct Flatten {
@@ -17,13 +18,20 @@ impl Flatten {
     }
 }
 
+impl Flatten {
+    pub(super) fn build(b: &mut Builder) -> Flatten {
+        let name = b.name("flatten");
+        Flatten::new(&name, &b.shape)
+    }
+}
+
 impl Layer for Flatten {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn kind(&self) -> &'static str {
-        "Flatten"
+    fn kind(&self) -> LayerKind {
+        LayerKind::Flatten
     }
 
     fn output_shape(&self) -> &[usize] {

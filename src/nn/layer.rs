@@ -1,6 +1,7 @@
 //! The layer interface: forward into a caller-owned output, backward from the output gradient.
 
 use super::tensor::Tensor;
+use crate::config::Activation;
 
 /// A trainable tensor and its gradient, named as in checkpoints (`conv1.weight`).
 #[derive(Debug, Clone)]
@@ -38,6 +39,49 @@ impl Context {
     }
 }
 
+/// What a layer is, for code that treats some kinds apart (the snapshot's feature maps,
+/// batch normalisation folded into its convolution) and for the summary's type column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
+    Conv2d,
+    MaxPool2d,
+    AvgPool2d,
+    GlobalAvgPool,
+    Flatten,
+    Dense,
+    Dropout,
+    BatchNorm,
+    Activation(Activation),
+}
+
+impl LayerKind {
+    /// The type as Keras' summary names it, e.g. `Conv2D`.
+    pub fn label(self) -> &'static str {
+        match self {
+            LayerKind::Conv2d => "Conv2D",
+            LayerKind::MaxPool2d => "MaxPool2D",
+            LayerKind::AvgPool2d => "AveragePooling2D",
+            LayerKind::GlobalAvgPool => "GlobalAveragePooling2D",
+            LayerKind::Flatten => "Flatten",
+            LayerKind::Dense => "Dense",
+            LayerKind::Dropout => "Dropout",
+            LayerKind::BatchNorm => "BatchNormalization",
+            LayerKind::Activation(Activation::Relu) => "ReLU",
+            LayerKind::Activation(Activation::Sigmoid) => "Sigmoid",
+            LayerKind::Activation(Activation::Tanh) => "Tanh",
+            LayerKind::Activation(Activation::Softmax) => "Softmax",
+        }
+    }
+
+    /// An element-wise activation (not softmax, which works on a whole sample).
+    pub fn is_elementwise_activation(self) -> bool {
+        matches!(
+            self,
+            LayerKind::Activation(Activation::Relu | Activation::Sigmoid | Activation::Tanh)
+        )
+    }
+}
+
 /// A layer of a sequential model.
 ///
 /// # Shapes
@@ -45,8 +89,8 @@ impl Context {
 pub trait Layer: Send {
     /// The unique name within the model, e.g. `conv1`.
     fn name(&self) -> &str;
-    /// The layer type as shown in the summary, e.g. `Conv2D`.
-    fn kind(&self) -> &'static str;
+    /// What the layer is (`kind().label()` is the summary's type, e.g. `Conv2D`).
+    fn kind(&self) -> LayerKind;
     /// The per-sample output shape.
     fn output_shape(&self) -> &[usize];
     /// Computes `y` from `x`, shaping `y` as needed (reusing its allocation).
@@ -63,10 +107,6 @@ pub trait Layer: Send {
     /// Floating-point operations of one sample's forward pass (a multiply-add counts 2).
     fn forward_flops(&self) -> u64 {
         0
-    }
-    /// Whether this is a softmax activation (folded into the cross-entropy loss).
-    fn is_softmax(&self) -> bool {
-        false
     }
     /// Whether the layer passes its input on unchanged at inference (dropout, flatten: the
     /// next layer reads the same values in the same order), so that an inference pass skips

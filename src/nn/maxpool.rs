@@ -2,9 +2,11 @@
 
 use rayon::prelude::*;
 
-use super::layer::{Context, Layer};
+use super::build::Builder;
+use super::layer::{Context, Layer, LayerKind};
 use super::simd::multiversion;
 use super::tensor::{Tensor, data, data_mut, ensure_shape};
+use crate::error::Result;
 
 pub struct MaxPool2d {
     name: String,
@@ -31,6 +33,19 @@ impl MaxPool2d {
             in_shape: input,
             out_shape,
             argmax: Vec::new(),
+        })
+    }
+}
+
+impl MaxPool2d {
+    pub(super) fn build(b: &mut Builder, pool: usize, stride: Option<usize>) -> Result<MaxPool2d> {
+        let input = b.image("maxpool2d")?;
+        let name = b.name("pool");
+        MaxPool2d::new(&name, input, pool, stride.unwrap_or(pool)).ok_or_else(|| {
+            b.error(format!(
+                "maxpool2d pool {pool}x{pool} does not fit its {}x{}x{} input",
+                input[0], input[1], input[2]
+            ))
         })
     }
 }
@@ -150,8 +165,8 @@ impl Layer for MaxPool2d {
         &self.name
     }
 
-    fn kind(&self) -> &'static str {
-        "MaxPool2D"
+    fn kind(&self) -> LayerKind {
+        LayerKind::MaxPool2d
     }
 
     fn output_shape(&self) -> &[usize] {

@@ -5,6 +5,7 @@
 //! convolution is one matrix multiply over the whole batch with no transposes.
 
 mod activation;
+mod build;
 mod conv2d;
 mod conv_direct;
 mod conv_geometry;
@@ -31,7 +32,7 @@ pub use conv2d::Conv2d;
 pub use dense::Dense;
 pub use dropout::Dropout;
 pub use flatten::Flatten;
-pub use layer::{Context, Layer, Param};
+pub use layer::{Context, Layer, LayerKind, Param};
 pub use loss::BatchStats;
 pub use maxpool::MaxPool2d;
 pub use model::Sequential;

@@ -4,12 +4,12 @@
 use ndarray::IxDyn;
 
 use super::activation::{ActivationLayer, softmax_rows};
-use super::conv_geometry::ConvGeometry;
-use super::conv2d::Conv2d;
+use super::build::{Builder, ParamBudget, size_check};
+use super::conv2d::{Conv2d, ConvSpec};
 use super::dense::Dense;
 use super::dropout::Dropout;
 use super::flatten::Flatten;
-use super::layer::{Context, Layer, Param};
+use super::layer::{Context, Layer, LayerKind, Param};
 use super::loss::{self, BatchStats, argmax};
 use super::maxpool::MaxPool2d;
 use super::tensor::{Tensor, data, data_mut, empty, ensure_shape};
@@ -41,53 +41,50 @@ pub struct Sequential {
     labels: Vec<u8>,
 }
 
-/// Most parameters a model may have (512 MiB of f32): a bigger one is a typo or a hostile
-/// file, and is refused before anything is allocated.
-pub const MAX_PARAMS: usize = 1 << 27;
-/// Most values per sample in the input or any layer's output (64 MiB of f32).
-pub const MAX_ELEMENTS: usize = 1 << 24;
+pub use super::build::{MAX_ELEMENTS, MAX_PARAMS};
 
-/// `Ok(n)` when `n` is known and at most `limit`; otherwise a config error at `at`.
-fn size_check(at: &str, what: &str, n: Option<usize>, limit: usize) -> Result<usize> {
-    match n {
-        Some(n) if n <= limit => Ok(n),
-        Some(n) => Err(Error::config(
-            at,
-            format!("{what} would be {n} values; the most cnn-tui allows is {limit}"),
-        )),
-        None => Err(Error::config(
-            at,
-            format!(
-                "{what} would be too large to count; the most cnn-tui allows is {limit} values"
-            ),
-        )),
-    }
-}
+/// The layer a config entry builds (none for a bare activation), and the activation layer
+/// to put after it.
+type Built = (Option<Box<dyn Layer>>, Option<Activation>);
 
-/// How many parameter values a model being built may have, and what says so.
-#[derive(Clone, Copy)]
-struct ParamBudget {
-    limit: usize,
-    /// None: [`MAX_PARAMS`]; Some: the weights file being read, which holds `limit` values.
-    file_values: bool,
-}
-
-impl ParamBudget {
-    /// The model's parameter count with a layer's `params` added, checked against the budget
-    /// before the layer allocates them.
-    fn add(self, at: &str, total: usize, params: Option<usize>) -> Result<usize> {
-        let n = params.and_then(|p| p.checked_add(total));
-        match n {
-            Some(n) if self.file_values && n > self.limit => Err(Error::config(
-                at,
-                format!(
-                    "the model's parameters would be at least {n} values, but the weights file holds {} (a config that does not match its tensors)",
-                    self.limit
-                ),
-            )),
-            _ => size_check(at, "the model's parameters", n, MAX_PARAMS),
+/// Builds one config entry: each layer type reads its own fields.
+fn build_layer(b: &mut Builder, spec: &LayerSpec) -> Result<Built> {
+    Ok(match *spec {
+        LayerSpec::Conv2d {
+            filters,
+            kernel_size,
+            stride,
+            padding,
+            activation,
+            init,
+        } => {
+            let spec = ConvSpec {
+                filters,
+                kernel_size,
+                stride,
+                padding,
+                activation,
+                init,
+            };
+            let (conv, activation) = Conv2d::build(b, spec)?;
+            (Some(Box::new(conv)), activation)
         }
-    }
+        LayerSpec::Maxpool2d { pool_size, stride } => (
+            Some(Box::new(MaxPool2d::build(b, pool_size, stride)?)),
+            None,
+        ),
+        LayerSpec::Flatten => (Some(Box::new(Flatten::build(b))), None),
+        LayerSpec::Dense {
+            units,
+            activation,
+            init,
+        } => (Some(Box::new(Dense::build(b, units, init)?)), activation),
+        LayerSpec::Dropout { rate } => (Some(Box::new(Dropout::build(b, rate))), None),
+        LayerSpec::Relu => (None, Some(Activation::Relu)),
+        LayerSpec::Sigmoid => (None, Some(Activation::Sigmoid)),
+        LayerSpec::Tanh => (None, Some(Activation::Tanh)),
+        LayerSpec::Softmax => (None, Some(Activation::Softmax)),
+    })
 }
 
 impl Sequential {
@@ -129,14 +126,6 @@ impl Sequential {
         seed: u64,
         budget: ParamBudget,
     ) -> Result<Sequential> {
-        let mut layers: Vec<Box<dyn Layer>> = Vec::new();
-        let mut counts = std::collections::HashMap::<&str, usize>::new();
-        let mut name = |kind: &'static str| {
-            let n = counts.entry(kind).or_insert(0);
-            *n += 1;
-            format!("{kind}{n}")
-        };
-        let mut shape: Vec<usize> = input_shape.to_vec();
         size_check(
             "input",
             "the input image",
@@ -145,140 +134,26 @@ impl Sequential {
                 .try_fold(1usize, |a, &d| a.checked_mul(d)),
             MAX_ELEMENTS,
         )?;
-        let mut total_params = 0usize;
+        let mut layers: Vec<Box<dyn Layer>> = Vec::new();
+        let mut b = Builder::new(&input_shape, seed, budget);
         for (i, layer_spec) in spec.layers.iter().enumerate() {
-            let at = format!("model.layers[{i}]");
-            let layer_seed = seed ^ (i as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
-            let image = |shape: &[usize], what: &str| -> Result<[usize; 3]> {
-                match shape {
-                    [h, w, c] => Ok([*h, *w, *c]),
-                    _ => Err(Error::config(
-                        &at,
-                        format!(
-                            "{what} needs an image input (height, width, channels) but gets {shape:?}; put it before flatten"
-                        ),
-                    )),
-                }
-            };
-            let activation = match layer_spec {
-                LayerSpec::Conv2d {
-                    filters,
-                    kernel_size,
-                    stride,
-                    padding,
-                    activation,
-                    init,
-                } => {
-                    let input = image(&shape, "conv2d")?;
-                    let params = kernel_size
-                        .checked_mul(*kernel_size)
-                        .and_then(|k| k.checked_mul(input[2]))
-                        .and_then(|k| k.checked_add(1))
-                        .and_then(|k| k.checked_mul(*filters));
-                    total_params = budget.add(&at, total_params, params)?;
-                    let geometry = ConvGeometry::new(input, *kernel_size, *stride, *padding).ok_or_else(|| {
-                        Error::config(
-                            &at,
-                            format!(
-                                "conv2d kernel {k}x{k} does not fit its {}x{}x{} input (padding {}): the output would be empty",
-                                input[0], input[1], input[2], format!("{padding:?}").to_lowercase(), k = kernel_size
-                            ),
-                        )
-                    })?;
-                    // A ReLU right after the convolution is applied inside it.
-                    let relu = *activation == Some(Activation::Relu);
-                    layers.push(Box::new(Conv2d::new(
-                        &name("conv"),
-                        geometry,
-                        *filters,
-                        *init,
-                        layer_seed,
-                        relu,
-                    )));
-                    activation.filter(|a| *a != Activation::Relu)
-                }
-                LayerSpec::Maxpool2d { pool_size, stride } => {
-                    let input = image(&shape, "maxpool2d")?;
-                    let pool = MaxPool2d::new(
-                        &name("pool"),
-                        input,
-                        *pool_size,
-                        stride.unwrap_or(*pool_size),
-                    )
-                    .ok_or_else(|| {
-                        Error::config(
-                            &at,
-                            format!(
-                                "maxpool2d pool {p}x{p} does not fit its {}x{}x{} input",
-                                input[0],
-                                input[1],
-                                input[2],
-                                p = pool_size
-                            ),
-                        )
-                    })?;
-                    layers.push(Box::new(pool));
-                    None
-                }
-                LayerSpec::Flatten => {
-                    layers.push(Box::new(Flatten::new(&name("flatten"), &shape)));
-                    None
-                }
-                LayerSpec::Dense {
-                    units,
-                    activation,
-                    init,
-                } => {
-                    let [inputs] = shape[..] else {
-                        return Err(Error::config(
-                            &at,
-                            format!(
-                                "dense needs a flat input but gets {shape:?}; add {{ type = \"flatten\" }} before it"
-                            ),
-                        ));
-                    };
-                    let params = inputs.checked_add(1).and_then(|n| n.checked_mul(*units));
-                    total_params = budget.add(&at, total_params, params)?;
-                    layers.push(Box::new(Dense::new(
-                        &name("dense"),
-                        inputs,
-                        *units,
-                        *init,
-                        layer_seed,
-                    )));
-                    *activation
-                }
-                LayerSpec::Dropout { rate } => {
-                    layers.push(Box::new(Dropout::new(
-                        &name("dropout"),
-                        *rate,
-                        &shape,
-                        i as u64,
-                    )));
-                    None
-                }
-                LayerSpec::Relu => Some(Activation::Relu),
-                LayerSpec::Sigmoid => Some(Activation::Sigmoid),
-                LayerSpec::Tanh => Some(Activation::Tanh),
-                LayerSpec::Softmax => Some(Activation::Softmax),
-            };
-            shape = layers.last().map_or(shape, |l| l.output_shape().to_vec());
+            b.index = i;
+            let (layer, activation) = build_layer(&mut b, layer_spec)?;
+            if let Some(layer) = layer {
+                b.shape = layer.output_shape().to_vec();
+                layers.push(layer);
+            }
             size_check(
-                &at,
+                &b.at(),
                 "its output",
-                shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)),
+                b.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)),
                 MAX_ELEMENTS,
             )?;
             if let Some(act) = activation {
-                let kind = match act {
-                    Activation::Relu => "relu",
-                    Activation::Sigmoid => "sigmoid",
-                    Activation::Tanh => "tanh",
-                    Activation::Softmax => "softmax",
-                };
-                layers.push(Box::new(ActivationLayer::new(&name(kind), act, &shape)));
+                layers.push(Box::new(ActivationLayer::build(&mut b, act)));
             }
         }
+        let shape = b.shape;
         if shape != [classes] {
             return Err(Error::config(
                 format!("model.layers[{}]", spec.layers.len() - 1),
@@ -288,7 +163,9 @@ impl Sequential {
             ));
         }
         let fold_softmax = spec.loss == LossKind::SoftmaxCrossEntropy
-            && layers.last().is_some_and(|l| l.is_softmax());
+            && layers
+                .last()
+                .is_some_and(|l| l.kind() == LayerKind::Activation(Activation::Softmax));
         let logit_layers = layers.len() - usize::from(fold_softmax);
         let n = layers.len();
         Ok(Sequential {

@@ -17,7 +17,7 @@ pub fn summary_rows(model: &Sequential) -> Vec<LayerRow> {
         .iter()
         .map(|l| LayerRow {
             name: l.name().to_string(),
-            kind: l.kind().to_string(),
+            kind: l.kind().label().to_string(),
             output_shape: l.output_shape().to_vec(),
             params: l.params().iter().map(|p| p.value.len()).sum(),
         })

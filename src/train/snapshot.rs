@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::nn::Sequential;
 use crate::nn::loss::top_k;
 use crate::nn::tensor::data;
+use crate::nn::{LayerKind, Sequential};
 
 /// A 2-D grid of values, row-major.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,7 +115,7 @@ impl FilterImage {
 /// it, if any, else the conv layer itself.
 pub fn shown_layer(model: &Sequential, li: usize) -> usize {
     match model.layers().get(li + 1) {
-        Some(next) if matches!(next.kind(), "ReLU" | "Sigmoid" | "Tanh") => li + 1,
+        Some(next) if next.kind().is_elementwise_activation() => li + 1,
         _ => li,
     }
 }
@@ -126,7 +126,7 @@ pub fn conv_layer_indices(model: &Sequential) -> Vec<usize> {
         .layers()
         .iter()
         .enumerate()
-        .filter(|(_, l)| l.kind() == "Conv2D")
+        .filter(|(_, l)| l.kind() == LayerKind::Conv2d)
         .map(|(i, _)| i)
         .collect()
 }
