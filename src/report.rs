@@ -57,6 +57,7 @@ pub fn describe(event: &TrainEvent, total_epochs: usize) -> Option<String> {
         TrainEvent::Phase(_)
         | TrainEvent::Batch { .. }
         | TrainEvent::Snapshot(_)
+        | TrainEvent::Heartbeat { .. }
         | TrainEvent::Reset => return None,
     })
 }

@@ -75,8 +75,10 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     let (event_tx, events) = mpsc::sync_channel(1024);
     let (commands, command_rx) = mpsc::channel();
     let io = |e| Error::io(std::path::Path::new("watch thread"), "cannot start", e);
-    spawn_feed(dir, Duration::from_millis(args.poll_ms), event_tx.clone()).map_err(io)?;
-    spawn_sender(dir, command_rx, event_tx).map_err(io)?;
+    let (selection_tx, selections) = mpsc::channel();
+    let poll = Duration::from_millis(args.poll_ms);
+    spawn_feed(dir, poll, event_tx.clone(), selections).map_err(io)?;
+    spawn_sender(dir, command_rx, event_tx, selection_tx).map_err(io)?;
     let signals = Signals::register()?;
     let session = tui::Session {
         events,

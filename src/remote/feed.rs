@@ -1,15 +1,20 @@
 //! `watch`'s side: a thread that follows a run directory (appended metrics lines, replaced
 //! snapshots, a vanished directory, a silent job) and turns what it finds into training
 //! events; and a thread that turns the dashboard's commands into command files.
+//!
+//! The filters and feature maps a viewer sees are of its own choice of layer and probe: the
+//! job's `snapshot.json` while the job is alive and shows that choice, else computed here
+//! from the run's newest weights ([`super::view`]). The choice is never sent to the job.
 
-use std::path::Path;
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::view::{LocalView, Selection};
 use crate::fs;
 use crate::rundir::metrics::Tail;
 use crate::rundir::{Heartbeat, MAX_SNAPSHOT, RunDir, commands};
-use crate::train::{Command, Snapshot, TrainEvent};
+use crate::train::{Command, Snapshot, Steer, TrainEvent};
 
 /// A job whose heartbeat has not changed for this long is reported as silent.
 pub const SILENT_AFTER: Duration = Duration::from_secs(60);
@@ -17,11 +22,13 @@ pub const SILENT_AFTER: Duration = Duration::from_secs(60);
 /// memory stays bounded while the dashboard takes it in.
 const POLL_BYTES: u64 = 1 << 20;
 
-/// Follows `run_dir` every `poll` until the receiving side goes away.
+/// Follows `run_dir` every `poll` until the receiving side goes away; a new choice of layer
+/// and probe from `selections` is looked at at once.
 pub fn spawn_feed(
     run_dir: &Path,
     poll: Duration,
     events: SyncSender<TrainEvent>,
+    selections: Receiver<Selection>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let run_dir = run_dir.to_path_buf();
     std::thread::Builder::new()
@@ -34,18 +41,25 @@ pub fn spawn_feed(
                         return;
                     }
                 }
-                if !feed.more {
-                    std::thread::sleep(poll);
+                if feed.more {
+                    continue;
+                }
+                match selections.recv_timeout(poll) {
+                    Ok(sel) => feed.select(selections.try_iter().last().unwrap_or(sel)),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => std::thread::sleep(poll),
                 }
             }
         })
 }
 
-/// Sends every command from the dashboard to the run as a command file.
+/// Sends every command from the dashboard to the run as a command file, except the choice
+/// of layer and probe, which stays with this viewer (it goes to the feed).
 pub fn spawn_sender(
     run_dir: &Path,
     commands: Receiver<Command>,
     events: SyncSender<TrainEvent>,
+    selections: Sender<Selection>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let run_dir = run_dir.to_path_buf();
     std::thread::Builder::new()
@@ -53,6 +67,10 @@ pub fn spawn_sender(
         .spawn(move || {
             for command in commands {
                 let note = match command {
+                    Command::Steer(Steer::Inspect { layer, probe }) => {
+                        let _ = selections.send(Selection { layer, probe });
+                        continue;
+                    }
                     Command::Steer(s) => match commands::send(&run_dir, s.clone()) {
                         Ok(_) => format!("sent {} to the run", s.describe()),
                         Err(e) => format!("could not send {}: {e}", s.describe()),
@@ -108,6 +126,25 @@ pub struct Feed {
     started: bool,
     /// The last poll stopped at its byte budget.
     pub more: bool,
+    /// The layer and probe this viewer looks at.
+    selection: Selection,
+    /// The job's latest snapshot (of the job's own choice).
+    job_snapshot: Option<Snapshot>,
+    /// What the dashboard was last sent.
+    shown: Option<Shown>,
+    view: LocalView,
+    /// The last reason no snapshot could be computed here, reported once.
+    view_error: Option<String>,
+    note_reported: bool,
+    /// The heartbeat's age last reported, in whole seconds, and whether it was silent.
+    beat_reported: Option<(u64, bool)>,
+}
+
+/// Which pictures the dashboard shows: the job's, or computed here from a weights file.
+#[derive(Debug, Clone, PartialEq)]
+enum Shown {
+    Job(Selection),
+    Local(Selection, PathBuf, SystemTime, u64),
 }
 
 impl Feed {
@@ -115,6 +152,7 @@ impl Feed {
         let run_dir = RunDir::new(run_dir);
         Feed {
             metrics: Tail::new(&run_dir.metrics()),
+            view: LocalView::new(run_dir.path()),
             run_dir,
             snapshot_stamp: None,
             liveness: Liveness::default(),
@@ -124,7 +162,18 @@ impl Feed {
             silent_reported: false,
             started: false,
             more: false,
+            selection: Selection::default(),
+            job_snapshot: None,
+            shown: None,
+            view_error: None,
+            note_reported: false,
+            beat_reported: None,
         }
+    }
+
+    /// The viewer chose another layer or probe.
+    pub fn select(&mut self, selection: Selection) {
+        self.selection = selection;
     }
 
     /// Events since the last look.
@@ -155,6 +204,7 @@ impl Feed {
                 "metrics.jsonl was replaced (the run was resumed): reading it again".into(),
             ));
             (self.started, self.ended) = (false, false);
+            self.shown = None;
         }
         for event in events {
             self.started |= matches!(event, TrainEvent::Started { .. });
@@ -164,11 +214,10 @@ impl Feed {
         if self.more {
             return out; // the rest of the history first
         }
-        if let Some(snapshot) = self.new_snapshot() {
-            out.push(TrainEvent::Snapshot(Box::new(snapshot)));
-        }
-        if let Some(still) = self.liveness.look(&self.run_dir) {
-            if still < self.silent_after {
+        let still = self.liveness.look(&self.run_dir);
+        let silent = still.is_some_and(|s| s >= self.silent_after);
+        if let Some(still) = still {
+            if !silent {
                 self.silent_reported = false;
             } else if !self.ended && !self.silent_reported {
                 self.silent_reported = true;
@@ -177,8 +226,88 @@ impl Feed {
                     still.as_secs_f64()
                 )));
             }
+            let secs = still.as_secs();
+            if !self.ended && self.beat_reported != Some((secs, silent)) {
+                self.beat_reported = Some((secs, silent));
+                out.push(TrainEvent::Heartbeat {
+                    unchanged_seconds: secs as f64,
+                    silent,
+                });
+            }
         }
+        let fresh = self.new_snapshot();
+        let fresh_job = fresh.is_some();
+        if fresh.is_some() {
+            self.job_snapshot = fresh;
+        }
+        self.pictures(fresh_job, !self.ended && !silent, &mut out);
         out
+    }
+
+    /// Sends the pictures of the viewer's choice when they changed: the job's while it is
+    /// alive and shows that choice, else computed here from the newest weights.
+    fn pictures(&mut self, fresh_job: bool, job_alive: bool, out: &mut Vec<TrainEvent>) {
+        let sel = self.selection;
+        let job_fits = self
+            .job_snapshot
+            .as_ref()
+            .is_some_and(|s| s.conv_layer == sel.layer && s.probe_index == sel.probe);
+        if job_alive && job_fits {
+            if fresh_job || self.shown != Some(Shown::Job(sel)) {
+                self.shown = Some(Shown::Job(sel));
+                let s = self.job_snapshot.clone().expect("fits");
+                out.push(TrainEvent::Snapshot(Box::new(s)));
+            }
+            return;
+        }
+        // A live job that has not written its first snapshot yet is waited for.
+        if job_alive && self.job_snapshot.is_none() {
+            return;
+        }
+        let result = self
+            .view
+            .refresh()
+            .map(|(path, time, len)| Shown::Local(sel, path.clone(), *time, *len));
+        let result = result.and_then(|key| {
+            if self.shown.as_ref() == Some(&key) {
+                return Ok(None);
+            }
+            self.view.snapshot(sel).map(|s| Some((key, s)))
+        });
+        match result {
+            Ok(None) => {}
+            Ok(Some((key, s))) => {
+                self.view_error = None;
+                if let (Some(note), false) = (&self.view.note, self.note_reported) {
+                    self.note_reported = true;
+                    out.push(TrainEvent::Message(note.clone()));
+                }
+                if self.shown.is_none() || matches!(self.shown, Some(Shown::Job(_))) {
+                    out.push(TrainEvent::Message(format!(
+                        "filters and feature maps computed here from the weights of step {}",
+                        s.step
+                    )));
+                }
+                self.shown = Some(key);
+                out.push(TrainEvent::Snapshot(Box::new(s)));
+            }
+            // The job's last pictures, when they are of this choice, rather than none.
+            Err(_) if job_fits => {
+                if self.shown != Some(Shown::Job(sel)) {
+                    self.shown = Some(Shown::Job(sel));
+                    let s = self.job_snapshot.clone().expect("fits");
+                    out.push(TrainEvent::Snapshot(Box::new(s)));
+                }
+            }
+            Err(e) => {
+                if self.view_error.as_ref() != Some(&e) {
+                    out.push(TrainEvent::Message(format!(
+                        "cannot show the filters and feature maps chosen here: {e}"
+                    )));
+                    self.view_error = Some(e);
+                }
+            }
+        }
     }
 
     /// The snapshot file, when it changed since the last look and parses.
@@ -288,7 +417,15 @@ mod tests {
         };
         assert!(!silent(&feed.poll()));
         std::thread::sleep(Duration::from_millis(300));
-        assert!(silent(&feed.poll()));
+        let got = feed.poll();
+        assert!(silent(&got));
+        assert!(
+            got.contains(&TrainEvent::Heartbeat {
+                unchanged_seconds: 0.0,
+                silent: true
+            }),
+            "the status line is told: {got:?}"
+        );
         beat(2);
         assert!(!silent(&feed.poll()));
     }

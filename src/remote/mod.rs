@@ -13,6 +13,7 @@
 
 pub mod feed;
 pub mod inbox;
+pub mod view;
 
 /// Seconds since the Unix epoch.
 pub fn unix_time() -> f64 {

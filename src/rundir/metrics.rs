@@ -111,7 +111,10 @@ impl Record {
                 kind,
                 error: message,
             },
-            TrainEvent::Phase(_) | TrainEvent::Snapshot(_) | TrainEvent::Reset => return None,
+            TrainEvent::Phase(_)
+            | TrainEvent::Snapshot(_)
+            | TrainEvent::Heartbeat { .. }
+            | TrainEvent::Reset => return None,
             other => {
                 let mut record = mirror::record(other)?;
                 if let Record::Batch {

@@ -169,6 +169,13 @@ pub enum TrainEvent {
         kind: FailureKind,
         message: String,
     },
+    /// How long the watched job's heartbeat has not changed, by the watcher's clock, and
+    /// whether that is long enough to call the job silent. Sent by `watch`'s feed, never by
+    /// the training loop.
+    Heartbeat {
+        unchanged_seconds: f64,
+        silent: bool,
+    },
     /// The history starts over: a watched run's `metrics.jsonl` was replaced (the run was
     /// resumed and its later lines trimmed) and is read again from its first line. Never
     /// emitted by the training loop.

@@ -85,6 +85,9 @@ pub struct RunView {
     pub summary: Option<RunSummary>,
     pub last_checkpoint: Option<PathBuf>,
     pub error: Option<String>,
+    /// Watching: how long the job's heartbeat has not changed (seconds) and whether the job
+    /// is silent; `None` when there is no heartbeat (or not watching).
+    pub heartbeat: Option<(f64, bool)>,
 }
 
 impl Default for RunView {
@@ -114,6 +117,7 @@ impl Default for RunView {
             summary: None,
             last_checkpoint: None,
             error: None,
+            heartbeat: None,
         }
     }
 }
@@ -226,6 +230,10 @@ impl RunView {
             TrainEvent::Resumed { .. } => self.state = RunState::Running(Phase::Training),
             TrainEvent::Snapshot(s) => self.snapshot = Some((**s).clone()),
             TrainEvent::CheckpointSaved { path, .. } => self.last_checkpoint = Some(path.clone()),
+            TrainEvent::Heartbeat {
+                unchanged_seconds,
+                silent,
+            } => self.heartbeat = Some((*unchanged_seconds, *silent)),
             TrainEvent::Message(_) | TrainEvent::CommandApplied { .. } | TrainEvent::Reset => {}
             TrainEvent::Diverged { .. } => self.state = RunState::DivergedPaused,
             TrainEvent::Finished(s) => {

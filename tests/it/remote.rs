@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::tmux::{Tmux, shell_command};
-use crate::util::{cnn_tui, stderr, stdout};
+use crate::util::{cnn_tui, idx, stderr, stdout};
 
 /// A headless training job in the background, killed if the test ends early.
 struct Job {
@@ -337,4 +337,142 @@ fn runs_lists_a_sweep_and_sweep_index_runs_one_combination() {
         "{}",
         stderr(&o)
     );
+}
+
+/// Files of a run directory that only its job may write, with their contents.
+fn job_files(run: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = ["metrics.jsonl", "train.log", "summary.json"]
+        .iter()
+        .map(|f| (f.to_string(), std::fs::read(run.join(f)).unwrap()))
+        .collect();
+    for entry in std::fs::read_dir(run.join("commands")).unwrap() {
+        files.push((entry.unwrap().path().display().to_string(), vec![]));
+    }
+    files
+}
+
+#[test]
+fn watch_computes_its_own_layer_and_probe_from_the_newest_weights() {
+    use cnn_tui::remote::feed::Feed;
+    use cnn_tui::remote::view::Selection;
+    use cnn_tui::train::TrainEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let o = cnn_tui(
+        &["train", "--headless", "--epochs", "1", "--run-dir", "run"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let run = dir.path().join("run");
+    let before = job_files(&run);
+    let snapshots = |events: Vec<TrainEvent>| -> Vec<(usize, usize, u64, String)> {
+        events
+            .into_iter()
+            .filter_map(|e| match e {
+                TrainEvent::Snapshot(s) => {
+                    Some((s.conv_layer, s.probe_index, s.step, s.layer_name))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let mut feed = Feed::new(&run);
+    let mut first = Vec::new();
+    loop {
+        first.extend(feed.poll());
+        if !feed.more {
+            break;
+        }
+    }
+    let steps = first
+        .iter()
+        .find_map(|e| match e {
+            TrainEvent::Finished(s) => Some(s.steps),
+            _ => None,
+        })
+        .expect("the history was read");
+    // A finished run: the pictures come from its final weights, not the job's last snapshot.
+    assert_eq!(snapshots(first), vec![(0, 0, steps, "conv1".into())]);
+    assert!(snapshots(feed.poll()).is_empty(), "sent once");
+    feed.select(Selection { layer: 1, probe: 3 });
+    assert_eq!(snapshots(feed.poll()), vec![(1, 3, steps, "conv2".into())]);
+    // Past the last layer the model's last conv layer is shown.
+    feed.select(Selection { layer: 7, probe: 4 });
+    assert_eq!(snapshots(feed.poll()), vec![(1, 4, steps, "conv2".into())]);
+    assert_eq!(job_files(&run), before, "viewing writes nothing");
+
+    // A run whose data is gone (copied from another machine): the probes come from the
+    // bundled digits, and the log says so once.
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let n = 64u32;
+    let images: Vec<u8> = (0..n * 784).map(|i| (i * 37 % 256) as u8).collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    for (name, bytes) in [
+        ("train-images-idx3-ubyte", idx(0x803, &[n, 28, 28], &images)),
+        ("train-labels-idx1-ubyte", idx(0x801, &[n], &labels)),
+        ("t10k-images-idx3-ubyte", idx(0x803, &[n, 28, 28], &images)),
+        ("t10k-labels-idx1-ubyte", idx(0x801, &[n], &labels)),
+    ] {
+        std::fs::write(data.join(name), bytes).unwrap();
+    }
+    let o = cnn_tui(
+        &[
+            "train",
+            "--headless",
+            "--epochs",
+            "1",
+            "--data",
+            "data",
+            "--run-dir",
+            "moved",
+            "--no-plots",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    std::fs::remove_dir_all(&data).unwrap();
+    let mut feed = Feed::new(&dir.path().join("moved"));
+    let events = feed.poll();
+    let messages: Vec<&String> = events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Message(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m
+                .ends_with("data) is not on this machine: probes from the bundled MNIST digits")),
+        "{messages:?}"
+    );
+    assert_eq!(snapshots(events).len(), 1);
+}
+
+#[test]
+fn watch_keeps_its_choice_to_itself_and_shows_it_after_tab_and_n() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = cnn_tui(
+        &["train", "--headless", "--epochs", "1", "--run-dir", "run"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let run = dir.path().join("run");
+    let before = job_files(&run);
+    let Some(t) = Tmux::start("watchsel", 80, 24, &shell_command(dir.path(), "watch run")) else {
+        return;
+    };
+    t.wait_for("filters conv1", 20);
+    t.keys("Tab");
+    t.wait_for("filters conv2 (2/2)", 10);
+    t.keys("n");
+    let screen = t.wait_for("probe #1 label", 10);
+    assert!(
+        screen.contains("computed here from the weights of step"),
+        "{screen}"
+    );
+    t.keys("q");
+    t.wait_for("EXIT=0", 10);
+    assert_eq!(job_files(&run), before, "viewing writes nothing");
 }

@@ -64,6 +64,34 @@ pub fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
         .run
         .eta_seconds()
         .map_or("ETA --".into(), |s| format!("ETA {}", fmt_duration(s)));
+    // Watching a job that has not ended: its heartbeat's age, and SILENT once it stopped.
+    let beat = app
+        .run
+        .heartbeat
+        .filter(|_| app.info.watching && !app.run.state.is_over());
+    let (state, state_style, beat) = match beat {
+        Some((age, true)) => (
+            format!("SILENT {}", fmt_duration(age)),
+            if app.style.color {
+                CellStyle::default()
+                    .fg(Color::Red)
+                    .add_modifier(Modifier::BOLD)
+            } else {
+                CellStyle::default().add_modifier(Modifier::BOLD | Modifier::REVERSED)
+            },
+            String::new(),
+        ),
+        Some((age, false)) => (
+            app.run.state.label().to_uppercase(),
+            state_style,
+            format!(" | beat {} ago", fmt_duration(age)),
+        ),
+        None => (
+            app.run.state.label().to_uppercase(),
+            state_style,
+            String::new(),
+        ),
+    };
     let line = Line::from(vec![
         Span::styled(
             if app.info.watching {
@@ -74,7 +102,8 @@ pub fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
             CellStyle::default().add_modifier(Modifier::BOLD),
         ),
         Span::raw(" | "),
-        Span::styled(app.run.state.label().to_uppercase(), state_style),
+        Span::styled(state, state_style),
+        Span::raw(beat),
         Span::raw(format!(
             " | epoch {}/{} | {} samples/s | {eta} | lr {} {}",
             app.run.epoch,
@@ -153,5 +182,51 @@ mod tests {
         assert_eq!(fmt_duration(3720.0), "1h02m");
         assert_eq!(progress_bar(0.5, 10, true), "[####----]");
         assert_eq!(progress_bar(1.0, 6, false), "[████]");
+    }
+
+    fn status_line(app: &App, width: u16) -> String {
+        let mut terminal =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, 1)).unwrap();
+        terminal.draw(|f| draw_status(f, f.area(), app)).unwrap();
+        let buf = terminal.backend().buffer().clone();
+        (0..width).map(|x| buf[(x, 0)].symbol()).collect()
+    }
+
+    #[test]
+    fn watch_status_shows_the_heartbeat_age_and_silent_after_a_minute() {
+        use crate::train::{Phase, TrainEvent};
+        use crate::tui::app::{RunInfo, Style};
+        let mut app = App::new(
+            RunInfo {
+                name: "job".into(),
+                watching: true,
+                ..Default::default()
+            },
+            Style {
+                ascii: true,
+                color: false,
+                truecolor: false,
+            },
+        );
+        app.on_train_event(&TrainEvent::Phase(Phase::Training));
+        app.on_train_event(&TrainEvent::Heartbeat {
+            unchanged_seconds: 3.0,
+            silent: false,
+        });
+        assert_eq!(
+            status_line(&app, 80),
+            "watch job | TRAINING | beat 3s ago | epoch 0/0 | 0 samples/s | ETA -- | lr 0    "
+        );
+        app.on_train_event(&TrainEvent::Heartbeat {
+            unchanged_seconds: 75.0,
+            silent: true,
+        });
+        assert_eq!(
+            status_line(&app, 80),
+            "watch job | SILENT 1m15s | epoch 0/0 | 0 samples/s | ETA -- | lr 0              "
+        );
+        // A job that has ended has no heartbeat to speak of.
+        app.run.state = RunState::Finished(crate::train::StopReason::Completed);
+        assert!(status_line(&app, 80).starts_with("watch job | FINISHED | epoch"));
     }
 }
