@@ -74,7 +74,7 @@ pub fn encode(
     extra: &[(String, &Tensor)],
     metadata: &[(&str, String)],
 ) -> Result<Vec<u8>> {
-    let params = model.params();
+    let params = model.tensors();
     let owned: Vec<(String, Vec<u8>, Vec<usize>)> = params
         .iter()
         .map(|p| (p.name.clone(), &p.value))
@@ -132,7 +132,7 @@ pub fn load(path: &Path) -> Result<Saved> {
 /// Refuses a model with NaN or infinite weights (a damaged file, or a run that diverged):
 /// whatever it predicted would mean nothing.
 pub fn check_finite(path: &Path, model: &Sequential) -> Result<()> {
-    for p in model.params() {
+    for p in model.tensors() {
         let bad = crate::nn::tensor::data(&p.value)
             .iter()
             .filter(|v| !v.is_finite())
@@ -204,7 +204,7 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Saved> {
     )
     .map_err(|e| e.in_config(&origin))?;
     load_params(&mut model, &tensors, path)?;
-    let params: Vec<String> = model.params().iter().map(|p| p.name.clone()).collect();
+    let params: Vec<String> = model.tensors().iter().map(|p| p.name.clone()).collect();
     let mut extra = HashMap::new();
     for (name, view) in tensors.tensors() {
         if params.contains(&name) {
@@ -251,7 +251,7 @@ fn f32s(path: &Path, name: &str, t: &TensorView) -> Result<Vec<f32>> {
 
 /// Copies every parameter of `model` from `tensors`, checking presence, dtype and shape.
 fn load_params(model: &mut Sequential, tensors: &SafeTensors, path: &Path) -> Result<()> {
-    for p in model.params_mut() {
+    for p in model.tensors_mut() {
         let t = tensors.tensor(&p.name).map_err(|_| {
             Error::weights(
                 path,

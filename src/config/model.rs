@@ -77,6 +77,9 @@ pub enum LayerSpec {
         activation: Option<Activation>,
         #[serde(default)]
         init: Init,
+        /// False for a convolution followed by `batch_norm`, whose shift replaces the bias.
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        use_bias: bool,
     },
     Maxpool2d {
         #[serde(default = "two")]
@@ -84,6 +87,28 @@ pub enum LayerSpec {
         /// Defaults to the pool size.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stride: Option<usize>,
+    },
+    /// Average over `pool_size` windows (Keras' `AveragePooling2D`, `valid`).
+    #[serde(rename = "avg_pool2d")]
+    AvgPool2d {
+        #[serde(default = "two")]
+        pool_size: usize,
+        /// Defaults to the pool size.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stride: Option<usize>,
+    },
+    /// The mean of each channel over the image: a flat output of one value per channel.
+    #[serde(rename = "global_avg_pool")]
+    GlobalAvgPool,
+    /// Batch normalisation of a conv or dense output (Keras' `BatchNormalization`).
+    #[serde(rename = "batch_norm")]
+    BatchNorm {
+        #[serde(default = "bn_momentum")]
+        momentum: f64,
+        #[serde(default = "bn_epsilon")]
+        epsilon: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        activation: Option<Activation>,
     },
     Flatten,
     Dense {
@@ -102,6 +127,18 @@ pub enum LayerSpec {
     Softmax,
 }
 
+fn yes() -> bool {
+    true
+}
+fn is_true(v: &bool) -> bool {
+    *v
+}
+fn bn_momentum() -> f64 {
+    0.99
+}
+fn bn_epsilon() -> f64 {
+    1e-3
+}
 fn one() -> usize {
     1
 }
@@ -153,6 +190,26 @@ impl ModelConfig {
                     return Err(Error::config(
                         at("pool_size"),
                         "pool size and stride must be at least 1",
+                    ));
+                }
+                LayerSpec::AvgPool2d { pool_size, stride }
+                    if *pool_size == 0 || *stride == Some(0) =>
+                {
+                    return Err(Error::config(
+                        at("pool_size"),
+                        "pool size and stride must be at least 1",
+                    ));
+                }
+                LayerSpec::BatchNorm { momentum, .. } if !(0.0..1.0).contains(momentum) => {
+                    return Err(Error::config(
+                        at("momentum"),
+                        format!("must be in [0, 1), got {momentum}"),
+                    ));
+                }
+                LayerSpec::BatchNorm { epsilon, .. } if !(*epsilon > 0.0 && *epsilon < 1.0) => {
+                    return Err(Error::config(
+                        at("epsilon"),
+                        format!("must be in (0, 1), got {epsilon}"),
                     ));
                 }
                 LayerSpec::Dense { units: 0, .. } => {

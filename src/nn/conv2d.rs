@@ -49,6 +49,7 @@ pub(super) struct ConvSpec {
     pub padding: Padding,
     pub activation: Option<Activation>,
     pub init: Init,
+    pub use_bias: bool,
 }
 
 pub struct Conv2d {
@@ -59,6 +60,11 @@ pub struct Conv2d {
     out_shape: [usize; 3],
     /// ReLU applied to the output in place.
     relu: bool,
+    /// Without a bias (before a batch normalisation, whose shift takes its place), the bias
+    /// stays zero and is not a parameter.
+    use_bias: bool,
+    /// The weights, bias and ReLU flag from before `fold_affine`, while folded.
+    unfolded: Option<(Tensor, Tensor, bool)>,
     /// How the convolution is computed, chosen by shape.
     path: Path,
     /// Patches of the last training batch (at inference, one block per stripe); reused as
@@ -104,6 +110,8 @@ impl Conv2d {
             bias: Param::new(format!("{name}.bias"), Tensor::zeros(IxDyn(&[filters]))),
             out_shape: [geometry.out_h, geometry.out_w, filters],
             relu,
+            use_bias: true,
+            unfolded: None,
             path,
             patches: Vec::new(),
             masked: Vec::new(),
@@ -122,13 +130,14 @@ impl Conv2d {
             padding,
             activation,
             init,
+            use_bias,
         } = spec;
         let input = b.image("conv2d")?;
         b.add_params(
             kernel_size
                 .checked_mul(kernel_size)
                 .and_then(|k| k.checked_mul(input[2]))
-                .and_then(|k| k.checked_add(1))
+                .and_then(|k| k.checked_add(usize::from(use_bias)))
                 .and_then(|k| k.checked_mul(filters)),
         )?;
         let geometry = ConvGeometry::new(input, kernel_size, stride, padding).ok_or_else(|| {
@@ -143,7 +152,8 @@ impl Conv2d {
         })?;
         let relu = activation == Some(Activation::Relu);
         let name = b.name("conv");
-        let conv = Conv2d::new(&name, geometry, filters, init, b.layer_seed(), relu);
+        let mut conv = Conv2d::new(&name, geometry, filters, init, b.layer_seed(), relu);
+        conv.use_bias = use_bias;
         Ok((conv, activation.filter(|a| *a != Activation::Relu)))
     }
 
@@ -388,11 +398,45 @@ impl Layer for Conv2d {
     }
 
     fn params(&self) -> Vec<&Param> {
-        vec![&self.weight, &self.bias]
+        if self.use_bias {
+            vec![&self.weight, &self.bias]
+        } else {
+            vec![&self.weight]
+        }
     }
 
     fn params_mut(&mut self) -> Vec<&mut Param> {
-        vec![&mut self.weight, &mut self.bias]
+        if self.use_bias {
+            vec![&mut self.weight, &mut self.bias]
+        } else {
+            vec![&mut self.weight]
+        }
+    }
+
+    fn fold_affine(&mut self, scale: &[f32], shift: &[f32], relu: bool) -> bool {
+        if self.relu || self.unfolded.is_some() || scale.len() != self.filters() {
+            return false;
+        }
+        let mut w = self.weight.value.clone();
+        for row in data_mut(&mut w).chunks_exact_mut(scale.len()) {
+            row.iter_mut().zip(scale).for_each(|(v, s)| *v *= s);
+        }
+        let mut b = self.bias.value.clone();
+        for ((v, s), t) in data_mut(&mut b).iter_mut().zip(scale).zip(shift) {
+            *v = *v * s + t;
+        }
+        let w = std::mem::replace(&mut self.weight.value, w);
+        let b = std::mem::replace(&mut self.bias.value, b);
+        self.unfolded = Some((w, b, std::mem::replace(&mut self.relu, relu)));
+        true
+    }
+
+    fn unfold(&mut self) {
+        if let Some((w, b, relu)) = self.unfolded.take() {
+            self.weight.value = w;
+            self.bias.value = b;
+            self.relu = relu;
+        }
     }
 
     fn forward_flops(&self) -> u64 {

@@ -104,6 +104,28 @@ pub trait Layer: Send {
     fn params_mut(&mut self) -> Vec<&mut Param> {
         Vec::new()
     }
+    /// Tensors saved and restored with the parameters but not trained (batch
+    /// normalisation's running statistics); their `grad` is unused.
+    fn buffers(&self) -> Vec<&Param> {
+        Vec::new()
+    }
+    /// The parameters, then the buffers, to load or restore.
+    fn tensors_mut(&mut self) -> Vec<&mut Param> {
+        self.params_mut()
+    }
+    /// For a layer that is `y = scale · x + shift` per channel at inference (batch
+    /// normalisation), that scale and shift.
+    fn inference_affine(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+        None
+    }
+    /// Takes a following per-channel `scale · y + shift` (and, with `relu`, a ReLU after it)
+    /// into this layer's weights for inference passes, until `unfold`; false when this layer
+    /// cannot (it is not a convolution, or it already applies an activation).
+    fn fold_affine(&mut self, _scale: &[f32], _shift: &[f32], _relu: bool) -> bool {
+        false
+    }
+    /// Restores the weights from before `fold_affine`, bit for bit.
+    fn unfold(&mut self) {}
     /// Floating-point operations of one sample's forward pass (a multiply-add counts 2).
     fn forward_flops(&self) -> u64 {
         0

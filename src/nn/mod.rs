@@ -5,6 +5,8 @@
 //! convolution is one matrix multiply over the whole batch with no transposes.
 
 mod activation;
+mod avgpool;
+mod batch_norm;
 mod build;
 mod conv2d;
 mod conv_direct;

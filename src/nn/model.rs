@@ -4,6 +4,8 @@
 use ndarray::IxDyn;
 
 use super::activation::{ActivationLayer, softmax_rows};
+use super::avgpool::AvgPool2d;
+use super::batch_norm::BatchNorm;
 use super::build::{Builder, ParamBudget, size_check};
 use super::conv2d::{Conv2d, ConvSpec};
 use super::dense::Dense;
@@ -39,6 +41,9 @@ pub struct Sequential {
     /// `grads[i]` is the loss gradient with respect to `acts[i]`.
     grads: Vec<Tensor>,
     labels: Vec<u8>,
+    /// Layers an inference pass skips because they are folded into the layer before
+    /// (a batch normalisation and its ReLU into their convolution, during `evaluate`).
+    folded: Vec<bool>,
 }
 
 pub use super::build::{MAX_ELEMENTS, MAX_PARAMS};
@@ -57,6 +62,7 @@ fn build_layer(b: &mut Builder, spec: &LayerSpec) -> Result<Built> {
             padding,
             activation,
             init,
+            use_bias,
         } => {
             let spec = ConvSpec {
                 filters,
@@ -65,6 +71,7 @@ fn build_layer(b: &mut Builder, spec: &LayerSpec) -> Result<Built> {
                 padding,
                 activation,
                 init,
+                use_bias,
             };
             let (conv, activation) = Conv2d::build(b, spec)?;
             (Some(Box::new(conv)), activation)
@@ -72,6 +79,19 @@ fn build_layer(b: &mut Builder, spec: &LayerSpec) -> Result<Built> {
         LayerSpec::Maxpool2d { pool_size, stride } => (
             Some(Box::new(MaxPool2d::build(b, pool_size, stride)?)),
             None,
+        ),
+        LayerSpec::AvgPool2d { pool_size, stride } => (
+            Some(Box::new(AvgPool2d::build(b, pool_size, stride)?)),
+            None,
+        ),
+        LayerSpec::GlobalAvgPool => (Some(Box::new(AvgPool2d::build_global(b)?)), None),
+        LayerSpec::BatchNorm {
+            momentum,
+            epsilon,
+            activation,
+        } => (
+            Some(Box::new(BatchNorm::build(b, momentum, epsilon)?)),
+            activation,
         ),
         LayerSpec::Flatten => (Some(Box::new(Flatten::build(b))), None),
         LayerSpec::Dense {
@@ -177,6 +197,7 @@ impl Sequential {
             acts: (0..=n).map(|_| empty()).collect(),
             grads: (0..=n).map(|_| empty()).collect(),
             labels: Vec::new(),
+            folded: vec![false; n],
         })
     }
 
@@ -260,7 +281,7 @@ impl Sequential {
         let ctx = Context::inference();
         let mut current = 0;
         for i in 0..self.logit_layers {
-            if self.layers[i].identity_at_inference() {
+            if self.layers[i].identity_at_inference() || self.folded[i] {
                 continue;
             }
             let (ins, outs) = self.acts.split_at_mut(i + 1);
@@ -268,6 +289,34 @@ impl Sequential {
             current = i + 1;
         }
         current
+    }
+
+    /// Folds each batch normalisation that follows a convolution (and a ReLU after it) into
+    /// the convolution's weights, for inference passes until `unfold_batch_norms`: one
+    /// convolution instead of three passes over its output.
+    fn fold_batch_norms(&mut self) {
+        for i in 0..self.logit_layers.saturating_sub(1) {
+            if self.layers[i].kind() != LayerKind::Conv2d {
+                continue;
+            }
+            let Some((scale, shift)) = self.layers[i + 1].inference_affine() else {
+                continue;
+            };
+            let relu = i + 2 < self.logit_layers
+                && self.layers[i + 2].kind() == LayerKind::Activation(Activation::Relu);
+            if self.layers[i].fold_affine(&scale, &shift, relu) {
+                self.folded[i + 1] = true;
+                self.folded[i + 2] = relu;
+            }
+        }
+    }
+
+    /// Restores the weights `fold_batch_norms` changed, bit for bit.
+    fn unfold_batch_norms(&mut self) {
+        for (layer, folded) in self.layers.iter_mut().zip(&mut self.folded) {
+            layer.unfold();
+            *folded = false;
+        }
     }
 
     /// Samples per evaluation batch: as many as keep the largest activation (input included)
@@ -292,6 +341,7 @@ impl Sequential {
         let mut loss_sum = 0.0f64;
         let mut predictions = Vec::with_capacity(split.len());
         let indices: Vec<u32> = (0..split.len() as u32).collect();
+        self.fold_batch_norms();
         for chunk in indices.chunks(self.eval_batch()) {
             self.load_batch(split, chunk);
             let logits = self.infer();
@@ -303,6 +353,7 @@ impl Sequential {
             total.correct += stats.correct;
             total.samples += stats.samples;
         }
+        self.unfold_batch_norms();
         total.loss = (loss_sum / total.samples.max(1) as f64) as f32;
         (total, predictions)
     }
@@ -336,6 +387,21 @@ impl Sequential {
             .collect()
     }
 
+    /// The parameters and the buffers (running statistics): everything a weights file holds.
+    pub fn tensors(&self) -> Vec<&Param> {
+        self.layers
+            .iter()
+            .flat_map(|l| l.params().into_iter().chain(l.buffers()))
+            .collect()
+    }
+
+    pub fn tensors_mut(&mut self) -> Vec<&mut Param> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| l.tensors_mut())
+            .collect()
+    }
+
     pub fn param_count(&self) -> usize {
         self.params().iter().map(|p| p.value.len()).sum()
     }
@@ -345,13 +411,14 @@ impl Sequential {
         self.layers.iter().map(|l| l.forward_flops()).sum()
     }
 
-    /// Copies of all parameter values, to restore later (early stopping's best weights).
+    /// Copies of all parameter and buffer values, to restore later (early stopping's best
+    /// weights).
     pub fn snapshot_params(&self) -> Vec<Tensor> {
-        self.params().iter().map(|p| p.value.clone()).collect()
+        self.tensors().iter().map(|p| p.value.clone()).collect()
     }
 
     pub fn restore_params(&mut self, values: &[Tensor]) {
-        for (p, v) in self.params_mut().into_iter().zip(values) {
+        for (p, v) in self.tensors_mut().into_iter().zip(values) {
             p.value.assign(v);
         }
     }
@@ -454,6 +521,71 @@ mod tests {
             assert_eq!(s.loss.to_bits(), one.loss.to_bits(), "{threads} threads");
             assert_eq!((s.correct, &p), (one.correct, &p1), "{threads} threads");
         }
+    }
+
+    /// Batch normalisation after convolutions (folded at evaluation, with and without a ReLU
+    /// after it), average and global pooling.
+    const BN_MODEL: &str = r#"
+        layers = [
+          { type = "conv2d", filters = 6, kernel_size = 3, use_bias = false },
+          { type = "batch_norm", activation = "relu" },
+          { type = "conv2d", filters = 8, kernel_size = 3, padding = "same", use_bias = false },
+          { type = "batch_norm", momentum = 0.5 },
+          { type = "relu" },
+          { type = "avg_pool2d", pool_size = 2 },
+          { type = "conv2d", filters = 8, kernel_size = 3 },
+          { type = "batch_norm" },
+          { type = "global_avg_pool" },
+          { type = "dense", units = 16 },
+          { type = "batch_norm", activation = "relu" },
+          { type = "dense", units = 10 },
+        ]
+    "#;
+
+    #[test]
+    fn folded_batch_norm_evaluates_as_the_unfolded_layers() {
+        let mut m = Sequential::build(&model_config(BN_MODEL), [12, 12, 1], 10, 5).unwrap();
+        let names: Vec<String> = m.tensors().iter().map(|p| p.name.clone()).collect();
+        assert!(!names.contains(&"conv1.bias".to_string()), "{names:?}");
+        for t in ["gamma", "beta", "moving_mean", "moving_variance"] {
+            assert!(names.contains(&format!("bn1.{t}")), "{names:?}");
+        }
+        assert!(names.contains(&"conv3.bias".to_string()));
+        let data = split(64);
+        // A few training passes move the running statistics away from 0 and 1.
+        for step in 0..3u32 {
+            let indices: Vec<u32> = (step * 16..step * 16 + 32).collect();
+            m.load_batch(&data, &indices);
+            m.forward_backward(&Context {
+                train: true,
+                seed: 1,
+                step: step as u64,
+            });
+        }
+        let before = m.snapshot_params();
+        let indices: Vec<u32> = (0..64).collect();
+        m.load_batch(&data, &indices);
+        let unfolded = m.forward(&Context::inference()).clone();
+        let (_, predictions) = m.evaluate(&data);
+        m.load_batch(&data, &indices);
+        m.fold_batch_norms();
+        assert_eq!(m.folded.iter().filter(|f| **f).count(), 5, "{:?}", m.folded);
+        let logits = m.infer();
+        let folded = m.acts[logits].clone();
+        m.unfold_batch_norms();
+        let diff = data_of(&folded)
+            .flatten()
+            .zip(data_of(&unfolded).flatten())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff < 1e-4, "folded and unfolded logits differ by {diff}");
+        let expected: Vec<u8> = data_of(&folded).map(|r| argmax(r) as u8).collect();
+        assert_eq!(predictions, expected);
+        assert_eq!(
+            m.snapshot_params(),
+            before,
+            "evaluation restores the weights"
+        );
     }
 
     #[test]

@@ -19,7 +19,13 @@ pub fn summary_rows(model: &Sequential) -> Vec<LayerRow> {
             name: l.name().to_string(),
             kind: l.kind().label().to_string(),
             output_shape: l.output_shape().to_vec(),
-            params: l.params().iter().map(|p| p.value.len()).sum(),
+            // As Keras counts them: running statistics included.
+            params: l
+                .params()
+                .iter()
+                .chain(&l.buffers())
+                .map(|p| p.value.len())
+                .sum(),
         })
         .collect()
 }
@@ -69,13 +75,20 @@ pub fn summary_table(model: &Sequential) -> String {
         ));
     }
     out.push_str(&format!("{}\n", "=".repeat(66)));
-    let total = model.param_count() as u64;
+    let trainable = model.param_count() as u64;
+    let total = model.tensors().iter().map(|p| p.value.len() as u64).sum();
     out.push_str(&format!(
         "Total params: {} ({:.2} KB)\n",
         grouped(total),
         total as f64 * 4.0 / 1024.0
     ));
-    out.push_str(&format!("Trainable params: {}\n", grouped(total)));
+    out.push_str(&format!("Trainable params: {}\n", grouped(trainable)));
+    if total > trainable {
+        out.push_str(&format!(
+            "Non-trainable params: {}\n",
+            grouped(total - trainable)
+        ));
+    }
     let f = model.forward_flops();
     out.push_str(&format!(
         "FLOPs per sample: {:.2} M forward, {:.2} M training step (forward + backward)\n",

@@ -674,7 +674,7 @@ impl Trainer {
 
     fn weights_finite(&self) -> bool {
         self.model
-            .params()
+            .tensors()
             .iter()
             .all(|p| data(&p.value).iter().all(|v| v.is_finite()))
     }
