@@ -1,14 +1,16 @@
 //! cnn-tui: train convolutional neural networks on the CPU and watch them learn.
 //!
 //! Data flows one way: [`data`] → [`nn`] → [`optim`] → [`train`] (loop, commands in, events
-//! out) → front ends ([`tui`], the headless [`report`], and [`record`] for the run directory)
-//! → [`cli`].
+//! out) → [`host`] (a run in this process: [`record`]s every event in the run directory, takes
+//! command files and signals) → front ends, which only consume events and send commands
+//! ([`tui`], the headless lines of [`report`]) → [`cli`].
 
 pub mod cli;
 pub mod config;
 pub mod data;
 pub mod error;
 pub mod fs;
+pub mod host;
 pub mod lr;
 pub mod nn;
 pub mod optim;

@@ -1,6 +1,6 @@
 //! The job's writer of its run directory ([`crate::rundir`]): `config.toml`, `metrics.jsonl`,
-//! `train.log`, `snapshot.json` and `summary.json`. A consumer of training events like the
-//! front ends, used by all of them.
+//! `train.log`, `snapshot.json` and `summary.json`. The run's host ([`crate::host`]) hands it
+//! every training event, and the lines for `train.log`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::report::describe;
 use crate::rundir::metrics::{Record, Tail, refused_line};
 use crate::rundir::{CONFIG, JobDir, LOG, METRICS, SNAPSHOT, SUMMARY, Summary};
 use crate::train::{Snapshot, TrainEvent};
@@ -18,7 +17,6 @@ pub struct Recorder {
     metrics: BufWriter<File>,
     log: BufWriter<File>,
     every_batches: usize,
-    total_epochs: usize,
     data_source: String,
 }
 
@@ -64,7 +62,6 @@ impl Recorder {
             log: file(LOG)?,
             job,
             every_batches: config.training.log_every_batches.max(1),
-            total_epochs: config.training.epochs,
             data_source: data_source.to_string(),
         };
         if let Some(w) = recorder.job.lock_warning.clone() {
@@ -116,11 +113,9 @@ impl Recorder {
         self.job.lock_warning.as_deref()
     }
 
-    /// Writes what the event adds to the run directory.
+    /// Writes what the event adds to `metrics.jsonl`, `snapshot.json` and `summary.json`
+    /// (its `train.log` line is the caller's: [`Recorder::log_line`]).
     pub fn record(&mut self, event: &TrainEvent) -> Result<()> {
-        if let Some(line) = describe(event, self.total_epochs) {
-            self.log_line(&line)?;
-        }
         match event {
             TrainEvent::Snapshot(snapshot) => self.write_snapshot(snapshot),
             TrainEvent::Finished(summary) => {

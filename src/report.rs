@@ -54,6 +54,10 @@ pub fn describe(event: &TrainEvent, total_epochs: usize) -> Option<String> {
         TrainEvent::Finished(s) => finished_line(s),
         TrainEvent::Failed { message, .. } => format!("error: {message}"),
         TrainEvent::Diverged { message, .. } => message.clone(),
+        TrainEvent::Interrupt { signal } => {
+            format!("{signal} received: saving a checkpoint and stopping after this batch")
+        }
+        TrainEvent::HangUp => "terminal hung up: training continues without the dashboard".into(),
         TrainEvent::Phase(_)
         | TrainEvent::Batch { .. }
         | TrainEvent::Snapshot(_)

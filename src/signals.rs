@@ -29,6 +29,16 @@ impl Signals {
         Ok(Signals { interrupt, hangup })
     }
 
+    /// Flags no signal sets: for tests that host a run without taking the process's
+    /// signals.
+    #[cfg(test)]
+    pub(crate) fn none() -> Signals {
+        Signals {
+            interrupt: Arc::new(AtomicUsize::new(0)),
+            hangup: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
     /// The name of an interrupting signal received since the last call.
     pub fn take_interrupt(&self) -> Option<&'static str> {
         match self.interrupt.swap(0, Ordering::Relaxed) as i32 {

@@ -1,10 +1,10 @@
-//! `cnn-tui train`: load data and config (or a checkpoint to resume), start the trainer, and
-//! hand its events to the dashboard (in a terminal) or the headless logger.
+//! `cnn-tui train`: load data and config (or a checkpoint to resume), start the trainer and
+//! its host ([`crate::host`]), and show its events on the dashboard (in a terminal) or as
+//! plain lines (headless).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use super::args::TrainArgs;
@@ -12,13 +12,13 @@ use super::{LoadedConfig, exit, load_config, threads};
 use crate::config::{Config, parse_config};
 use crate::data::{DataSource, Dataset};
 use crate::error::{Error, Result};
+use crate::host::{self, Feed, FrontEnd};
 use crate::record::{Recorder, new_run_dir};
-use crate::remote::inbox::{Inbox, Incoming};
 use crate::report::describe;
 use crate::signals::Signals;
 use crate::train::checkpoint;
 use crate::train::resume;
-use crate::train::{Command, Resume, RunSummary, TrainEvent, TrainHandle, TrainSetup, spawn};
+use crate::train::{Resume, TrainEvent, TrainSetup, spawn};
 use crate::tui::{self, Outcome, app};
 
 /// How often the dashboard gets fresh filters and feature maps.
@@ -62,7 +62,7 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         ));
         return Ok(exit::INTERRUPTED);
     }
-    let mut recorder = match &resume {
+    let recorder = match &resume {
         Some(r) => Recorder::resume(&run_dir, &config, &source.to_string(), r.state.step)?,
         None => Recorder::create(
             &run_dir,
@@ -84,7 +84,6 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         lr_factor: args.lr_factor,
         watching: false,
     };
-    let epochs = config.training.epochs;
     let handle = spawn(TrainSetup {
         config,
         dataset,
@@ -99,44 +98,42 @@ pub fn run(args: TrainArgs) -> Result<u8> {
         resume,
     })
     .map_err(|e| e.in_config(&origin))?;
-    if dashboard {
+    let front_end = if dashboard {
+        FrontEnd::Dashboard
+    } else {
+        FrontEnd::Headless
+    };
+    let (feed, hosted) = host::spawn(handle, recorder, signals, front_end)?;
+    let aborted = if dashboard {
         let style = app::Style::from_env(args.ascii);
-        let TrainHandle {
-            commands,
-            events,
-            thread,
-        } = handle;
         let session = tui::Session {
-            events,
-            commands,
-            local: Some((&mut recorder, Inbox::new(&run_dir))),
+            events: feed.events,
+            commands: feed.commands,
         };
-        let outcome = tui::run(session, app::App::new(info, style), &signals)?;
-        // The run has ended: its thread (and the memory it holds) is gone before the plots.
-        let ended = match outcome {
-            Outcome::Ended { record_error } => Some((record_error, join(thread)?)),
-            Outcome::Aborted => None,
-        };
-        if !args.flags.no_plots {
-            plot(&run_dir, &mut recorder);
-        }
-        return match ended {
-            Some((Some(e), _)) => Err(e),
-            Some((None, summary)) => summary.map(|s| exit::of_run(&s)),
-            None => Ok(exit::ABORTED),
-        };
-    }
-    say(&format!("run directory: {}", run_dir.display()));
-    say(&format!("data: {source}"));
-    let outcome = headless(handle, &mut recorder, epochs, &signals);
+        let outcome = tui::run(session, app::App::new(info, style))?;
+        matches!(outcome, Outcome::Aborted)
+    } else {
+        say(&format!("run directory: {}", run_dir.display()));
+        say(&format!("data: {source}"));
+        headless(feed);
+        false
+    };
+    // The run has ended (unless aborted): its thread, and the memory it holds, is gone before
+    // the plots.
+    let mut ending = hosted.leave()?;
     if !args.flags.no_plots {
-        plot(&run_dir, &mut recorder);
+        plot(&run_dir, &mut ending.recorder);
     }
-    let summary = outcome?;
-    if let Some(w) = &summary.weights {
-        say(&format!("weights: {}", w.display()));
+    let summary = match ending.run {
+        Some(run) if !aborted => run?,
+        _ => return Ok(exit::ABORTED),
+    };
+    if !dashboard {
+        if let Some(w) = &summary.weights {
+            say(&format!("weights: {}", w.display()));
+        }
+        say(&format!("run directory: {}", run_dir.display()));
     }
-    say(&format!("run directory: {}", recorder.dir().display()));
     Ok(exit::of_run(&summary))
 }
 
@@ -310,62 +307,23 @@ fn refuse_other_run(checkpoint: &Path, run_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Prints one plain line per epoch (and per notable event) until the run ends. Signals ask
-/// the trainer to checkpoint and stop; SIGHUP is ignored.
-fn headless(
-    handle: TrainHandle,
-    recorder: &mut Recorder,
-    epochs: usize,
-    signals: &Signals,
-) -> Result<RunSummary> {
-    let mut inbox = Inbox::new(recorder.dir());
-    loop {
-        for incoming in inbox.poll() {
-            match incoming {
-                Incoming::Command(c) => {
-                    let _ = handle.commands.send(c);
-                }
-                Incoming::Refused { file, reason } => {
-                    say(&recorder.command_refused(&file, &reason))
-                }
-            }
-        }
-        if let Some(name) = signals.take_interrupt() {
-            say(&format!(
-                "{name} received: saving a checkpoint and stopping after this batch"
-            ));
-            let _ = handle.commands.send(Command::Interrupt(name.to_string()));
-        }
-        if signals.take_hangup() {
-            let _ = recorder.log_line("SIGHUP ignored: training goes on");
-        }
-        let event = match handle.events.recv_timeout(Duration::from_millis(200)) {
-            Ok(event) => event,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        if let Err(e) = recorder.record(&event) {
-            match event {
-                // The run's own error (returned by the trainer) is the one to report.
-                TrainEvent::Failed { .. } => say(&format!("also: {e}")),
-                _ => return Err(e),
-            }
-        }
-        if let TrainEvent::Failed { .. } = event {
-            continue; // printed by the caller from the returned error
+/// Prints each event's line until the run has ended (or its host stopped).
+fn headless(feed: Feed) {
+    let mut epochs = 0;
+    for event in feed.events {
+        match &event {
+            TrainEvent::Started { epochs: n, .. } => epochs = *n,
+            // Printed by the caller, from the run's outcome.
+            TrainEvent::Failed { .. } => return,
+            _ => {}
         }
         if let Some(line) = describe(&event, epochs) {
             say(&line);
         }
+        if let TrainEvent::Finished(_) = event {
+            return;
+        }
     }
-    join(handle.thread)?
-}
-
-/// Waits for the training thread and returns its outcome.
-fn join(thread: std::thread::JoinHandle<Result<RunSummary>>) -> Result<Result<RunSummary>> {
-    thread
-        .join()
-        .map_err(|_| Error::Panicked { thread: "training" })
 }
 
 /// The settings the dashboard's model pane lists.

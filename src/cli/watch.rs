@@ -10,6 +10,7 @@ use super::train::hyperparameters;
 use crate::config::parse_config;
 use crate::error::{Error, Result};
 use crate::fs::escape;
+use crate::host::forward_signals;
 use crate::remote::feed::{spawn_feed, spawn_sender};
 use crate::rundir::RunDir;
 use crate::signals::Signals;
@@ -78,14 +79,10 @@ pub fn run(args: WatchArgs) -> Result<u8> {
     let (selection_tx, selections) = mpsc::channel();
     let poll = Duration::from_millis(args.poll_ms);
     spawn_feed(dir, poll, event_tx.clone(), selections).map_err(io)?;
-    spawn_sender(dir, command_rx, event_tx, selection_tx).map_err(io)?;
-    let signals = Signals::register()?;
-    let session = tui::Session {
-        events,
-        commands,
-        local: None,
-    };
-    match tui::run(session, app::App::new(info, style), &signals)? {
-        Outcome::Ended { .. } | Outcome::Aborted => Ok(exit::OK),
+    spawn_sender(dir, command_rx, event_tx.clone(), selection_tx).map_err(io)?;
+    forward_signals(Signals::register()?, event_tx).map_err(io)?;
+    let session = tui::Session { events, commands };
+    match tui::run(session, app::App::new(info, style))? {
+        Outcome::Ended | Outcome::Aborted => Ok(exit::OK),
     }
 }

@@ -180,4 +180,15 @@ pub enum TrainEvent {
     /// resumed and its later lines trimmed) and is read again from its first line. Never
     /// emitted by the training loop.
     Reset,
+    /// SIGTERM, SIGINT or SIGUSR1 reached the process: a run hosted in it saves a checkpoint
+    /// and stops after this batch. A front end leaves once the run has ended (`watch` at once:
+    /// the run it shows is not its to stop). Never emitted by the training loop; not in
+    /// `metrics.jsonl`.
+    Interrupt {
+        signal: String,
+    },
+    /// The terminal went away (SIGHUP, or the dashboard saw it hang up): the dashboard stops
+    /// drawing, and a run hosted in this process goes on unattended. Never emitted by the
+    /// training loop; not in `metrics.jsonl`.
+    HangUp,
 }

@@ -1,10 +1,11 @@
 //! The dashboard: watch and steer a training run in the terminal.
 //!
-//! Three sources feed one channel: key presses (an input thread), training events (a pump
-//! thread) and signals (flags checked by the loop). The loop records every training event in
-//! the run directory, updates the `App` (its run view from events, its UI state from keys),
-//! and redraws at most ten times a second, only when something changed. The training thread
-//! never waits for it.
+//! It serves a run in this process (hosted by [`crate::host`]: the run directory, command
+//! files, SIGTERM and SIGHUP are the host's business) and a run watched through its run
+//! directory alike: events in, commands out. Two sources feed one channel: key presses (an
+//! input thread) and the run's events (a pump thread). The loop updates the `App` (its run view
+//! from events, its UI state from keys) and redraws at most ten times a second, only when
+//! something changed. The run never waits for it.
 
 pub mod app;
 pub mod keys;
@@ -21,22 +22,19 @@ use std::time::{Duration, Instant};
 use crossterm::event::{self, Event, KeyEventKind};
 
 use crate::error::{Error, Result};
-use crate::record::Recorder;
-use crate::remote::inbox::{self, Inbox, Incoming};
-use crate::signals::Signals;
 use crate::train::{Command, TrainEvent};
 use app::App;
 use keys::handle_key;
 
 /// Least time between two frames.
 const FRAME: Duration = Duration::from_millis(100);
-/// How long the loop sleeps when nothing happens (it still notices signals).
+/// How long the loop sleeps when nothing happens.
 const IDLE: Duration = Duration::from_millis(500);
 
 enum AppEvent {
     Input(Event),
     Train(TrainEvent),
-    /// The training thread has ended (its event channel closed).
+    /// The run's events have ended (their channel closed).
     TrainDone,
     /// The terminal is gone (seen by the input thread).
     HangUp,
@@ -87,27 +85,21 @@ impl Drop for RestoreOnDrop {
 pub enum Outcome {
     /// The run ended (finished, stopped, diverged or failed) and the user left, or the
     /// terminal hung up and the run was followed to its end. When watching: the user left.
-    Ended {
-        /// Writing the run directory failed at some point (the run went on).
-        record_error: Option<Error>,
-    },
+    Ended,
     /// The user aborted (second Ctrl-C or q after an abort request) before the run ended.
     Aborted,
 }
 
-/// Where the dashboard's events come from and its commands go.
-pub struct Session<'a> {
+/// Where the dashboard's events come from and its commands go: the host of a run in this
+/// process, or `watch`'s feed from a run directory.
+pub struct Session {
     pub events: mpsc::Receiver<TrainEvent>,
     pub commands: mpsc::Sender<Command>,
-    /// A run in this process: every event is recorded in its run directory, and commands
-    /// dropped into its commands folder (by `ctl`, `watch`) are forwarded. `None` when
-    /// watching a run through its directory.
-    pub local: Option<(&'a mut Recorder, Inbox)>,
 }
 
 /// Runs the dashboard until the run has ended and the user leaves (or aborts, or, when
 /// watching, leaves).
-pub fn run(session: Session, mut app: App, signals: &Signals) -> Result<Outcome> {
+pub fn run(session: Session, mut app: App) -> Result<Outcome> {
     let mut terminal =
         ratatui::try_init().map_err(|e| Error::terminal("set up the dashboard", e))?;
     // Restores the terminal on every way out of this function, errors included (panics are
@@ -141,11 +133,7 @@ pub fn run(session: Session, mut app: App, signals: &Signals) -> Result<Outcome>
             })
             .map_err(|e| Error::system("start the input thread", e))?;
     }
-    let Session {
-        commands,
-        events,
-        mut local,
-    } = session;
+    let Session { commands, events } = session;
     std::thread::Builder::new()
         .name("tui-train-pump".into())
         .spawn(move || {
@@ -168,12 +156,9 @@ pub fn run(session: Session, mut app: App, signals: &Signals) -> Result<Outcome>
     let mut hung_up = false;
     let mut aborted = false;
     let mut leave = false;
-    let mut record_error: Option<Error> = None;
     loop {
         let wait = if app.ui.dirty && !detached {
             last_draw.map_or(Duration::ZERO, |t| FRAME.saturating_sub(t.elapsed()))
-        } else if local.is_some() {
-            inbox::POLL_EVERY
         } else {
             IDLE
         };
@@ -188,13 +173,17 @@ pub fn run(session: Session, mut app: App, signals: &Signals) -> Result<Outcome>
         {
             match ev {
                 AppEvent::Train(ev) => {
-                    if let Some((recorder, _)) = local.as_mut()
-                        && let Err(e) = recorder.record(&ev)
-                    {
-                        app.push_log(format!("cannot write the run directory: {e}"));
-                        record_error.get_or_insert(e);
-                    }
                     app.on_train_event(&ev);
+                    match ev {
+                        // The run saves a checkpoint and stops (its host saw to it); a
+                        // watcher leaves at once.
+                        TrainEvent::Interrupt { .. } => {
+                            app.ui.quitting = true;
+                            leave |= watching;
+                        }
+                        TrainEvent::HangUp => hung_up = true,
+                        _ => {}
+                    }
                 }
                 AppEvent::TrainDone => train_done = true,
                 AppEvent::HangUp => hung_up = true,
@@ -214,29 +203,9 @@ pub fn run(session: Session, mut app: App, signals: &Signals) -> Result<Outcome>
                 AppEvent::Input(_) => app.ui.dirty = true, // resize and the like: redraw
             }
         }
-        if let Some((recorder, inbox)) = local.as_mut() {
-            for incoming in inbox.poll() {
-                match incoming {
-                    Incoming::Command(c) => send(c),
-                    Incoming::Refused { file, reason } => {
-                        let line = recorder.command_refused(&file, &reason);
-                        app.push_log(line);
-                    }
-                }
-            }
-        }
-        if let Some(name) = signals.take_interrupt() {
-            app.ui.quitting = true;
-            if watching {
-                break;
-            }
-            app.push_log(format!(
-                "{name} received: saving a checkpoint and stopping after this batch"
-            ));
-            send(Command::Interrupt(name.to_string()));
-        }
-        if (signals.take_hangup() || hung_up) && !detached {
-            // The terminal is gone: stop drawing, keep training and recording, leave at the end.
+        if hung_up && !detached && !leave {
+            // The terminal is gone: stop drawing, leave when the run has ended (its host keeps
+            // it going).
             detached = true;
             app.ui.quitting = true;
             input_stop.store(true, Ordering::Relaxed);
@@ -244,12 +213,9 @@ pub fn run(session: Session, mut app: App, signals: &Signals) -> Result<Outcome>
                 break;
             }
             send(Command::Unattended);
-            if let Some((recorder, _)) = local.as_mut() {
-                let _ =
-                    recorder.log_line("terminal hung up: training continues without the dashboard");
-            }
         }
-        if aborted || leave || (train_done && app.ui.quitting) {
+        let ended = train_done || app.run.state.is_over();
+        if aborted || leave || (ended && app.ui.quitting) {
             break;
         }
         let frame_due = last_draw.is_none_or(|t| t.elapsed() >= FRAME);
@@ -278,5 +244,5 @@ pub fn run(session: Session, mut app: App, signals: &Signals) -> Result<Outcome>
     if aborted {
         return Ok(Outcome::Aborted);
     }
-    Ok(Outcome::Ended { record_error })
+    Ok(Outcome::Ended)
 }

@@ -234,7 +234,11 @@ impl RunView {
                 unchanged_seconds,
                 silent,
             } => self.heartbeat = Some((*unchanged_seconds, *silent)),
-            TrainEvent::Message(_) | TrainEvent::CommandApplied { .. } | TrainEvent::Reset => {}
+            TrainEvent::Message(_)
+            | TrainEvent::CommandApplied { .. }
+            | TrainEvent::Reset
+            | TrainEvent::Interrupt { .. }
+            | TrainEvent::HangUp => {}
             TrainEvent::Diverged { .. } => self.state = RunState::DivergedPaused,
             TrainEvent::Finished(s) => {
                 self.state = RunState::Finished(s.stop_reason);
