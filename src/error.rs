@@ -57,38 +57,38 @@ pub enum Error {
 }
 
 /// The library's result type.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub fn data(path: &Path, message: impl Into<String>) -> Self {
+    pub(crate) fn data(path: &Path, message: impl Into<String>) -> Self {
         Error::Data {
             path: path.to_path_buf(),
             message: message.into(),
         }
     }
 
-    pub fn config(origin: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn config(origin: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Config {
             origin: origin.into(),
             message: message.into(),
         }
     }
 
-    pub fn usage(option: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn usage(option: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Usage {
             option: option.into(),
             message: message.into(),
         }
     }
 
-    pub fn weights(path: &Path, message: impl Into<String>) -> Self {
+    pub(crate) fn weights(path: &Path, message: impl Into<String>) -> Self {
         Error::Weights {
             path: path.to_path_buf(),
             message: message.into(),
         }
     }
 
-    pub fn io(path: &Path, action: &'static str, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: &Path, action: &'static str, source: std::io::Error) -> Self {
         Error::Io {
             path: path.to_path_buf(),
             action,
@@ -96,11 +96,11 @@ impl Error {
         }
     }
 
-    pub fn terminal(action: &'static str, source: std::io::Error) -> Self {
+    pub(crate) fn terminal(action: &'static str, source: std::io::Error) -> Self {
         Error::Terminal { action, source }
     }
 
-    pub fn system(action: &'static str, source: std::io::Error) -> Self {
+    pub(crate) fn system(action: &'static str, source: std::io::Error) -> Self {
         Error::System { action, source }
     }
 

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 
 /// An open directory: files in it are opened relative to the handle, so that a directory
 /// renamed or replaced by a symbolic link after it was opened is not followed.
-pub struct Dir {
+pub(crate) struct Dir {
     fd: OwnedFd,
     path: PathBuf,
 }
@@ -35,7 +35,7 @@ fn no_follow_error(e: rustix::io::Errno, what: &str) -> io::Error {
 
 impl Dir {
     /// Opens a directory; the last component must not be a symbolic link.
-    pub fn open(path: &Path) -> io::Result<Dir> {
+    pub(crate) fn open(path: &Path) -> io::Result<Dir> {
         let fd = rustix::fs::open(
             path,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -49,7 +49,7 @@ impl Dir {
     }
 
     /// Opens a directory given by a person (links in its path are theirs to choose).
-    pub fn open_following(path: &Path) -> io::Result<Dir> {
+    pub(crate) fn open_following(path: &Path) -> io::Result<Dir> {
         let fd = rustix::fs::open(
             path,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -62,7 +62,7 @@ impl Dir {
     }
 
     /// Opens the sub-directory `name` (a bare name), never through a symbolic link.
-    pub fn open_dir(&self, name: &str) -> io::Result<Dir> {
+    pub(crate) fn open_dir(&self, name: &str) -> io::Result<Dir> {
         let fd = rustix::fs::openat(
             &self.fd,
             bare(name)?,
@@ -78,7 +78,7 @@ impl Dir {
 
     /// Makes the sub-directory `name` owner-only (0700) when it does not exist, in one step;
     /// an existing one must be a real directory owned by this user. Returns it opened.
-    pub fn make_dir(&self, name: &str) -> io::Result<Dir> {
+    pub(crate) fn make_dir(&self, name: &str) -> io::Result<Dir> {
         match rustix::fs::mkdirat(&self.fd, bare(name)?, Mode::RWXU) {
             Ok(()) => {}
             Err(rustix::io::Errno::EXIST) => {}
@@ -89,17 +89,17 @@ impl Dir {
         Ok(dir)
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The path of `name` in this directory, for messages.
-    pub fn join(&self, name: &str) -> PathBuf {
+    pub(crate) fn join(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
 
     /// Refuses a directory not owned by this user.
-    pub fn check_owned(&self) -> io::Result<()> {
+    pub(crate) fn check_owned(&self) -> io::Result<()> {
         let st = rustix::fs::fstat(&self.fd)?;
         let me = rustix::process::geteuid().as_raw();
         if st.st_uid != me {
@@ -115,14 +115,14 @@ impl Dir {
     }
 
     /// The permission bits and owner of the directory itself.
-    pub fn mode_and_owner(&self) -> io::Result<(u32, u32)> {
+    pub(crate) fn mode_and_owner(&self) -> io::Result<(u32, u32)> {
         let st = rustix::fs::fstat(&self.fd)?;
         Ok((st.st_mode & 0o7777, st.st_uid))
     }
 
     /// Opens `name` for reading: a regular file (not a link, FIFO or device) of at most
     /// `max` bytes.
-    pub fn open_read(&self, name: &str, max: u64) -> io::Result<File> {
+    pub(crate) fn open_read(&self, name: &str, max: u64) -> io::Result<File> {
         let fd = rustix::fs::openat(
             &self.fd,
             bare(name)?,
@@ -134,13 +134,13 @@ impl Dir {
     }
 
     /// The whole of `name`, a regular file of at most `max` bytes.
-    pub fn read(&self, name: &str, max: u64) -> io::Result<Vec<u8>> {
+    pub(crate) fn read(&self, name: &str, max: u64) -> io::Result<Vec<u8>> {
         read_capped(self.open_read(name, max)?, max)
     }
 
     /// Opens `name` for writing, created owner-only when missing, appended to or truncated;
     /// an existing file must be a regular file owned by this user.
-    pub fn open_write(&self, name: &str, append: bool) -> io::Result<File> {
+    pub(crate) fn open_write(&self, name: &str, append: bool) -> io::Result<File> {
         self.open_writable(
             name,
             if append {
@@ -152,7 +152,7 @@ impl Dir {
     }
 
     /// Like [`Dir::open_write`], keeping what the file holds (for a lock file).
-    pub fn open_write_keep(&self, name: &str) -> io::Result<File> {
+    pub(crate) fn open_write_keep(&self, name: &str) -> io::Result<File> {
         self.open_writable(name, OFlags::empty())
     }
 
@@ -181,12 +181,12 @@ impl Dir {
     /// part: a temporary file created exclusively under an unpredictable name, renamed over
     /// it. With `sync`, a crash at any moment leaves the old or the new file too (the file
     /// and the directory are synced). The temporary file is removed when anything fails.
-    pub fn replace(&self, name: &str, bytes: &[u8], sync: bool) -> io::Result<()> {
+    pub(crate) fn replace(&self, name: &str, bytes: &[u8], sync: bool) -> io::Result<()> {
         self.replace_with(name, sync, |f| f.write_all(bytes))
     }
 
     /// Like [`Dir::replace`], the new contents written by `write`.
-    pub fn replace_with(
+    pub(crate) fn replace_with(
         &self,
         name: &str,
         sync: bool,
@@ -232,12 +232,12 @@ impl Dir {
     }
 
     /// Removes `name` (a file, never what a link points to).
-    pub fn remove(&self, name: &str) -> io::Result<()> {
+    pub(crate) fn remove(&self, name: &str) -> io::Result<()> {
         rustix::fs::unlinkat(&self.fd, bare(name)?, AtFlags::empty()).map_err(Into::into)
     }
 
     /// The type, owner and size of `name` itself (a link is reported as a link).
-    pub fn stat(&self, name: &str) -> io::Result<(FileType, u32, u64)> {
+    pub(crate) fn stat(&self, name: &str) -> io::Result<(FileType, u32, u64)> {
         let st = rustix::fs::statat(&self.fd, bare(name)?, AtFlags::SYMLINK_NOFOLLOW)?;
         Ok((
             FileType::from_raw_mode(st.st_mode),
@@ -247,7 +247,7 @@ impl Dir {
     }
 
     /// The names in the directory (`.` and `..` left out), sorted.
-    pub fn names(&self) -> io::Result<Vec<String>> {
+    pub(crate) fn names(&self) -> io::Result<Vec<String>> {
         let fd = rustix::fs::openat(
             &self.fd,
             ".",
@@ -268,7 +268,7 @@ impl Dir {
 
     /// Removes temporary files (`.*.tmp-*`, regular files of this user) that a killed writer
     /// left behind.
-    pub fn remove_temporaries(&self) {
+    pub(crate) fn remove_temporaries(&self) {
         let me = rustix::process::geteuid().as_raw();
         for name in self.names().unwrap_or_default() {
             if is_temporary(&name)
@@ -284,7 +284,7 @@ impl Dir {
 
 /// Whether `name` is one of the temporary files that atomic replacement leaves behind when
 /// it is killed half-way.
-pub fn is_temporary(name: &str) -> bool {
+pub(crate) fn is_temporary(name: &str) -> bool {
     name.starts_with('.') && name.contains(TEMPORARY)
 }
 
@@ -356,13 +356,13 @@ fn split(path: &Path) -> io::Result<(Dir, String)> {
 
 /// Opens `path` for reading: a regular file (not a link, FIFO or device) of at most `max`
 /// bytes.
-pub fn open_read(path: &Path, max: u64) -> io::Result<File> {
+pub(crate) fn open_read(path: &Path, max: u64) -> io::Result<File> {
     let (dir, name) = split(path)?;
     dir.open_read(&name, max)
 }
 
 /// The whole of `path`, a regular file of at most `max` bytes.
-pub fn read(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn read(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     let (dir, name) = split(path)?;
     dir.read(&name, max)
 }
@@ -370,7 +370,7 @@ pub fn read(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 /// The whole of a file a person named (a config, say): links followed, as they are the
 /// person's choice, but only a regular file of at most `max` bytes is read, so that a FIFO
 /// or a device given by mistake is refused instead of hanging or filling the memory.
-pub fn read_named_file(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn read_named_file(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     let fd = rustix::fs::open(
         path,
         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
@@ -381,7 +381,7 @@ pub fn read_named_file(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 
 /// Replaces `path` with `bytes` so that a crash at any moment leaves the old or the new file:
 /// a temporary file in the same directory, fsync, rename, fsync of the directory.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     split(path)
         .and_then(|(dir, name)| dir.replace(&name, bytes, true))
         .map_err(|e| Error::io(path, "cannot write", e))
@@ -389,7 +389,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Like [`write_atomically`] without waiting for the disk: for files rewritten every few
 /// seconds whose loss in a crash does not matter (the dashboard snapshot, the heartbeat).
-pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
     split(path)
         .and_then(|(dir, name)| dir.replace(&name, bytes, false))
         .map_err(|e| Error::io(path, "cannot write", e))
@@ -397,7 +397,7 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Text from a run directory made safe to print: control characters (escape sequences,
 /// carriage returns, newlines) are shown escaped, as `\u{1b}`.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     if !text.chars().any(char::is_control) {
         return text.to_string();
     }

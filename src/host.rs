@@ -27,7 +27,7 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// Who shows the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrontEnd {
+pub(crate) enum FrontEnd {
     /// A person at a terminal. SIGHUP means the terminal went away: the dashboard stops
     /// drawing, the run goes on unattended. A failure to write the run directory is shown,
     /// and the run goes on.
@@ -39,24 +39,24 @@ pub enum FrontEnd {
 
 /// What a front end gets from a run: its events, and a way to steer it. The same as `watch`
 /// builds from a run directory.
-pub struct Feed {
-    pub events: Receiver<TrainEvent>,
-    pub commands: Sender<Command>,
+pub(crate) struct Feed {
+    pub(crate) events: Receiver<TrainEvent>,
+    pub(crate) commands: Sender<Command>,
 }
 
 /// The host's thread, to be left when the front end is done.
-pub struct Hosted {
+pub(crate) struct Hosted {
     input: Sender<Input>,
     thread: JoinHandle<Ending>,
 }
 
 /// What the host hands back when it is left.
-pub struct Ending {
+pub(crate) struct Ending {
     /// The run directory's writer, for what is written after the run (the plots' lines).
-    pub recorder: Recorder,
+    pub(crate) recorder: Recorder,
     /// The run's summary, or the error to report: the run's own, else the first failure to
     /// write the run directory. `None` when the front end left before the run ended.
-    pub run: Option<Result<RunSummary>>,
+    pub(crate) run: Option<Result<RunSummary>>,
 }
 
 enum Input {
@@ -70,7 +70,7 @@ enum Input {
 
 /// Hosts the run `handle` trains: records it with `recorder`, takes command files, reacts to
 /// `signals`, and feeds the front end.
-pub fn spawn(
+pub(crate) fn spawn(
     handle: TrainHandle,
     recorder: Recorder,
     signals: Signals,
@@ -131,7 +131,7 @@ pub fn spawn(
 impl Hosted {
     /// The front end is done: the host stops, once the run has ended if it is ending (its
     /// last event was seen), at once otherwise (the run is abandoned with the process).
-    pub fn leave(self) -> Result<Ending> {
+    pub(crate) fn leave(self) -> Result<Ending> {
         let _ = self.input.send(Input::Leave);
         self.thread
             .join()
@@ -166,7 +166,7 @@ fn pump<T: Send + 'static>(
 
 /// For a front end showing a run hosted elsewhere (`watch`): signals as events, until the
 /// front end is gone.
-pub fn forward_signals(
+pub(crate) fn forward_signals(
     signals: Signals,
     events: SyncSender<TrainEvent>,
 ) -> std::io::Result<JoinHandle<()>> {

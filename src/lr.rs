@@ -4,7 +4,7 @@
 /// Checks a learning rate: finite and positive. The error completes a sentence that names the
 /// setting, e.g. `optimizer.lr: must be positive, got -1`. (Too high a rate is not refused:
 /// it diverges, and divergence is reported with advice.)
-pub fn check_lr(lr: f64) -> Result<f64, String> {
+pub(crate) fn check_lr(lr: f64) -> Result<f64, String> {
     if lr.is_finite() && lr > 0.0 {
         Ok(lr)
     } else {
@@ -13,7 +13,7 @@ pub fn check_lr(lr: f64) -> Result<f64, String> {
 }
 
 /// A learning rate without float noise: `0.01`, `0.0005`, `1.250e-5`.
-pub fn fmt_lr(lr: f64) -> String {
+pub(crate) fn fmt_lr(lr: f64) -> String {
     if lr != 0.0 && (lr.abs() < 1e-4 || lr.abs() >= 1e4) {
         format!("{lr:.3e}")
     } else {

@@ -12,7 +12,7 @@ use crate::rundir::metrics::{Record, Tail, refused_line};
 use crate::rundir::{CONFIG, JobDir, LOG, METRICS, SNAPSHOT, SUMMARY, Summary};
 use crate::train::{Snapshot, TrainEvent};
 
-pub struct Recorder {
+pub(crate) struct Recorder {
     job: JobDir,
     metrics: BufWriter<File>,
     log: BufWriter<File>,
@@ -21,7 +21,7 @@ pub struct Recorder {
 }
 
 /// `runs/<name>-<UTC timestamp>`, made unique with a suffix if it already exists.
-pub fn new_run_dir(root: &Path, name: &str) -> PathBuf {
+pub(crate) fn new_run_dir(root: &Path, name: &str) -> PathBuf {
     let base = format!("{name}-{}", utc_timestamp());
     let mut dir = root.join(&base);
     let mut n = 2;
@@ -36,7 +36,12 @@ impl Recorder {
     /// Opens the run directory of a fresh run ([`JobDir::open`]) and writes the resolved
     /// config into it. With `reuse` (`--resume auto` found no checkpoint), a run directory
     /// that is not empty is started over; otherwise it must be new or empty.
-    pub fn create(dir: &Path, config: &Config, data_source: &str, reuse: bool) -> Result<Recorder> {
+    pub(crate) fn create(
+        dir: &Path,
+        config: &Config,
+        data_source: &str,
+        reuse: bool,
+    ) -> Result<Recorder> {
         let job = JobDir::open(dir, !reuse)?;
         if let Err(e) = job.dir().remove(SUMMARY)
             && e.kind() != std::io::ErrorKind::NotFound
@@ -74,7 +79,12 @@ impl Recorder {
     /// `step`: records of later steps (written before the interruption, and about to be
     /// written again) are dropped, every other line kept, and new lines appended. The config
     /// that runs from here on (a resume may change settings) replaces `config.toml`.
-    pub fn resume(dir: &Path, config: &Config, data_source: &str, step: u64) -> Result<Recorder> {
+    pub(crate) fn resume(
+        dir: &Path,
+        config: &Config,
+        data_source: &str,
+        step: u64,
+    ) -> Result<Recorder> {
         let job = JobDir::open(dir, false)?;
         job.dir()
             .replace(CONFIG, config.to_toml().as_bytes(), true)
@@ -104,18 +114,18 @@ impl Recorder {
         Ok(recorder)
     }
 
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.job.path()
     }
 
     /// Said once when the run directory could not be locked.
-    pub fn lock_warning(&self) -> Option<&str> {
+    pub(crate) fn lock_warning(&self) -> Option<&str> {
         self.job.lock_warning.as_deref()
     }
 
     /// Writes what the event adds to `metrics.jsonl`, `snapshot.json` and `summary.json`
     /// (its `train.log` line is the caller's: [`Recorder::log_line`]).
-    pub fn record(&mut self, event: &TrainEvent) -> Result<()> {
+    pub(crate) fn record(&mut self, event: &TrainEvent) -> Result<()> {
         match event {
             TrainEvent::Snapshot(snapshot) => self.write_snapshot(snapshot),
             TrainEvent::Finished(summary) => {
@@ -133,7 +143,7 @@ impl Recorder {
     }
 
     /// Records a command file that was not applied; returns the log line.
-    pub fn command_refused(&mut self, file: &Path, reason: &str) -> String {
+    pub(crate) fn command_refused(&mut self, file: &Path, reason: &str) -> String {
         let line = refused_line(file, reason);
         let _ = self.log_line(&line);
         let _ = self.write(&Record::CommandRefused {
@@ -143,7 +153,7 @@ impl Recorder {
         line
     }
 
-    pub fn log_line(&mut self, line: &str) -> Result<()> {
+    pub(crate) fn log_line(&mut self, line: &str) -> Result<()> {
         writeln!(self.log, "{}", crate::fs::escape(line))
             .and_then(|_| self.log.flush())
             .map_err(|e| Error::io(&self.job.dir().join(LOG), "cannot write", e))

@@ -5,7 +5,7 @@ use crate::lr::fmt_lr;
 use crate::train::{EpochMetrics, LrSource, RunSummary, TrainEvent};
 
 /// The log line for an event, if it deserves one (batches and snapshots do not).
-pub fn describe(event: &TrainEvent, total_epochs: usize) -> Option<String> {
+pub(crate) fn describe(event: &TrainEvent, total_epochs: usize) -> Option<String> {
     Some(match event {
         TrainEvent::Started {
             train_samples,
@@ -67,7 +67,7 @@ pub fn describe(event: &TrainEvent, total_epochs: usize) -> Option<String> {
 }
 
 /// Like Keras' `verbose=2`: one line per epoch.
-pub fn epoch_line(m: &EpochMetrics, total_epochs: usize) -> String {
+pub(crate) fn epoch_line(m: &EpochMetrics, total_epochs: usize) -> String {
     let mut s = format!(
         "Epoch {}/{} - {:.1}s - loss: {:.4} - accuracy: {:.4}",
         m.epoch, total_epochs, m.seconds, m.loss, m.accuracy

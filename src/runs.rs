@@ -12,34 +12,34 @@ use crate::rundir::metrics::{Record, Tail};
 
 /// One run, as the `runs` table shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RunRow {
+pub(crate) struct RunRow {
     /// The run directory relative to the folder searched.
-    pub name: String,
-    pub model: String,
-    pub optimizer: String,
+    pub(crate) name: String,
+    pub(crate) model: String,
+    pub(crate) optimizer: String,
     /// The learning rate configured, and the one in use at the last record.
-    pub lr: f64,
-    pub lr_now: Option<f64>,
-    pub batch_size: usize,
-    pub epochs_done: usize,
-    pub epochs: usize,
-    pub best_val_accuracy: Option<f64>,
-    pub test_accuracy: Option<f64>,
+    pub(crate) lr: f64,
+    pub(crate) lr_now: Option<f64>,
+    pub(crate) batch_size: usize,
+    pub(crate) epochs_done: usize,
+    pub(crate) epochs: usize,
+    pub(crate) best_val_accuracy: Option<f64>,
+    pub(crate) test_accuracy: Option<f64>,
     /// Seconds of training (pauses excluded), summed over every start.
-    pub seconds: f64,
+    pub(crate) seconds: f64,
     /// Wall-clock seconds (pauses included) and samples per second over every start: from
     /// `summary.json`, so only once the run has ended.
-    pub wall_seconds: Option<f64>,
-    pub samples_per_second: Option<f64>,
+    pub(crate) wall_seconds: Option<f64>,
+    pub(crate) samples_per_second: Option<f64>,
     /// The first start plus one per resume (a Slurm requeue is one).
-    pub starts: usize,
+    pub(crate) starts: usize,
     /// running, finished, interrupted, diverged, failed, or stopped (no summary and no job
     /// holds the run directory's lock: killed without a chance to say so).
-    pub status: String,
+    pub(crate) status: String,
 }
 
 /// The columns, in table order, with the names `--sort` takes.
-pub const COLUMNS: [&str; 13] = [
+pub(crate) const COLUMNS: [&str; 13] = [
     "name",
     "model",
     "optimizer",
@@ -57,7 +57,7 @@ pub const COLUMNS: [&str; 13] = [
 
 /// Every run directory (one holding `config.toml`) in `root`, or one level further down
 /// (sweeps keep their runs in a folder of their own); `root` itself when it is one.
-pub fn find(root: &Path) -> Vec<PathBuf> {
+pub(crate) fn find(root: &Path) -> Vec<PathBuf> {
     // Real directories and files only: a link is not followed.
     let is_run = |d: &Path| {
         std::fs::symlink_metadata(RunDir::new(d).config()).is_ok_and(|m| m.file_type().is_file())
@@ -88,7 +88,7 @@ pub fn find(root: &Path) -> Vec<PathBuf> {
 }
 
 /// The row of one run directory; `None` when its config cannot be read.
-pub fn row(root: &Path, dir: &Path) -> Option<RunRow> {
+pub(crate) fn row(root: &Path, dir: &Path) -> Option<RunRow> {
     let run = RunDir::new(dir);
     let text = run.read_config_text().ok()?;
     let config = parse_config(&text, &run.config().display().to_string(), &[]).ok()?;
@@ -181,7 +181,7 @@ fn missing_first(a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
     key(a).total_cmp(&key(b))
 }
 
-pub fn sort(rows: &mut [RunRow], column: &str, reverse: bool) -> Result<(), String> {
+pub(crate) fn sort(rows: &mut [RunRow], column: &str, reverse: bool) -> Result<(), String> {
     use std::cmp::Ordering;
     let cmp: fn(&RunRow, &RunRow) -> Ordering = match column {
         "name" => |a, b| a.name.cmp(&b.name),

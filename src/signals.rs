@@ -11,13 +11,13 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 use crate::error::{Error, Result};
 
-pub struct Signals {
+pub(crate) struct Signals {
     interrupt: Arc<AtomicUsize>,
     hangup: Arc<AtomicBool>,
 }
 
 impl Signals {
-    pub fn register() -> Result<Signals> {
+    pub(crate) fn register() -> Result<Signals> {
         let interrupt = Arc::new(AtomicUsize::new(0));
         let hangup = Arc::new(AtomicBool::new(false));
         let fail = |e| Error::system("install a signal handler", e);
@@ -40,7 +40,7 @@ impl Signals {
     }
 
     /// The name of an interrupting signal received since the last call.
-    pub fn take_interrupt(&self) -> Option<&'static str> {
+    pub(crate) fn take_interrupt(&self) -> Option<&'static str> {
         match self.interrupt.swap(0, Ordering::Relaxed) as i32 {
             0 => None,
             SIGTERM => Some("SIGTERM"),
@@ -51,7 +51,7 @@ impl Signals {
     }
 
     /// Whether SIGHUP arrived since the last call.
-    pub fn take_hangup(&self) -> bool {
+    pub(crate) fn take_hangup(&self) -> bool {
         self.hangup.swap(false, Ordering::Relaxed)
     }
 }

@@ -16,31 +16,31 @@ use crate::nn::Sequential;
 use crate::nn::tensor::{Tensor, data_mut};
 
 const FORMAT: &str = "cnn-tui-weights";
-pub const FORMAT_VERSION: &str = "1";
+pub(crate) const FORMAT_VERSION: &str = "1";
 /// Names of tensors that are not model parameters start with this.
-pub const OPTIM_PREFIX: &str = "optim.";
+pub(crate) const OPTIM_PREFIX: &str = "optim.";
 
 /// A weights file read back: the rebuilt model and what else the file held.
 pub struct Saved {
-    pub config: Config,
-    pub model: Sequential,
-    pub metadata: HashMap<String, String>,
+    pub(crate) config: Config,
+    pub(crate) model: Sequential,
+    pub(crate) metadata: HashMap<String, String>,
     /// Tensors beyond the model's parameters (optimizer state), by name.
-    pub extra: HashMap<String, Tensor>,
+    pub(crate) extra: HashMap<String, Tensor>,
 }
 
 /// The metadata key of the class names (a JSON list of strings).
-pub const CLASS_NAMES: &str = "class_names";
+pub(crate) const CLASS_NAMES: &str = "class_names";
 
 /// Class names as stored in metadata.
-pub fn class_names_text(names: &[String]) -> String {
+pub(crate) fn class_names_text(names: &[String]) -> String {
     serde_json::to_string(names).expect("strings serialize")
 }
 
 impl Saved {
     /// The class names stored with the weights; the class numbers for a file without them
     /// (or with a list that does not match the model's outputs).
-    pub fn class_names(&self) -> Vec<String> {
+    pub(crate) fn class_names(&self) -> Vec<String> {
         let outputs = self.model.output_size();
         self.metadata
             .get(CLASS_NAMES)
@@ -55,7 +55,7 @@ impl Saved {
 }
 
 /// Writes the model's parameters, `extra` tensors and `metadata` atomically.
-pub fn save(
+pub(crate) fn save(
     path: &Path,
     model: &Sequential,
     config: &Config,
@@ -67,7 +67,7 @@ pub fn save(
 }
 
 /// The bytes of a weights file; `path` only names it in error messages.
-pub fn encode(
+pub(crate) fn encode(
     path: &Path,
     model: &Sequential,
     config: &Config,
@@ -108,11 +108,11 @@ pub fn encode(
 }
 
 /// Largest weights or checkpoint file read.
-pub const MAX_BYTES: u64 = 16 << 30;
+pub(crate) const MAX_BYTES: u64 = 16 << 30;
 
 /// The bytes of a weights or checkpoint file: a regular file (no link, FIFO or device) of at
 /// most [`MAX_BYTES`].
-pub fn read(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     crate::fs::read(path, MAX_BYTES).map_err(|e| Error::io(path, "cannot read", e))
 }
 
@@ -125,13 +125,13 @@ fn join(dims: &[usize]) -> String {
 
 /// Reads a weights file, rebuilds its model from the embedded config and loads every
 /// parameter, checking names, dtypes and shapes.
-pub fn load(path: &Path) -> Result<Saved> {
+pub(crate) fn load(path: &Path) -> Result<Saved> {
     from_bytes(path, &read(path)?)
 }
 
 /// Refuses a model with NaN or infinite weights (a damaged file, or a run that diverged):
 /// whatever it predicted would mean nothing.
-pub fn check_finite(path: &Path, model: &Sequential) -> Result<()> {
+pub(crate) fn check_finite(path: &Path, model: &Sequential) -> Result<()> {
     for p in model.tensors() {
         let bad = crate::nn::tensor::data(&p.value)
             .iter()

@@ -11,11 +11,11 @@ use crate::train::Steer;
 #[command(name = "cnn-tui", version, about)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Option<Commands>,
+    pub(crate) command: Option<Commands>,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Commands {
+pub(crate) enum Commands {
     /// Train a model (the default command): the dashboard in a terminal, plain lines otherwise.
     Train(TrainArgs),
     /// Print the model's layers, output shapes and parameter counts.
@@ -56,46 +56,46 @@ impl Default for Commands {
 
 /// Options shared by commands that build a model from a config.
 #[derive(Debug, Default, Args)]
-pub struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     /// TOML config file; the built-in default CNN when absent.
     #[arg(long, short)]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Override a config value, e.g. --set optimizer.lr=0.1 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<String>,
+    pub(crate) set: Vec<String>,
     /// Data directory: MNIST IDX files (.gz or raw), CIFAR-10 binary batches, or folders of
     /// PNG/JPEG pictures (train/<class>/ + test/<class>/, or <class>/ alone); the bundled MNIST
     /// subset when absent.
     #[arg(long)]
-    pub data: Option<PathBuf>,
+    pub(crate) data: Option<PathBuf>,
 }
 
 /// Training options shared by `train` and `sweep` (every run of a sweep gets them).
 #[derive(Debug, Clone, Default, Args)]
-pub struct TrainFlags {
+pub(crate) struct TrainFlags {
     /// Shortcut for --set training.epochs=N.
     #[arg(long)]
-    pub epochs: Option<usize>,
+    pub(crate) epochs: Option<usize>,
     /// Shortcut for --set optimizer.lr=X.
     #[arg(long)]
-    pub lr: Option<f64>,
+    pub(crate) lr: Option<f64>,
     /// Shortcut for --set training.batch_size=N.
     #[arg(long)]
-    pub batch_size: Option<usize>,
+    pub(crate) batch_size: Option<usize>,
     /// Shortcut for --set training.seed=N.
     #[arg(long)]
-    pub seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     /// Worker threads for the arithmetic (default: all cores).
     #[arg(long)]
-    pub threads: Option<usize>,
+    pub(crate) threads: Option<usize>,
     /// Do not write PNG charts into the run directory at the end.
     #[arg(long)]
-    pub no_plots: bool,
+    pub(crate) no_plots: bool,
 }
 
 impl TrainFlags {
     /// The shortcuts as `--set` items.
-    pub fn overrides(&self) -> Vec<String> {
+    pub(crate) fn overrides(&self) -> Vec<String> {
         let mut v = Vec::new();
         if let Some(e) = self.epochs {
             v.push(format!("training.epochs={e}"));
@@ -114,27 +114,27 @@ impl TrainFlags {
 }
 
 #[derive(Debug, Args)]
-pub struct TrainArgs {
+pub(crate) struct TrainArgs {
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub(crate) config: ConfigArgs,
     #[command(flatten)]
-    pub flags: TrainFlags,
+    pub(crate) flags: TrainFlags,
     /// Run directory; default runs/<config name>-<UTC timestamp>.
     #[arg(long)]
-    pub run_dir: Option<PathBuf>,
+    pub(crate) run_dir: Option<PathBuf>,
     /// Continue from a checkpoint file, or `auto`: the newest checkpoint in --run-dir, starting
     /// fresh when there is none (the same job script works on first start and on requeue).
     #[arg(long, value_name = "PATH|auto")]
-    pub resume: Option<PathBuf>,
+    pub(crate) resume: Option<PathBuf>,
     /// Plain log lines instead of the dashboard (the default when stdout is not a terminal).
     #[arg(long)]
-    pub headless: bool,
+    pub(crate) headless: bool,
     /// Dashboard: ASCII characters only (for terminals without Unicode fonts).
     #[arg(long)]
-    pub ascii: bool,
+    pub(crate) ascii: bool,
     /// Dashboard: the factor by which + and - change the learning rate.
     #[arg(long, default_value_t = 2.0, value_parser = positive_factor)]
-    pub lr_factor: f64,
+    pub(crate) lr_factor: f64,
 }
 
 fn positive_factor(s: &str) -> Result<f64, String> {
@@ -147,7 +147,11 @@ fn positive_factor(s: &str) -> Result<f64, String> {
 impl TrainArgs {
     /// A headless run of `config` in `run_dir`, resumed from its newest checkpoint if it has
     /// one (what each run of a sweep is).
-    pub fn headless_resumable(config: ConfigArgs, flags: TrainFlags, run_dir: PathBuf) -> Self {
+    pub(crate) fn headless_resumable(
+        config: ConfigArgs,
+        flags: TrainFlags,
+        run_dir: PathBuf,
+    ) -> Self {
         TrainArgs {
             config,
             flags,
@@ -160,7 +164,7 @@ impl TrainArgs {
     }
 
     /// `--set` items, shortcuts last so they win.
-    pub fn overrides(&self) -> Vec<String> {
+    pub(crate) fn overrides(&self) -> Vec<String> {
         let mut v = self.config.set.clone();
         v.extend(self.flags.overrides());
         v
@@ -168,106 +172,106 @@ impl TrainArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct SummaryArgs {
+pub(crate) struct SummaryArgs {
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub(crate) config: ConfigArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct DataArgs {
+pub(crate) struct DataArgs {
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub(crate) config: ConfigArgs,
     /// One JSON object on stdout instead of the table.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct EvaluateArgs {
+pub(crate) struct EvaluateArgs {
     /// A weights file written by `train` (model.safetensors or a checkpoint).
     #[arg(long)]
-    pub weights: PathBuf,
+    pub(crate) weights: PathBuf,
     /// Directory with the four MNIST-layout IDX files; the bundled subset when absent.
     #[arg(long)]
-    pub data: Option<PathBuf>,
+    pub(crate) data: Option<PathBuf>,
     /// Print JSON instead of tables.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// With --json: also print the model's outputs (logits) for the first N test images.
     #[arg(long, value_name = "N", default_value_t = 0)]
-    pub logits: usize,
+    pub(crate) logits: usize,
 }
 
 #[derive(Debug, Args)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub(crate) config: ConfigArgs,
     /// Training steps to time (after 5 warm-up steps), split into the repetitions.
     #[arg(long, default_value_t = 50)]
-    pub batches: usize,
+    pub(crate) batches: usize,
     /// Repetitions of the timed training steps and of the inference pass over the test set
     /// (minimum, median and maximum are reported; at least 5).
     #[arg(long, default_value_t = 5)]
-    pub repeats: usize,
+    pub(crate) repeats: usize,
     /// Worker threads (default: all cores).
     #[arg(long)]
-    pub threads: Option<usize>,
+    pub(crate) threads: Option<usize>,
     /// Print one JSON object.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct PredictArgs {
+pub(crate) struct PredictArgs {
     /// A weights file written by `train` (model.safetensors or a checkpoint).
     #[arg(long)]
-    pub weights: PathBuf,
+    pub(crate) weights: PathBuf,
     /// Pictures of one digit each: dark on light paper or light on dark, any size.
-    pub inputs: Vec<PathBuf>,
+    pub(crate) inputs: Vec<PathBuf>,
     /// An IDX images file (such as t10k-images-idx3-ubyte.gz) to take one image from.
     #[arg(long, requires = "index")]
-    pub idx: Option<PathBuf>,
+    pub(crate) idx: Option<PathBuf>,
     /// Which image of --idx (0-based).
     #[arg(long, requires = "idx")]
-    pub index: Option<usize>,
+    pub(crate) index: Option<usize>,
     /// Print JSON instead of text.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct PlotArgs {
+pub(crate) struct PlotArgs {
     /// The run directory (with its metrics.jsonl, weights or checkpoints).
-    pub run_dir: PathBuf,
+    pub(crate) run_dir: PathBuf,
     /// Data directory for the test-set pictures, instead of the one the run used.
     #[arg(long, value_name = "DIR")]
-    pub data: Option<PathBuf>,
+    pub(crate) data: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
-pub struct WatchArgs {
+pub(crate) struct WatchArgs {
     /// The run directory of the run to watch (running or finished).
-    pub run_dir: PathBuf,
+    pub(crate) run_dir: PathBuf,
     /// ASCII characters only (for terminals without Unicode fonts).
     #[arg(long)]
-    pub ascii: bool,
+    pub(crate) ascii: bool,
     /// The factor by which + and - change the learning rate.
     #[arg(long, default_value_t = 2.0, value_parser = positive_factor)]
-    pub lr_factor: f64,
+    pub(crate) lr_factor: f64,
     /// How often to look for new lines in the run directory, in milliseconds.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=60_000))]
-    pub poll_ms: u64,
+    pub(crate) poll_ms: u64,
 }
 
 #[derive(Debug, Args)]
-pub struct CtlArgs {
+pub(crate) struct CtlArgs {
     /// The run directory of the running job.
-    pub run_dir: PathBuf,
+    pub(crate) run_dir: PathBuf,
     #[command(subcommand)]
-    pub action: Steer,
+    pub(crate) action: Steer,
     /// Seconds to wait for the job to acknowledge (more than 0, at most a day).
     #[arg(long, default_value_t = 30.0, global = true, value_parser = timeout_seconds)]
-    pub timeout: f64,
+    pub(crate) timeout: f64,
 }
 
 fn timeout_seconds(s: &str) -> Result<f64, String> {
@@ -280,45 +284,45 @@ fn timeout_seconds(s: &str) -> Result<f64, String> {
 }
 
 #[derive(Debug, Args)]
-pub struct RunsArgs {
+pub(crate) struct RunsArgs {
     /// The directory holding run directories (searched two levels deep).
     #[arg(default_value = "runs")]
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Sort by this column (name, model, optimizer, lr, batch, epochs, val_acc, test_acc, time, status).
     #[arg(long, default_value = "name")]
-    pub sort: String,
+    pub(crate) sort: String,
     /// Largest first.
     #[arg(long)]
-    pub reverse: bool,
+    pub(crate) reverse: bool,
     /// One JSON array of runs.
     #[arg(long, conflicts_with = "csv")]
-    pub json: bool,
+    pub(crate) json: bool,
     /// CSV with a header line.
     #[arg(long)]
-    pub csv: bool,
+    pub(crate) csv: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct SweepArgs {
+pub(crate) struct SweepArgs {
     /// The config file the grid starts from (the built-in default when absent).
     #[arg(long)]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// KEY=V1,V2,...: one axis of the grid (a single value applies to every run). Repeatable;
     /// the first axis varies slowest.
     #[arg(long = "set", value_name = "KEY=V1,V2,...")]
-    pub set: Vec<String>,
+    pub(crate) set: Vec<String>,
     /// Data directory (as for train).
     #[arg(long)]
-    pub data: Option<PathBuf>,
+    pub(crate) data: Option<PathBuf>,
     /// Where the sweep's run directories go; default runs/sweep-<config name>.
     #[arg(long)]
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
     /// Run only combination I (0-based), e.g. $SLURM_ARRAY_TASK_ID in a job array.
     #[arg(long, value_name = "I")]
-    pub index: Option<usize>,
+    pub(crate) index: Option<usize>,
     /// Print the grid, one combination per line with its index, and run nothing.
     #[arg(long)]
-    pub list: bool,
+    pub(crate) list: bool,
     #[command(flatten)]
-    pub flags: TrainFlags,
+    pub(crate) flags: TrainFlags,
 }

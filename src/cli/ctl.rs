@@ -20,7 +20,7 @@ const EFFECT_WAIT: Duration = Duration::from_secs(2);
 /// Most bytes of new records read in one poll.
 const POLL_BYTES: u64 = 1 << 20;
 
-pub fn run(args: CtlArgs) -> Result<u8> {
+pub(crate) fn run(args: CtlArgs) -> Result<u8> {
     let run = RunDir::new(&args.run_dir);
     let dir = run.path();
     match std::fs::metadata(dir) {

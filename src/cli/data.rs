@@ -10,7 +10,7 @@ use super::{LoadedConfig, exit, load_config};
 use crate::data::{DataSource, Dataset, Split};
 use crate::error::Result;
 
-pub fn run(args: DataArgs) -> Result<u8> {
+pub(crate) fn run(args: DataArgs) -> Result<u8> {
     let LoadedConfig { config, .. } = load_config(args.config.config.as_deref(), &args.config.set)?;
     let source = DataSource::resolve(args.config.data.as_ref(), &config);
     let d = Dataset::load(&source, &config.data, config.training.validation_split)?;

@@ -10,7 +10,7 @@ use crate::nn::Context;
 use crate::nn::tensor::data as data_of;
 use crate::weights;
 
-pub fn run(args: EvaluateArgs) -> Result<u8> {
+pub(crate) fn run(args: EvaluateArgs) -> Result<u8> {
     let saved = weights::load(&args.weights)?;
     let names = saved.class_names();
     let (config, mut model) = (saved.config, saved.model);

@@ -13,7 +13,8 @@ mod sweep;
 mod train;
 mod watch;
 
-pub use args::{Cli, Commands};
+pub use args::Cli;
+pub(crate) use args::Commands;
 
 use std::path::Path;
 
@@ -23,23 +24,23 @@ use crate::error::{Error, Result};
 
 /// Process exit codes (documented in the README).
 pub mod exit {
-    pub const OK: u8 = 0;
+    pub(crate) const OK: u8 = 0;
     /// Bad input: data, config, weights, paths.
-    pub const ERROR: u8 = 1;
+    pub(crate) const ERROR: u8 = 1;
     /// Bad command-line usage (from clap, or a value only the command can check).
-    pub const USAGE: u8 = 2;
+    pub(crate) const USAGE: u8 = 2;
     /// The loss became NaN or infinite.
-    pub const DIVERGED: u8 = 3;
+    pub(crate) const DIVERGED: u8 = 3;
     /// Interrupted by a signal (SIGTERM, SIGINT, SIGUSR1) after saving a checkpoint.
-    pub const INTERRUPTED: u8 = 4;
+    pub(crate) const INTERRUPTED: u8 = 4;
     /// Aborted from the dashboard (second Ctrl-C) without waiting for the run to end.
-    pub const ABORTED: u8 = 130;
+    pub(crate) const ABORTED: u8 = 130;
 
     use crate::error::Error;
     use crate::train::{RunSummary, StopReason};
 
     /// The code for a command that failed with `e`.
-    pub fn of_error(e: &Error) -> u8 {
+    pub(crate) fn of_error(e: &Error) -> u8 {
         match e {
             Error::Diverged { .. } => DIVERGED,
             Error::Usage { .. } => USAGE,
@@ -48,7 +49,7 @@ pub mod exit {
     }
 
     /// The code for a training run that ended with `summary`.
-    pub fn of_run(summary: &RunSummary) -> u8 {
+    pub(crate) fn of_run(summary: &RunSummary) -> u8 {
         match summary.stop_reason {
             StopReason::Interrupted => INTERRUPTED,
             _ => OK,
@@ -56,7 +57,7 @@ pub mod exit {
     }
 
     /// Prints the error for the user (control characters escaped) and returns its code.
-    pub fn report(e: &Error) -> u8 {
+    pub(crate) fn report(e: &Error) -> u8 {
         eprintln!("error: {}", crate::fs::escape(&e.to_string()));
         of_error(e)
     }
@@ -136,7 +137,7 @@ pub fn load_config(path: Option<&Path>, overrides: &[String]) -> Result<LoadedCo
 /// `--threads`, or all cores. More than [`MAX_THREADS_PER_CORE`] per core only adds switching
 /// (and each thread its stack), so more are capped there with a warning; results do not
 /// depend on the thread count.
-pub fn threads(flag: Option<usize>) -> Result<usize> {
+pub(crate) fn threads(flag: Option<usize>) -> Result<usize> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let cap = cores * MAX_THREADS_PER_CORE;
     match flag {
@@ -153,7 +154,7 @@ pub fn threads(flag: Option<usize>) -> Result<usize> {
 }
 
 /// The most worker threads per core that `--threads` gets.
-pub const MAX_THREADS_PER_CORE: usize = 4;
+pub(crate) const MAX_THREADS_PER_CORE: usize = 4;
 
 #[cfg(test)]
 mod tests {

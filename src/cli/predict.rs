@@ -25,7 +25,7 @@ const DIGIT_SHAPE: [usize; 3] = [SIDE, SIDE, 1];
 /// Widest ASCII art printed, in characters.
 const ART_COLUMNS: usize = 64;
 
-pub fn run(args: PredictArgs) -> Result<u8> {
+pub(crate) fn run(args: PredictArgs) -> Result<u8> {
     if args.inputs.is_empty() && args.idx.is_none() {
         return Err(Error::config(
             "predict",
@@ -124,7 +124,7 @@ fn classify(model: &mut Sequential, image: &[f32]) -> Vec<(usize, f32)> {
 
 /// The image as the model sees it (the mean of its channels), two characters per pixel, at
 /// most [`ART_COLUMNS`] wide.
-pub fn ascii_art(image: &[f32], shape: [usize; 3]) -> String {
+pub(crate) fn ascii_art(image: &[f32], shape: [usize; 3]) -> String {
     let img = FilterImage::channel_mean(image, shape);
     let cols = (2 * shape[1]).min(ART_COLUMNS);
     let rows = (cols * shape[0]).div_ceil(2 * shape[1]).max(1);

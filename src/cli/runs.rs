@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::fs::escape;
 use crate::runs::{COLUMNS, RunRow, find, row, sort};
 
-pub fn run(args: RunsArgs) -> Result<u8> {
+pub(crate) fn run(args: RunsArgs) -> Result<u8> {
     let rows = table(&args.dir, &args.sort, args.reverse)?;
     if args.json {
         println!(
@@ -25,7 +25,7 @@ pub fn run(args: RunsArgs) -> Result<u8> {
 }
 
 /// The rows of every run under `dir`, sorted.
-pub fn table(dir: &Path, column: &str, reverse: bool) -> Result<Vec<RunRow>> {
+pub(crate) fn table(dir: &Path, column: &str, reverse: bool) -> Result<Vec<RunRow>> {
     match std::fs::read_dir(dir) {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
@@ -77,7 +77,7 @@ fn cells(r: &RunRow) -> [String; 13] {
 }
 
 /// A plain aligned table, ASCII only.
-pub fn text(rows: &[RunRow]) -> String {
+pub(crate) fn text(rows: &[RunRow]) -> String {
     if rows.is_empty() {
         return "no runs found\n".into();
     }

@@ -6,7 +6,7 @@ use crate::data::{DataSource, Dataset};
 use crate::error::Result;
 use crate::nn::{Sequential, summary_table};
 
-pub fn run(args: SummaryArgs) -> Result<u8> {
+pub(crate) fn run(args: SummaryArgs) -> Result<u8> {
     let LoadedConfig {
         config,
         name,

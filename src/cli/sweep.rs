@@ -10,13 +10,13 @@ use crate::error::{Error, Result};
 
 /// One axis of the grid: a config key and its values.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Axis {
-    pub key: String,
-    pub values: Vec<String>,
+pub(crate) struct Axis {
+    pub(crate) key: String,
+    pub(crate) values: Vec<String>,
 }
 
 /// Parses `KEY=V1,V2,...`; commas inside brackets or quotes belong to a value.
-pub fn parse_axis(item: &str) -> std::result::Result<Axis, String> {
+pub(crate) fn parse_axis(item: &str) -> std::result::Result<Axis, String> {
     let (key, values) = item
         .split_once('=')
         .filter(|(k, v)| !k.trim().is_empty() && !v.trim().is_empty())
@@ -47,7 +47,7 @@ pub fn parse_axis(item: &str) -> std::result::Result<Axis, String> {
 }
 
 /// The grid's combinations in order (the first axis varies slowest), each as `KEY=VALUE`s.
-pub fn combinations(axes: &[Axis]) -> Vec<Vec<String>> {
+pub(crate) fn combinations(axes: &[Axis]) -> Vec<Vec<String>> {
     let total: usize = axes.iter().map(|a| a.values.len()).product();
     (0..total)
         .map(|mut i| {
@@ -86,7 +86,7 @@ fn run_name(index: usize, axes: &[Axis], combo: &[String]) -> String {
     name
 }
 
-pub fn run(args: SweepArgs) -> Result<u8> {
+pub(crate) fn run(args: SweepArgs) -> Result<u8> {
     let axes: Vec<Axis> = args
         .set
         .iter()

@@ -26,7 +26,7 @@ const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 /// How often a headless run refreshes `snapshot.json` for `watch`.
 const SNAPSHOT_FILE_EVERY: Duration = Duration::from_secs(5);
 
-pub fn run(args: TrainArgs) -> Result<u8> {
+pub(crate) fn run(args: TrainArgs) -> Result<u8> {
     // A command sent while the data loads is not stale: the job's start is now.
     crate::remote::started_ms();
     // Before the checkpoint and the data load, so that a signal meanwhile is not fatal: it

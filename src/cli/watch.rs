@@ -16,7 +16,7 @@ use crate::rundir::RunDir;
 use crate::signals::Signals;
 use crate::tui::{self, Outcome, app};
 
-pub fn run(args: WatchArgs) -> Result<u8> {
+pub(crate) fn run(args: WatchArgs) -> Result<u8> {
     let dir = &args.run_dir;
     let run = RunDir::new(dir);
     match std::fs::read_dir(dir) {

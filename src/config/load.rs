@@ -33,7 +33,7 @@ pub fn parse_config(text: &str, origin: &str, overrides: &[String]) -> Result<Co
 /// Applies one `path=value` override to a TOML table. Path parts are keys, or indices into
 /// arrays (`model.layers.0.filters=32`). The value is TOML (`0.1`, `true`, `"adam"`), or a
 /// bare word taken as a string.
-pub fn apply_override(table: &mut Table, item: &str) -> Result<()> {
+pub(crate) fn apply_override(table: &mut Table, item: &str) -> Result<()> {
     let origin = format!("--set {item}");
     let (path, raw) = item
         .split_once('=')

@@ -4,8 +4,8 @@
 mod load;
 mod model;
 
-pub use crate::lr::fmt_lr;
-pub use load::{apply_override, parse_config};
+pub(crate) use crate::lr::fmt_lr;
+pub use load::parse_config;
 pub use model::{Activation, Init, LayerSpec, LossKind, ModelConfig, Padding};
 
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// The built-in default: a small CNN with 5x5 filters, big enough to be worth looking at.
-pub const DEFAULT_CONFIG: &str = include_str!("../../configs/default.toml");
+pub(crate) const DEFAULT_CONFIG: &str = include_str!("../../configs/default.toml");
 
 /// A whole run's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,15 +21,15 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../configs/default.toml");
 pub struct Config {
     /// Used to name run directories; defaults to the config file's stem.
     #[serde(default)]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default)]
-    pub data: DataConfig,
+    pub(crate) data: DataConfig,
     pub model: ModelConfig,
     pub optimizer: OptimizerConfig,
     #[serde(default)]
     pub training: TrainingConfig,
     #[serde(default)]
-    pub checkpoint: CheckpointConfig,
+    pub(crate) checkpoint: CheckpointConfig,
 }
 
 /// Where the data comes from, and how a folder of pictures is read.
@@ -39,24 +39,24 @@ pub struct DataConfig {
     /// A directory with MNIST-layout IDX files, CIFAR-10 binary batches or a folder of
     /// pictures (one sub-folder per class); the bundled MNIST subset when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
     /// Resize every picture to `[height, width]` (bilinear); without it all must share a size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_size: Option<[usize; 2]>,
+    pub(crate) image_size: Option<[usize; 2]>,
     /// 1 (gray) or 3 (RGB); without it, 3 when any picture has colour, else 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channels: Option<usize>,
+    pub(crate) channels: Option<usize>,
     /// For a folder of class folders alone: the fraction of each class held out as the test
     /// set (the same files every time); 0.2 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub test_split: Option<f64>,
+    pub(crate) test_split: Option<f64>,
     /// Leave out pictures that fail to decode (with a warning) instead of stopping.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub skip_bad_images: bool,
+    pub(crate) skip_bad_images: bool,
 }
 
 /// Largest side `data.image_size` accepts.
-pub const MAX_IMAGE_SIDE: usize = 4096;
+pub(crate) const MAX_IMAGE_SIDE: usize = 4096;
 
 impl DataConfig {
     fn validate(&self) -> crate::error::Result<()> {
@@ -163,18 +163,10 @@ impl OptimizerConfig {
         }
     }
 
-    pub fn set_lr(&mut self, value: f64) {
-        match self {
-            OptimizerConfig::Sgd { lr, .. }
-            | OptimizerConfig::Adam { lr, .. }
-            | OptimizerConfig::Adamw { lr, .. } => *lr = value,
-        }
-    }
-
     /// Checks every setting's range, each with its one rule: the rate as everywhere
     /// ([`crate::lr::check_lr`]), momentum and the betas in [0, 1), epsilon positive, weight
     /// decay finite and not negative.
-    pub fn validate(&self) -> crate::error::Result<()> {
+    pub(crate) fn validate(&self) -> crate::error::Result<()> {
         use crate::error::Error;
         crate::lr::check_lr(self.lr()).map_err(|m| Error::config("optimizer.lr", m))?;
         let unit = |key: &str, v: f64| {
@@ -223,7 +215,7 @@ impl OptimizerConfig {
     }
 
     /// The weight decay (0 for Adam, which has none).
-    pub fn weight_decay(&self) -> f64 {
+    pub(crate) fn weight_decay(&self) -> f64 {
         match *self {
             OptimizerConfig::Sgd { weight_decay, .. }
             | OptimizerConfig::Adamw { weight_decay, .. } => weight_decay,
@@ -266,14 +258,14 @@ impl OptimizerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct TrainingConfig {
     pub epochs: usize,
-    pub batch_size: usize,
+    pub(crate) batch_size: usize,
     /// The last fraction of the training set held out for validation (as Keras does).
-    pub validation_split: f64,
-    pub seed: u64,
+    pub(crate) validation_split: f64,
+    pub(crate) seed: u64,
     /// Write a batch line to `metrics.jsonl` every this many batches.
-    pub log_every_batches: usize,
+    pub(crate) log_every_batches: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub early_stopping: Option<EarlyStoppingConfig>,
+    pub(crate) early_stopping: Option<EarlyStoppingConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<ScheduleConfig>,
 }
@@ -295,13 +287,13 @@ impl Default for TrainingConfig {
 /// Stop when validation loss has not improved by `min_delta` for `patience` epochs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EarlyStoppingConfig {
-    pub patience: usize,
+pub(crate) struct EarlyStoppingConfig {
+    pub(crate) patience: usize,
     #[serde(default)]
-    pub min_delta: f64,
+    pub(crate) min_delta: f64,
     /// Put back the weights of the best epoch when stopping.
     #[serde(default = "yes")]
-    pub restore_best: bool,
+    pub(crate) restore_best: bool,
 }
 
 fn yes() -> bool {
@@ -357,7 +349,7 @@ fn default_final_div_factor() -> f64 {
 
 impl ScheduleConfig {
     /// The schedule's name as in the config: `step`, `plateau`, `cosine`, `one_cycle`.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             ScheduleConfig::Step { .. } => "step",
             ScheduleConfig::Plateau { .. } => "plateau",
@@ -367,7 +359,7 @@ impl ScheduleConfig {
     }
 
     /// The schedule in words, e.g. `x0.5 every 2 epochs`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match *self {
             ScheduleConfig::Step {
                 every_epochs,
@@ -419,15 +411,15 @@ fn half() -> f64 {
 /// When weights are written during a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct CheckpointConfig {
+pub(crate) struct CheckpointConfig {
     /// Save a checkpoint at the end of every epoch (`checkpoints/ckpt-<step>.safetensors`).
-    pub every_epoch: bool,
+    pub(crate) every_epoch: bool,
     /// How many numbered checkpoints to keep (the newest); the best by validation loss is
     /// kept too.
-    pub keep_last: usize,
+    pub(crate) keep_last: usize,
     /// Also save every this many seconds (between batches).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub every_seconds: Option<f64>,
+    pub(crate) every_seconds: Option<f64>,
 }
 
 impl Default for CheckpointConfig {
@@ -443,7 +435,7 @@ impl Default for CheckpointConfig {
 /// A run name becomes a directory under `runs/`: one path component, so that it cannot
 /// place the run elsewhere (`..`, `/`, an absolute path). Other characters are shown escaped
 /// wherever the name is printed.
-pub fn check_run_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_run_name(name: &str) -> Result<(), String> {
     let bad = name.is_empty()
         || name == "."
         || name == ".."
@@ -460,7 +452,7 @@ pub fn check_run_name(name: &str) -> Result<(), String> {
 
 impl Config {
     /// Checks what serde cannot: value ranges that would make training meaningless.
-    pub fn validate(&self) -> crate::error::Result<()> {
+    pub(crate) fn validate(&self) -> crate::error::Result<()> {
         use crate::error::Error;
         if let Some(name) = &self.name {
             check_run_name(name).map_err(|m| Error::config("name", m))?;

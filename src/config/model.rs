@@ -9,12 +9,12 @@ use crate::error::{Error, Result};
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     #[serde(default)]
-    pub loss: LossKind,
+    pub(crate) loss: LossKind,
     /// Cross-entropy against `(1 - a) * onehot + a / classes` instead of the one-hot label,
     /// as Keras' `label_smoothing` (0, the default, is plain cross-entropy).
     #[serde(default, skip_serializing_if = "is_zero")]
-    pub label_smoothing: f64,
-    pub layers: Vec<LayerSpec>,
+    pub(crate) label_smoothing: f64,
+    pub(crate) layers: Vec<LayerSpec>,
 }
 
 fn is_zero(v: &f64) -> bool {
@@ -148,7 +148,7 @@ fn two() -> usize {
 
 impl ModelConfig {
     /// Checks per-layer values; shapes are checked when the model is built.
-    pub fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.layers.is_empty() {
             return Err(Error::config("model.layers", "the model has no layers"));
         }

@@ -9,7 +9,7 @@ use super::Split;
 
 /// The order in which an epoch visits `len` samples: a permutation fixed by `(seed, epoch)`,
 /// so that a run (or a resumed run) sees the same order every time.
-pub fn epoch_order(len: usize, seed: u64, epoch: usize) -> Vec<u32> {
+pub(crate) fn epoch_order(len: usize, seed: u64, epoch: usize) -> Vec<u32> {
     let mut order: Vec<u32> = (0..len as u32).collect();
     let mut rng =
         ChaCha8Rng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -23,7 +23,7 @@ const FILL_CHUNK: usize = 32;
 /// Writes the samples `indices` of `split` into `images` (scaled to [0,1]) and `labels`,
 /// converting chunks of samples in parallel (each value is computed the same way whatever
 /// the thread count). `images` must hold `indices.len() * sample_len` values.
-pub fn fill_batch(split: &Split, indices: &[u32], images: &mut [f32], labels: &mut Vec<u8>) {
+pub(crate) fn fill_batch(split: &Split, indices: &[u32], images: &mut [f32], labels: &mut Vec<u8>) {
     let sample_len = split.images.len() / split.len().max(1);
     debug_assert_eq!(images.len(), indices.len() * sample_len);
     labels.clear();

@@ -23,7 +23,7 @@ use super::folder::{Entry, Listing};
 use crate::error::{Error, Result};
 
 /// The cache's folder inside a data folder (hidden, so listings never take it for a class).
-pub const FOLDER: &str = ".cnn-tui-cache";
+pub(crate) const FOLDER: &str = ".cnn-tui-cache";
 const MAGIC: &[u8; 16] = b"cnn-tui pixels\n\0";
 /// Bump when the layout of the file or the decoding (filter, conversions) changes.
 const VERSION: u32 = 1;
@@ -31,14 +31,14 @@ const VERSION: u32 = 1;
 const MAX_HEADER: u64 = 1 << 30;
 
 /// What a cache holds: the decoded splits, in the listing's order.
-pub struct Cached {
-    pub splits: Vec<Split>,
-    pub shape: [usize; 3],
-    pub bad: Vec<PathBuf>,
+pub(crate) struct Cached {
+    pub(crate) splits: Vec<Split>,
+    pub(crate) shape: [usize; 3],
+    pub(crate) bad: Vec<PathBuf>,
 }
 
 /// The bytes a cache must match: settings and the full file list with sizes and times.
-pub fn key(listing: &Listing, target: &Target) -> Vec<u8> {
+pub(crate) fn key(listing: &Listing, target: &Target) -> Vec<u8> {
     let mut k = Vec::new();
     k.extend_from_slice(&VERSION.to_le_bytes());
     let [h, w] = target.size.unwrap_or([0, 0]);
@@ -62,7 +62,7 @@ pub fn key(listing: &Listing, target: &Target) -> Vec<u8> {
 }
 
 /// The listing's file lists in storage order: train, then validation when present, then test.
-pub fn lists(listing: &Listing) -> Vec<&[Entry]> {
+pub(crate) fn lists(listing: &Listing) -> Vec<&[Entry]> {
     let mut v: Vec<&[Entry]> = vec![&listing.train];
     if let Some(val) = &listing.validation {
         v.push(val);
@@ -72,7 +72,7 @@ pub fn lists(listing: &Listing) -> Vec<&[Entry]> {
 }
 
 /// Where the cache for `dir` with these settings may live, most preferred first.
-pub fn places(dir: &Path, target: &Target) -> Vec<PathBuf> {
+pub(crate) fn places(dir: &Path, target: &Target) -> Vec<PathBuf> {
     let name = format!(
         "pixels-{}-{}{}.bin",
         target
@@ -102,7 +102,7 @@ pub fn places(dir: &Path, target: &Target) -> Vec<PathBuf> {
 
 /// Reads the first place whose cache matches `key` exactly. `Err` carries why a cache that
 /// exists was not used (for the log); `Ok(None)` means none exists.
-pub fn read(
+pub(crate) fn read(
     places: &[PathBuf],
     key: &[u8],
 ) -> std::result::Result<Option<(Cached, PathBuf)>, String> {
@@ -212,7 +212,7 @@ fn read_one(path: &Path, key: &[u8]) -> std::result::Result<Option<Cached>, Stri
 }
 
 /// Writes the cache to the first place that takes it; returns that place, or why none did.
-pub fn write(
+pub(crate) fn write(
     places: &[PathBuf],
     key: &[u8],
     cached: &Cached,

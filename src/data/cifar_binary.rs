@@ -12,26 +12,26 @@ const PLANE: usize = SIDE * SIDE;
 const RECORD: usize = 1 + 3 * PLANE;
 /// The official files hold 10,000 records (30.7 MB); refuse anything far larger.
 const MAX_FILE_BYTES: u64 = 64 * RECORD as u64 * 1000;
-pub const TRAIN_FILES: [&str; 5] = [
+pub(crate) const TRAIN_FILES: [&str; 5] = [
     "data_batch_1.bin",
     "data_batch_2.bin",
     "data_batch_3.bin",
     "data_batch_4.bin",
     "data_batch_5.bin",
 ];
-pub const TEST_FILE: &str = "test_batch.bin";
-pub const META_FILE: &str = "batches.meta.txt";
+pub(crate) const TEST_FILE: &str = "test_batch.bin";
+pub(crate) const META_FILE: &str = "batches.meta.txt";
 
 /// The image shape of every CIFAR-10 picture.
-pub const SHAPE: [usize; 3] = [SIDE, SIDE, 3];
+pub(crate) const SHAPE: [usize; 3] = [SIDE, SIDE, 3];
 
 /// True when `dir` holds the first training batch.
-pub fn is_cifar_binary(dir: &Path) -> bool {
+pub(crate) fn is_cifar_binary(dir: &Path) -> bool {
     dir.join(TRAIN_FILES[0]).is_file()
 }
 
 /// Reads the class names, the training batches and the test batch, channels last.
-pub fn load(dir: &Path) -> Result<(Vec<String>, Split, Split)> {
+pub(crate) fn load(dir: &Path) -> Result<(Vec<String>, Split, Split)> {
     let meta_path = dir.join(META_FILE);
     let meta = read_capped(&meta_path, 1 << 20)?;
     let classes: Vec<String> = String::from_utf8_lossy(&meta)

@@ -55,7 +55,7 @@ impl std::fmt::Display for DataSource {
 
 impl DataSource {
     /// `--data` wins over the config's `data.dir`; neither means the bundled subset.
-    pub fn resolve(flag: Option<&PathBuf>, config: &crate::config::Config) -> DataSource {
+    pub(crate) fn resolve(flag: Option<&PathBuf>, config: &crate::config::Config) -> DataSource {
         match flag.or(config.data.dir.as_ref()) {
             Some(dir) => DataSource::Dir(dir.clone()),
             None => DataSource::Bundled,
@@ -72,11 +72,11 @@ pub struct Split {
 }
 
 impl Split {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.labels.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
 
@@ -94,30 +94,29 @@ impl Split {
 /// A full dataset: training, validation (possibly empty) and test splits of equal image shape.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    pub source: DataSource,
     /// Per-sample image shape `[height, width, channels]`.
-    pub image_shape: [usize; 3],
-    pub classes: usize,
+    pub(crate) image_shape: [usize; 3],
+    pub(crate) classes: usize,
     /// One name per class: folder names, CIFAR-10's meta file, or "0".."9" for IDX data.
-    pub class_names: Vec<String>,
+    pub(crate) class_names: Vec<String>,
     pub train: Split,
     pub validation: Split,
-    pub test: Split,
-    pub report: LoadReport,
+    pub(crate) test: Split,
+    pub(crate) report: LoadReport,
 }
 
 /// What loading met, for `cnn-tui data`.
 #[derive(Debug, Clone, Default)]
 pub struct LoadReport {
     /// Which layout the directory has.
-    pub format: String,
-    pub seconds: f64,
+    pub(crate) format: String,
+    pub(crate) seconds: f64,
     /// Where the decoded pixels came from, when a cache was used.
-    pub cache: Option<PathBuf>,
+    pub(crate) cache: Option<PathBuf>,
     /// Files that are not pictures.
-    pub skipped: usize,
+    pub(crate) skipped: usize,
     /// Pictures that failed to decode and were left out.
-    pub bad: Vec<PathBuf>,
+    pub(crate) bad: Vec<PathBuf>,
 }
 
 /// The layouts a data directory can have, for the error when it has none.
@@ -211,7 +210,6 @@ impl Dataset {
         };
         loaded.report.seconds = start.elapsed().as_secs_f64();
         Ok(Dataset {
-            source: source.clone(),
             image_shape: loaded.shape,
             classes: loaded.class_names.len(),
             class_names: loaded.class_names,

@@ -17,7 +17,7 @@ use super::progress::Progress;
 use crate::error::{Error, Result};
 
 /// The resize filter for `data.image_size`, named in the README: bilinear, Keras' default.
-pub const RESIZE_FILTER: FilterType = FilterType::Triangle;
+pub(crate) const RESIZE_FILTER: FilterType = FilterType::Triangle;
 /// A picture file larger than this is refused before it is read.
 const MAX_FILE_BYTES: u64 = 64 << 20;
 /// How many undecodable names a warning lists.
@@ -25,20 +25,20 @@ const NAMES_SHOWN: usize = 3;
 
 /// What the decoding options settle: the stored image shape.
 #[derive(Debug, Clone, Copy)]
-pub struct Target {
+pub(crate) struct Target {
     /// `data.image_size`; without it every picture must have the size of the first.
-    pub size: Option<[usize; 2]>,
+    pub(crate) size: Option<[usize; 2]>,
     /// `data.channels`; without it 3, reduced to 1 when no picture has colour.
-    pub channels: Option<usize>,
-    pub skip_bad: bool,
+    pub(crate) channels: Option<usize>,
+    pub(crate) skip_bad: bool,
 }
 
 /// Decoded splits (in the order of the lists given) and what was left out.
-pub struct Decoded {
-    pub splits: Vec<Split>,
-    pub shape: [usize; 3],
+pub(crate) struct Decoded {
+    pub(crate) splits: Vec<Split>,
+    pub(crate) shape: [usize; 3],
     /// Pictures that failed to decode and were left out (`data.skip_bad_images`).
-    pub bad: Vec<PathBuf>,
+    pub(crate) bad: Vec<PathBuf>,
 }
 
 enum Outcome {
@@ -53,7 +53,7 @@ enum Outcome {
 }
 
 /// Decodes every list into one split each.
-pub fn decode(lists: &[&[Entry]], target: Target, progress: &Progress) -> Result<Decoded> {
+pub(crate) fn decode(lists: &[&[Entry]], target: Target, progress: &Progress) -> Result<Decoded> {
     let (size, reference) = match target.size {
         Some(s) => (s, None),
         None => {
@@ -142,7 +142,7 @@ pub fn decode(lists: &[&[Entry]], target: Target, progress: &Progress) -> Result
 }
 
 /// The warning for pictures left out by `data.skip_bad_images`, or `None`.
-pub fn bad_warning(bad: &[PathBuf]) -> Option<String> {
+pub(crate) fn bad_warning(bad: &[PathBuf]) -> Option<String> {
     if bad.is_empty() {
         return None;
     }
@@ -242,7 +242,7 @@ fn fit(image: &DynamicImage, size: [usize; 2], channels: usize, dst: &mut [u8]) 
 /// converted to its channels and resized (bilinear) to its height and width, as the training
 /// pictures were with `data.image_size`. The error says what is wrong, for a message naming
 /// the file.
-pub fn picture_for_model(bytes: &[u8], [h, w, c]: [usize; 3]) -> Result<Vec<f32>, String> {
+pub(crate) fn picture_for_model(bytes: &[u8], [h, w, c]: [usize; 3]) -> Result<Vec<f32>, String> {
     if c != 1 && c != 3 {
         return Err(format!(
             "the model takes {c} channels; a picture gives 1 (gray) or 3 (RGB)"

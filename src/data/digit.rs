@@ -4,20 +4,20 @@
 //! that its centre of mass is at the centre.
 
 /// Side of the output image.
-pub const SIDE: usize = 28;
+pub(crate) const SIDE: usize = 28;
 /// Side of the box the digit is scaled into.
 const BOX: f32 = 20.0;
 
 /// A grayscale picture: `width * height` values in [0, 1], row-major.
-pub struct Gray<'a> {
-    pub width: usize,
-    pub height: usize,
-    pub pixels: &'a [f32],
+pub(crate) struct Gray<'a> {
+    pub(crate) width: usize,
+    pub(crate) height: usize,
+    pub(crate) pixels: &'a [f32],
 }
 
 /// Why a picture cannot be turned into a digit.
 #[derive(Debug, PartialEq, Eq)]
-pub enum DigitError {
+pub(crate) enum DigitError {
     Empty,
     NoInk,
 }
@@ -33,10 +33,10 @@ impl std::fmt::Display for DigitError {
 
 /// Largest picture side accepted, in pixels: a header claiming more is not a photo of a digit,
 /// and is refused before anything is allocated.
-pub const MAX_PICTURE_SIDE: u32 = 12_000;
+pub(crate) const MAX_PICTURE_SIDE: u32 = 12_000;
 /// Most pixels accepted (a 6000x4000 photo): a few hundred bytes of JPEG can claim far more,
 /// and decoding them would take seconds and hundreds of megabytes.
-pub const MAX_PICTURE_PIXELS: u64 = 25_000_000;
+pub(crate) const MAX_PICTURE_PIXELS: u64 = 25_000_000;
 
 /// Decodes a PNG or JPEG (recognised by its content, not its name) and makes the digit in it
 /// MNIST-like. The error says what is wrong, for a message naming the file.
@@ -114,7 +114,7 @@ fn one_line(s: &str) -> String {
 }
 
 /// The 28x28 MNIST-style image (values in [0, 1], ink bright) of the digit in `picture`.
-pub fn mnist_like(picture: &Gray) -> Result<Vec<f32>, DigitError> {
+pub(crate) fn mnist_like(picture: &Gray) -> Result<Vec<f32>, DigitError> {
     let (w, h) = (picture.width, picture.height);
     if w == 0 || h == 0 || picture.pixels.len() != w * h {
         return Err(DigitError::Empty);

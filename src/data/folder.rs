@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::error::{Error, Result};
 
 /// The test fraction of a class-folders-only layout when `data.test_split` is absent.
-pub const DEFAULT_TEST_SPLIT: f64 = 0.2;
+pub(crate) const DEFAULT_TEST_SPLIT: f64 = 0.2;
 /// The seed of the test split and of the training order: fixed, so that every run of the
 /// same folder tests on the same files and runs compare.
 const SPLIT_SEED: u64 = 0x5EED_DA7A;
@@ -27,37 +27,37 @@ const VAL_NAMES: [&str; 2] = ["val", "validation"];
 
 /// One picture: where it is, its class, and what the decoded cache is keyed on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub path: PathBuf,
-    pub label: u8,
-    pub size: u64,
-    pub mtime_ns: u128,
+pub(crate) struct Entry {
+    pub(crate) path: PathBuf,
+    pub(crate) label: u8,
+    pub(crate) size: u64,
+    pub(crate) mtime_ns: u128,
 }
 
 /// The files of a folder dataset, split, in the order their pixels are stored.
 #[derive(Debug, Clone, Default)]
-pub struct Listing {
-    pub classes: Vec<String>,
+pub(crate) struct Listing {
+    pub(crate) classes: Vec<String>,
     /// In a seeded shuffled order, so that a validation split taken from the tail mixes classes.
-    pub train: Vec<Entry>,
+    pub(crate) train: Vec<Entry>,
     /// `Some` when the folder has its own validation set (`val/`).
-    pub validation: Option<Vec<Entry>>,
-    pub test: Vec<Entry>,
+    pub(crate) validation: Option<Vec<Entry>>,
+    pub(crate) test: Vec<Entry>,
     /// Files and folders that are not PNG or JPEG pictures (README.txt, .DS_Store, ...).
-    pub skipped: usize,
+    pub(crate) skipped: usize,
     /// Which layout was found, for messages.
-    pub layout: &'static str,
+    pub(crate) layout: &'static str,
 }
 
 impl Listing {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.train.len() + self.validation.as_ref().map_or(0, Vec::len) + self.test.len()
     }
 }
 
 /// True when `dir` looks like a folder of class folders in either layout: it has at least one
 /// visible sub-folder.
-pub fn looks_like_folders(dir: &Path) -> bool {
+pub(crate) fn looks_like_folders(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|entries| {
         entries
             .flatten()
@@ -67,7 +67,7 @@ pub fn looks_like_folders(dir: &Path) -> bool {
 
 /// Lists `dir` in whichever layout it has. `test_split` applies to the class-folders-only
 /// layout and is an error with `test/`.
-pub fn list(dir: &Path, test_split: Option<f64>) -> Result<Listing> {
+pub(crate) fn list(dir: &Path, test_split: Option<f64>) -> Result<Listing> {
     let train_dir = dir.join("train");
     if train_dir.is_dir() {
         let test_dir = dir.join("test");

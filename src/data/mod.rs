@@ -12,6 +12,6 @@ pub mod idx;
 mod pictures;
 mod progress;
 
-pub use batches::{epoch_order, fill_batch};
+pub(crate) use batches::{epoch_order, fill_batch};
 pub use dataset::{DataSource, Dataset, LoadReport, Split};
-pub use decode::{RESIZE_FILTER, picture_for_model};
+pub(crate) use decode::picture_for_model;

@@ -12,20 +12,20 @@ use crate::config::DataConfig;
 use crate::error::{Error, Result};
 
 /// A decoded folder: its classes, its splits and what loading met.
-pub struct Pictures {
-    pub classes: Vec<String>,
-    pub shape: [usize; 3],
-    pub train: Split,
+pub(crate) struct Pictures {
+    pub(crate) classes: Vec<String>,
+    pub(crate) shape: [usize; 3],
+    pub(crate) train: Split,
     /// From the folder's own `val/`, when it has one.
-    pub validation: Option<Split>,
-    pub test: Split,
-    pub skipped: usize,
-    pub bad: Vec<PathBuf>,
+    pub(crate) validation: Option<Split>,
+    pub(crate) test: Split,
+    pub(crate) skipped: usize,
+    pub(crate) bad: Vec<PathBuf>,
     /// Where the pixels came from when the decoded cache was used.
-    pub cached: Option<PathBuf>,
+    pub(crate) cached: Option<PathBuf>,
 }
 
-pub fn load(dir: &Path, data: &DataConfig) -> Result<Pictures> {
+pub(crate) fn load(dir: &Path, data: &DataConfig) -> Result<Pictures> {
     let listing = folder::list(dir, data.test_split)?;
     say(&format!(
         "found {} files belonging to {} classes in {} ({}): {} train{}, {} test",

@@ -6,14 +6,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A counter the decoding threads bump, drawn by a helper thread while a phase runs.
-pub struct Progress {
+pub(crate) struct Progress {
     done: AtomicUsize,
     total: usize,
     finished: AtomicBool,
 }
 
 impl Progress {
-    pub fn tick(&self) {
+    pub(crate) fn tick(&self) {
         self.done.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -24,13 +24,13 @@ fn interactive() -> bool {
 }
 
 /// One line on stderr, prefixed `data: `.
-pub fn say(line: &str) {
+pub(crate) fn say(line: &str) {
     eprintln!("data: {line}");
 }
 
 /// Runs `work` as the phase `what` over `total` items: a bar in a terminal, otherwise a line
 /// before and a line after with the time taken.
-pub fn phase<T>(what: &str, total: usize, work: impl FnOnce(&Progress) -> T) -> T {
+pub(crate) fn phase<T>(what: &str, total: usize, work: impl FnOnce(&Progress) -> T) -> T {
     let progress = Progress {
         done: AtomicUsize::new(0),
         total,

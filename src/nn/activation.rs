@@ -36,7 +36,7 @@ impl ActivationLayer {
 }
 
 /// Writes the softmax of each `width`-long row of `x` into `y`.
-pub fn softmax_rows(x: &[f32], y: &mut [f32], width: usize) {
+pub(crate) fn softmax_rows(x: &[f32], y: &mut [f32], width: usize) {
     for (xr, yr) in x.chunks_exact(width).zip(y.chunks_exact_mut(width)) {
         let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0;

@@ -9,7 +9,7 @@ use super::layer::{Context, Layer, LayerKind};
 use super::tensor::{Tensor, data, data_mut, ensure_shape};
 use crate::error::Result;
 
-pub struct AvgPool2d {
+pub(crate) struct AvgPool2d {
     name: String,
     pool: usize,
     stride: usize,
@@ -21,7 +21,12 @@ pub struct AvgPool2d {
 
 impl AvgPool2d {
     /// `None` when the pool does not fit the input.
-    pub fn new(name: &str, input: [usize; 3], pool: usize, stride: usize) -> Option<AvgPool2d> {
+    pub(crate) fn new(
+        name: &str,
+        input: [usize; 3],
+        pool: usize,
+        stride: usize,
+    ) -> Option<AvgPool2d> {
         let [h, w, c] = input;
         if h < pool || w < pool || pool == 0 || stride == 0 {
             return None;
@@ -37,7 +42,7 @@ impl AvgPool2d {
     }
 
     /// The mean over each channel of the whole image.
-    pub fn global(name: &str, input: [usize; 3]) -> AvgPool2d {
+    pub(crate) fn global(name: &str, input: [usize; 3]) -> AvgPool2d {
         AvgPool2d {
             name: name.to_string(),
             pool: 0,

@@ -18,7 +18,7 @@ use crate::error::Result;
 /// Fixed number of row chunks for the per-channel sums.
 const CHUNKS: usize = 16;
 
-pub struct BatchNorm {
+pub(crate) struct BatchNorm {
     name: String,
     shape: Vec<usize>,
     momentum: f32,
@@ -36,7 +36,7 @@ pub struct BatchNorm {
 }
 
 impl BatchNorm {
-    pub fn new(name: &str, shape: &[usize], momentum: f64, epsilon: f64) -> BatchNorm {
+    pub(crate) fn new(name: &str, shape: &[usize], momentum: f64, epsilon: f64) -> BatchNorm {
         let c = *shape.last().expect("a shape");
         let vector = |suffix: &str, v: f32| {
             Param::new(

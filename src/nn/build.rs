@@ -6,9 +6,9 @@ use crate::error::{Error, Result};
 
 /// Most parameters a model may have (512 MiB of f32): a bigger one is a typo or a hostile
 /// file, and is refused before anything is allocated.
-pub const MAX_PARAMS: usize = 1 << 27;
+pub(crate) const MAX_PARAMS: usize = 1 << 27;
 /// Most values per sample in the input or any layer's output (64 MiB of f32).
-pub const MAX_ELEMENTS: usize = 1 << 24;
+pub(crate) const MAX_ELEMENTS: usize = 1 << 24;
 
 /// `Ok(n)` when `n` is known and at most `limit`; otherwise a config error at `at`.
 pub(crate) fn size_check(at: &str, what: &str, n: Option<usize>, limit: usize) -> Result<usize> {
@@ -30,19 +30,19 @@ pub(crate) fn size_check(at: &str, what: &str, n: Option<usize>, limit: usize) -
 /// How many parameter values a model being built may have, and what says so.
 #[derive(Clone, Copy)]
 pub(crate) struct ParamBudget {
-    pub limit: usize,
+    pub(crate) limit: usize,
     /// False: [`MAX_PARAMS`]; true: the weights file being read, which holds `limit` values.
-    pub file_values: bool,
+    pub(crate) file_values: bool,
 }
 
 /// The state of a model being built, seen by the layer being added.
 pub(crate) struct Builder {
     /// The per-sample shape the next layer receives.
-    pub shape: Vec<usize>,
+    pub(crate) shape: Vec<usize>,
     /// Index of the spec being built, in `model.layers`.
-    pub index: usize,
+    pub(crate) index: usize,
     /// The model's seed.
-    pub seed: u64,
+    pub(crate) seed: u64,
     budget: ParamBudget,
     /// Parameter (and statistics) values so far.
     total: usize,
@@ -50,7 +50,7 @@ pub(crate) struct Builder {
 }
 
 impl Builder {
-    pub fn new(input: &[usize], seed: u64, budget: ParamBudget) -> Builder {
+    pub(crate) fn new(input: &[usize], seed: u64, budget: ParamBudget) -> Builder {
         Builder {
             shape: input.to_vec(),
             index: 0,
@@ -62,29 +62,29 @@ impl Builder {
     }
 
     /// Where errors point: `model.layers[i]`.
-    pub fn at(&self) -> String {
+    pub(crate) fn at(&self) -> String {
         format!("model.layers[{}]", self.index)
     }
 
     /// A config error at the current layer.
-    pub fn error(&self, message: impl Into<String>) -> Error {
+    pub(crate) fn error(&self, message: impl Into<String>) -> Error {
         Error::config(self.at(), message.into())
     }
 
     /// The next unique name of a kind: `conv1`, `conv2`, ...
-    pub fn name(&mut self, kind: &'static str) -> String {
+    pub(crate) fn name(&mut self, kind: &'static str) -> String {
         let n = self.counts.entry(kind).or_insert(0);
         *n += 1;
         format!("{kind}{n}")
     }
 
     /// The seed of the current layer's initial weights.
-    pub fn layer_seed(&self) -> u64 {
+    pub(crate) fn layer_seed(&self) -> u64 {
         self.seed ^ (self.index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
     }
 
     /// The input as an image `[h, w, c]`, or an error saying `what` needs one.
-    pub fn image(&self, what: &str) -> Result<[usize; 3]> {
+    pub(crate) fn image(&self, what: &str) -> Result<[usize; 3]> {
         match self.shape[..] {
             [h, w, c] => Ok([h, w, c]),
             _ => Err(self.error(format!(
@@ -95,7 +95,7 @@ impl Builder {
     }
 
     /// The input as a flat vector's length, or an error saying `what` needs one.
-    pub fn flat(&self, what: &str) -> Result<usize> {
+    pub(crate) fn flat(&self, what: &str) -> Result<usize> {
         match self.shape[..] {
             [n] => Ok(n),
             _ => Err(self.error(format!(
@@ -107,7 +107,7 @@ impl Builder {
 
     /// Counts `values` more parameter values (None: too many to count) against the budget,
     /// before the layer allocates them.
-    pub fn add_params(&mut self, values: Option<usize>) -> Result<()> {
+    pub(crate) fn add_params(&mut self, values: Option<usize>) -> Result<()> {
         let at = self.at();
         let n = values.and_then(|p| p.checked_add(self.total));
         self.total = match n {

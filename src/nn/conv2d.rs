@@ -43,13 +43,13 @@ enum Path {
 
 /// A `conv2d` entry of the config.
 pub(super) struct ConvSpec {
-    pub filters: usize,
-    pub kernel_size: usize,
-    pub stride: usize,
-    pub padding: Padding,
-    pub activation: Option<Activation>,
-    pub init: Init,
-    pub use_bias: bool,
+    pub(crate) filters: usize,
+    pub(crate) kernel_size: usize,
+    pub(crate) stride: usize,
+    pub(crate) padding: Padding,
+    pub(crate) activation: Option<Activation>,
+    pub(crate) init: Init,
+    pub(crate) use_bias: bool,
 }
 
 pub struct Conv2d {

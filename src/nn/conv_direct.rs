@@ -8,7 +8,7 @@ use super::conv_geometry::ConvGeometry;
 use super::simd::{mask_relu_body, multiversion};
 
 /// The direct path keeps one output pixel's ReLU-masked gradient on the stack.
-pub const MAX_FILTERS: usize = 256;
+pub(crate) const MAX_FILTERS: usize = 256;
 
 /// One output pixel's gradient, masked into `buf` when the layer has a ReLU.
 #[inline(always)]
@@ -392,7 +392,7 @@ fn weight_grad_any(
 
 /// One sample's input gradient (zeroed first) from its output gradient `dy` and output `out`
 /// (for the ReLU mask, pixel by pixel, when `relu`).
-pub fn input_grad(
+pub(crate) fn input_grad(
     g: &ConvGeometry,
     filters: usize,
     kernel: &[f32],

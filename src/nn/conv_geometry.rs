@@ -7,15 +7,15 @@ use crate::config::Padding;
 /// Geometry of a convolution over a fixed input shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvGeometry {
-    pub in_h: usize,
-    pub in_w: usize,
-    pub in_c: usize,
-    pub kernel: usize,
-    pub stride: usize,
-    pub out_h: usize,
-    pub out_w: usize,
-    pub pad_top: usize,
-    pub pad_left: usize,
+    pub(crate) in_h: usize,
+    pub(crate) in_w: usize,
+    pub(crate) in_c: usize,
+    pub(crate) kernel: usize,
+    pub(crate) stride: usize,
+    pub(crate) out_h: usize,
+    pub(crate) out_w: usize,
+    pub(crate) pad_top: usize,
+    pub(crate) pad_left: usize,
 }
 
 impl ConvGeometry {

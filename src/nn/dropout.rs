@@ -8,7 +8,7 @@ use super::layer::{Context, Layer, LayerKind};
 use super::simd::multiversion;
 use super::tensor::{Tensor, data, data_mut, ensure_shape, par_zip_map};
 
-pub struct Dropout {
+pub(crate) struct Dropout {
     name: String,
     rate: f32,
     /// Distinguishes this layer's masks from other dropout layers' at the same step.
@@ -44,7 +44,7 @@ fn fill_mask_body(key: u64, first: usize, threshold: u64, keep: f32, mask: &mut 
 }
 
 impl Dropout {
-    pub fn new(name: &str, rate: f64, shape: &[usize], salt: u64) -> Dropout {
+    pub(crate) fn new(name: &str, rate: f64, shape: &[usize], salt: u64) -> Dropout {
         Dropout {
             name: name.to_string(),
             rate: rate as f32,

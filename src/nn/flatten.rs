@@ -4,13 +4,13 @@ use super::build::Builder;
 use super::layer::{Context, Layer, LayerKind};
 use super::tensor::{Tensor, data, data_mut, ensure_shape};
 
-pub struct Flatten {
+pub(crate) struct Flatten {
     name: String,
     out_shape: [usize; 1],
 }
 
 impl Flatten {
-    pub fn new(name: &str, input_shape: &[usize]) -> Flatten {
+    pub(crate) fn new(name: &str, input_shape: &[usize]) -> Flatten {
         Flatten {
             name: name.to_string(),
             out_shape: [input_shape.iter().product()],

@@ -57,7 +57,7 @@ fn assert_close(what: &str, analytic: f32, numeric: f64) {
 }
 
 /// Checks the layer's input and parameter gradients against central differences.
-pub fn check_layer(layer: &mut dyn Layer, input_shape: &[usize]) {
+pub(crate) fn check_layer(layer: &mut dyn Layer, input_shape: &[usize]) {
     check_layer_with_step(layer, input_shape, EPS)
 }
 
@@ -66,7 +66,7 @@ pub fn check_layer(layer: &mut dyn Layer, input_shape: &[usize]) {
 /// (steps across one are detected and skipped), so a larger step only shrinks the f32
 /// rounding noise of the two evaluations, which Winograd's transforms make larger. More of
 /// the steps cross a kink and are skipped.
-pub fn check_layer_with_step(layer: &mut dyn Layer, input_shape: &[usize], eps: f32) {
+pub(crate) fn check_layer_with_step(layer: &mut dyn Layer, input_shape: &[usize], eps: f32) {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let ctx = Context {
         train: true,

@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::Init;
 
 /// Fills `w` for a layer with the given fans, from a generator fixed by `seed`.
-pub fn init_weights(w: &mut [f32], init: Init, fan_in: usize, fan_out: usize, seed: u64) {
+pub(crate) fn init_weights(w: &mut [f32], init: Init, fan_in: usize, fan_out: usize, seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     match init {
         Init::GlorotUniform => {

@@ -6,13 +6,13 @@ use crate::config::Activation;
 /// A trainable tensor and its gradient, named as in checkpoints (`conv1.weight`).
 #[derive(Debug, Clone)]
 pub struct Param {
-    pub name: String,
-    pub value: Tensor,
-    pub grad: Tensor,
+    pub(crate) name: String,
+    pub(crate) value: Tensor,
+    pub(crate) grad: Tensor,
 }
 
 impl Param {
-    pub fn new(name: String, value: Tensor) -> Param {
+    pub(crate) fn new(name: String, value: Tensor) -> Param {
         let grad = Tensor::zeros(value.raw_dim());
         Param { name, value, grad }
     }
@@ -30,7 +30,7 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn inference() -> Context {
+    pub(crate) fn inference() -> Context {
         Context {
             train: false,
             seed: 0,
@@ -56,7 +56,7 @@ pub enum LayerKind {
 
 impl LayerKind {
     /// The type as Keras' summary names it, e.g. `Conv2D`.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             LayerKind::Conv2d => "Conv2D",
             LayerKind::MaxPool2d => "MaxPool2D",
@@ -74,7 +74,7 @@ impl LayerKind {
     }
 
     /// An element-wise activation (not softmax, which works on a whole sample).
-    pub fn is_elementwise_activation(self) -> bool {
+    pub(crate) fn is_elementwise_activation(self) -> bool {
         matches!(
             self,
             LayerKind::Activation(Activation::Relu | Activation::Sigmoid | Activation::Tanh)

@@ -6,16 +6,16 @@ use crate::config::LossKind;
 
 /// Loss and accuracy counts of one batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct BatchStats {
+pub(crate) struct BatchStats {
     /// Mean loss over the batch.
-    pub loss: f32,
+    pub(crate) loss: f32,
     /// Samples whose highest output is the true class.
-    pub correct: usize,
-    pub samples: usize,
+    pub(crate) correct: usize,
+    pub(crate) samples: usize,
 }
 
 /// The index of the largest value (the first on ties).
-pub fn argmax(row: &[f32]) -> usize {
+pub(crate) fn argmax(row: &[f32]) -> usize {
     row.iter()
         .enumerate()
         .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
@@ -25,7 +25,7 @@ pub fn argmax(row: &[f32]) -> usize {
 }
 
 /// The `k` largest values of `row` with their indices, largest first (ties: lower index first).
-pub fn top_k(row: &[f32], k: usize) -> Vec<(usize, f32)> {
+pub(crate) fn top_k(row: &[f32], k: usize) -> Vec<(usize, f32)> {
     let mut ranked: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
     ranked.truncate(k);
@@ -35,7 +35,7 @@ pub fn top_k(row: &[f32], k: usize) -> Vec<(usize, f32)> {
 /// Computes the loss of `output` (`[batch, classes]`) against `labels`; when `grad` is given,
 /// writes the gradient of the mean loss with respect to `output` into it. Cross-entropy's
 /// target is `(1 - smoothing) * onehot + smoothing / classes` (Keras' label smoothing).
-pub fn compute(
+pub(crate) fn compute(
     kind: LossKind,
     smoothing: f32,
     output: &Tensor,

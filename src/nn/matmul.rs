@@ -11,7 +11,7 @@ const PARALLEL_THRESHOLD: usize = 1 << 18;
 ///
 /// # Panics
 /// When the shapes do not chain (`a: m×k`, `b: k×n`, `c: m×n`).
-pub fn matmul(
+pub(crate) fn matmul(
     a: ArrayView2<f32>,
     b: ArrayView2<f32>,
     c: &mut ArrayViewMut2<f32>,
@@ -21,7 +21,7 @@ pub fn matmul(
 }
 
 /// `matmul` on the calling thread only, for use inside parallel loops.
-pub fn matmul_serial(
+pub(crate) fn matmul_serial(
     a: ArrayView2<f32>,
     b: ArrayView2<f32>,
     c: &mut ArrayViewMut2<f32>,

@@ -46,7 +46,7 @@ pub struct Sequential {
     folded: Vec<bool>,
 }
 
-pub use super::build::{MAX_ELEMENTS, MAX_PARAMS};
+pub(crate) use super::build::{MAX_ELEMENTS, MAX_PARAMS};
 
 /// The layer a config entry builds (none for a bare activation), and the activation layer
 /// to put after it.
@@ -125,7 +125,7 @@ impl Sequential {
 
     /// Builds the model described in a weights file that holds `values` parameter values in
     /// all: a config that asks for more is refused before its layers allocate anything.
-    pub fn build_for_file(
+    pub(crate) fn build_for_file(
         spec: &ModelConfig,
         input_shape: [usize; 3],
         classes: usize,
@@ -201,23 +201,23 @@ impl Sequential {
         })
     }
 
-    pub fn layers(&self) -> &[Box<dyn Layer>] {
+    pub(crate) fn layers(&self) -> &[Box<dyn Layer>] {
         &self.layers
     }
 
-    pub fn input_shape(&self) -> [usize; 3] {
+    pub(crate) fn input_shape(&self) -> [usize; 3] {
         self.input_shape
     }
 
     /// Values per sample at the output (the number of classes).
-    pub fn output_size(&self) -> usize {
+    pub(crate) fn output_size(&self) -> usize {
         self.layers
             .last()
             .map_or(0, |l| l.output_shape().iter().product())
     }
 
     /// Fills the input buffer with the samples `indices` of `split`.
-    pub fn load_batch(&mut self, split: &Split, indices: &[u32]) {
+    pub(crate) fn load_batch(&mut self, split: &Split, indices: &[u32]) {
         let [h, w, c] = self.input_shape;
         ensure_shape(&mut self.acts[0], &[indices.len(), h, w, c]);
         fill_batch(
@@ -229,7 +229,7 @@ impl Sequential {
     }
 
     /// Sets the input batch directly (`[batch, h, w, c]` values in [0, 1]).
-    pub fn set_input(&mut self, images: &[f32]) {
+    pub(crate) fn set_input(&mut self, images: &[f32]) {
         let [h, w, c] = self.input_shape;
         let batch = images.len() / (h * w * c);
         ensure_shape(&mut self.acts[0], &[batch, h, w, c]);
@@ -237,7 +237,7 @@ impl Sequential {
     }
 
     /// Runs the loaded batch through the layers up to the logits.
-    pub fn forward(&mut self, ctx: &Context) -> &Tensor {
+    pub(crate) fn forward(&mut self, ctx: &Context) -> &Tensor {
         for i in 0..self.logit_layers {
             let (ins, outs) = self.acts.split_at_mut(i + 1);
             self.layers[i].forward(&ins[i], &mut outs[0], ctx);
@@ -248,7 +248,7 @@ impl Sequential {
     /// One forward and backward pass on the loaded batch. Afterwards every parameter's
     /// `grad` holds the gradient of the batch's mean loss: this is the one place where a
     /// batch's gradients are complete (where a data-parallel run would all-reduce them).
-    pub fn forward_backward(&mut self, ctx: &Context) -> BatchStats {
+    pub(crate) fn forward_backward(&mut self, ctx: &Context) -> BatchStats {
         self.forward(ctx);
         let top = self.logit_layers;
         let stats = loss::compute(
@@ -336,7 +336,7 @@ impl Sequential {
     /// Loss, accuracy and per-sample predictions over a whole split, through the inference
     /// pass, `eval_batch()` samples at a time (whatever the training batch size: no layer's
     /// output depends on the batch).
-    pub fn evaluate(&mut self, split: &Split) -> (BatchStats, Vec<u8>) {
+    pub(crate) fn evaluate(&mut self, split: &Split) -> (BatchStats, Vec<u8>) {
         let mut total = BatchStats::default();
         let mut loss_sum = 0.0f64;
         let mut predictions = Vec::with_capacity(split.len());
@@ -359,7 +359,7 @@ impl Sequential {
     }
 
     /// Class probabilities for the loaded batch (`[batch, classes]`).
-    pub fn probabilities(&mut self) -> Tensor {
+    pub(crate) fn probabilities(&mut self) -> Tensor {
         let logits = self.forward(&Context::inference()).clone();
         if self.logit_layers < self.layers.len() || self.loss == LossKind::SoftmaxCrossEntropy {
             let classes = logits.shape()[1];
@@ -372,15 +372,15 @@ impl Sequential {
     }
 
     /// The output of layer `i` for the last batch run through `forward`.
-    pub fn layer_output(&self, i: usize) -> &Tensor {
+    pub(crate) fn layer_output(&self, i: usize) -> &Tensor {
         &self.acts[i + 1]
     }
 
-    pub fn params(&self) -> Vec<&Param> {
+    pub(crate) fn params(&self) -> Vec<&Param> {
         self.layers.iter().flat_map(|l| l.params()).collect()
     }
 
-    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+    pub(crate) fn params_mut(&mut self) -> Vec<&mut Param> {
         self.layers
             .iter_mut()
             .flat_map(|l| l.params_mut())
@@ -388,14 +388,14 @@ impl Sequential {
     }
 
     /// The parameters and the buffers (running statistics): everything a weights file holds.
-    pub fn tensors(&self) -> Vec<&Param> {
+    pub(crate) fn tensors(&self) -> Vec<&Param> {
         self.layers
             .iter()
             .flat_map(|l| l.params().into_iter().chain(l.buffers()))
             .collect()
     }
 
-    pub fn tensors_mut(&mut self) -> Vec<&mut Param> {
+    pub(crate) fn tensors_mut(&mut self) -> Vec<&mut Param> {
         self.layers
             .iter_mut()
             .flat_map(|l| l.tensors_mut())
@@ -413,11 +413,11 @@ impl Sequential {
 
     /// Copies of all parameter and buffer values, to restore later (early stopping's best
     /// weights).
-    pub fn snapshot_params(&self) -> Vec<Tensor> {
+    pub(crate) fn snapshot_params(&self) -> Vec<Tensor> {
         self.tensors().iter().map(|p| p.value.clone()).collect()
     }
 
-    pub fn restore_params(&mut self, values: &[Tensor]) {
+    pub(crate) fn restore_params(&mut self, values: &[Tensor]) {
         for (p, v) in self.tensors_mut().into_iter().zip(values) {
             p.value.assign(v);
         }

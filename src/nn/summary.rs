@@ -5,13 +5,13 @@ use super::model::Sequential;
 /// One row of the summary.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LayerRow {
-    pub name: String,
-    pub kind: String,
-    pub output_shape: Vec<usize>,
-    pub params: usize,
+    pub(crate) name: String,
+    pub(crate) kind: String,
+    pub(crate) output_shape: Vec<usize>,
+    pub(crate) params: usize,
 }
 
-pub fn summary_rows(model: &Sequential) -> Vec<LayerRow> {
+pub(crate) fn summary_rows(model: &Sequential) -> Vec<LayerRow> {
     model
         .layers()
         .iter()
@@ -31,13 +31,13 @@ pub fn summary_rows(model: &Sequential) -> Vec<LayerRow> {
 }
 
 /// Formats a shape as Keras does: `(None, 26, 26, 32)`.
-pub fn shape_text(shape: &[usize]) -> String {
+pub(crate) fn shape_text(shape: &[usize]) -> String {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     format!("(None, {})", dims.join(", "))
 }
 
 /// Thousands separators, as Keras prints parameter counts.
-pub fn grouped(n: u64) -> String {
+pub(crate) fn grouped(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

@@ -11,7 +11,7 @@ const PAR_CHUNK: usize = 1 << 15;
 
 /// Gives `t` the shape `shape`, reusing its allocation; contents are unspecified afterwards.
 /// A no-op when the shape already matches, so steady-state training allocates nothing.
-pub fn ensure_shape(t: &mut Tensor, shape: &[usize]) {
+pub(crate) fn ensure_shape(t: &mut Tensor, shape: &[usize]) {
     if t.shape() != shape {
         let (mut v, _) = std::mem::take(t).into_raw_vec_and_offset();
         v.resize(shape.iter().product(), 0.0);
@@ -25,38 +25,43 @@ pub fn empty() -> Tensor {
 }
 
 /// The tensor's data as a slice (all tensors here are contiguous).
-pub fn data(t: &Tensor) -> &[f32] {
+pub(crate) fn data(t: &Tensor) -> &[f32] {
     t.as_slice().expect("tensors are contiguous")
 }
 
 /// The tensor's data as a mutable slice.
-pub fn data_mut(t: &mut Tensor) -> &mut [f32] {
+pub(crate) fn data_mut(t: &mut Tensor) -> &mut [f32] {
     t.as_slice_mut().expect("tensors are contiguous")
 }
 
 /// Views a `[batch, ...]` tensor as a `[batch, rest]` matrix.
-pub fn as_matrix(t: &Tensor) -> ArrayView2<'_, f32> {
+pub(crate) fn as_matrix(t: &Tensor) -> ArrayView2<'_, f32> {
     let rows = t.shape()[0];
     let cols = t.shape()[1..].iter().product();
     ArrayView2::from_shape((rows, cols), data(t)).expect("contiguous")
 }
 
 /// Views a `[batch, ...]` tensor as a mutable `[batch, rest]` matrix.
-pub fn as_matrix_mut(t: &mut Tensor) -> ArrayViewMut2<'_, f32> {
+pub(crate) fn as_matrix_mut(t: &mut Tensor) -> ArrayViewMut2<'_, f32> {
     let rows = t.shape()[0];
     let cols = t.shape()[1..].iter().product();
     ArrayViewMut2::from_shape((rows, cols), data_mut(t)).expect("contiguous")
 }
 
 /// `out[i] = f(a[i])` over equal-length slices, in parallel chunks.
-pub fn par_map(a: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
+pub(crate) fn par_map(a: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
     out.par_chunks_mut(PAR_CHUNK)
         .zip(a.par_chunks(PAR_CHUNK))
         .for_each(|(o, a)| o.iter_mut().zip(a).for_each(|(o, &a)| *o = f(a)));
 }
 
 /// `out[i] = f(a[i], b[i])` over equal-length slices, in parallel chunks.
-pub fn par_zip_map(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32 + Sync) {
+pub(crate) fn par_zip_map(
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    f: impl Fn(f32, f32) -> f32 + Sync,
+) {
     out.par_chunks_mut(PAR_CHUNK)
         .zip(a.par_chunks(PAR_CHUNK).zip(b.par_chunks(PAR_CHUNK)))
         .for_each(|(o, (a, b))| {
@@ -68,7 +73,7 @@ pub fn par_zip_map(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -
 
 /// Column sums of a `[rows, cols]` matrix given as a slice, written to `out` (length `cols`).
 /// Summed in a fixed order, so the result does not depend on the thread count.
-pub fn column_sums(m: &[f32], cols: usize, out: &mut [f32]) {
+pub(crate) fn column_sums(m: &[f32], cols: usize, out: &mut [f32]) {
     out.fill(0.0);
     for row in m.chunks_exact(cols) {
         out.iter_mut().zip(row).for_each(|(o, &v)| *o += v);

@@ -11,7 +11,7 @@ use crate::nn::Param;
 use crate::nn::tensor::{Tensor, data, data_mut};
 
 #[derive(Clone)]
-pub struct Adam {
+pub(crate) struct Adam {
     beta1: f64,
     beta2: f64,
     epsilon: f32,
@@ -23,7 +23,7 @@ pub struct Adam {
 }
 
 impl Adam {
-    pub fn new(beta1: f64, beta2: f64, epsilon: f64, weight_decay: f64) -> Adam {
+    pub(crate) fn new(beta1: f64, beta2: f64, epsilon: f64, weight_decay: f64) -> Adam {
         Adam {
             beta1,
             beta2,

@@ -6,9 +6,9 @@ mod adam;
 mod schedule;
 mod sgd;
 
-pub use adam::Adam;
-pub use schedule::Schedule;
-pub use sgd::Sgd;
+pub(crate) use adam::Adam;
+pub(crate) use schedule::Schedule;
+pub(crate) use sgd::Sgd;
 
 use std::collections::HashMap;
 
@@ -69,7 +69,7 @@ fn saved_tensors(
 }
 
 /// The optimizer a config asks for (its `lr` is the initial rate of the training state).
-pub fn build(config: &OptimizerConfig) -> Box<dyn Optimizer> {
+pub(crate) fn build(config: &OptimizerConfig) -> Box<dyn Optimizer> {
     match *config {
         OptimizerConfig::Sgd {
             momentum,

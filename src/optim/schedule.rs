@@ -6,14 +6,14 @@
 
 use crate::config::ScheduleConfig;
 
-pub struct Schedule {
+pub(crate) struct Schedule {
     config: ScheduleConfig,
     best: f64,
     stalled: usize,
 }
 
 impl Schedule {
-    pub fn new(config: ScheduleConfig) -> Schedule {
+    pub(crate) fn new(config: ScheduleConfig) -> Schedule {
         Schedule {
             config,
             best: f64::INFINITY,
@@ -22,17 +22,17 @@ impl Schedule {
     }
 
     /// (best loss, epochs stalled) of the plateau rule, for checkpoints.
-    pub fn progress(&self) -> (f64, usize) {
+    pub(crate) fn progress(&self) -> (f64, usize) {
         (self.best, self.stalled)
     }
 
-    pub fn set_progress(&mut self, (best, stalled): (f64, usize)) {
+    pub(crate) fn set_progress(&mut self, (best, stalled): (f64, usize)) {
         self.best = best;
         self.stalled = stalled;
     }
 
     /// Whether the rate follows the step count (cosine, one-cycle) rather than epoch ends.
-    pub fn per_step(&self) -> bool {
+    pub(crate) fn per_step(&self) -> bool {
         matches!(
             self.config,
             ScheduleConfig::Cosine { .. } | ScheduleConfig::OneCycle { .. }
@@ -50,7 +50,7 @@ impl Schedule {
     /// `cos_anneal(a, b, p) = b + (a - b) (1 + cos(π p)) / 2`, `up = pct_start * total - 1`,
     /// `low = 1 / div_factor`: `cos_anneal(low, 1, s / up)` for `s <= up`, then
     /// `cos_anneal(1, low / final_div_factor, (s - up) / (total - 1 - up))`.
-    pub fn factor_at(&self, step: u64, total: u64, per_epoch: u64) -> Option<f64> {
+    pub(crate) fn factor_at(&self, step: u64, total: u64, per_epoch: u64) -> Option<f64> {
         let total = total.max(1);
         let s = step.min(total - 1) as f64;
         let total = total as f64;
@@ -91,7 +91,12 @@ impl Schedule {
     }
 
     /// After epoch `epoch` (1-based) with validation loss `val_loss`, the new rate if it changes.
-    pub fn after_epoch(&mut self, epoch: usize, lr: f64, val_loss: Option<f64>) -> Option<f64> {
+    pub(crate) fn after_epoch(
+        &mut self,
+        epoch: usize,
+        lr: f64,
+        val_loss: Option<f64>,
+    ) -> Option<f64> {
         match self.config {
             ScheduleConfig::Step {
                 every_epochs,

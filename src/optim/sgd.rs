@@ -11,7 +11,7 @@ use crate::nn::Param;
 use crate::nn::tensor::{Tensor, data, data_mut};
 
 #[derive(Clone)]
-pub struct Sgd {
+pub(crate) struct Sgd {
     momentum: f32,
     nesterov: bool,
     weight_decay: f32,
@@ -20,7 +20,7 @@ pub struct Sgd {
 }
 
 impl Sgd {
-    pub fn new(momentum: f64, nesterov: bool, weight_decay: f64) -> Sgd {
+    pub(crate) fn new(momentum: f64, nesterov: bool, weight_decay: f64) -> Sgd {
         Sgd {
             momentum: momentum as f32,
             nesterov,

@@ -12,19 +12,19 @@ pub const CONFUSION_SIZE: (u32, u32) = (820, 780);
 pub const MOST_WRONG_SIZE: (u32, u32) = (1080, 760);
 
 /// Most-wrong digits shown: rows x columns.
-pub const MOST_WRONG_GRID: (usize, usize) = (4, 8);
+pub(crate) const MOST_WRONG_GRID: (usize, usize) = (4, 8);
 
 /// A test digit the model got wrong.
 #[derive(Debug, Clone)]
-pub struct Mistake {
-    pub index: usize,
-    pub truth: usize,
-    pub predicted: usize,
+pub(crate) struct Mistake {
+    pub(crate) index: usize,
+    pub(crate) truth: usize,
+    pub(crate) predicted: usize,
     /// The probability the model gave its (wrong) prediction.
-    pub confidence: f32,
-    pub digit: FilterImage,
+    pub(crate) confidence: f32,
+    pub(crate) digit: FilterImage,
     /// The picture in colour, for a colour model.
-    pub colour: Option<RgbImage>,
+    pub(crate) colour: Option<RgbImage>,
 }
 
 /// A class name cut to `chars` characters (a full stop marks the cut).
@@ -40,7 +40,7 @@ fn short(name: &str, chars: usize) -> String {
 }
 
 /// `counts[truth][predicted]`, rows and columns labelled with `names`.
-pub fn draw_confusion(area: &Area, counts: &[Vec<usize>], names: &[String]) -> Drawn {
+pub(crate) fn draw_confusion(area: &Area, counts: &[Vec<usize>], names: &[String]) -> Drawn {
     area.fill(&WHITE).map_err(|e| e.to_string())?;
     let n = counts.len();
     let total: usize = counts.iter().flatten().sum();
@@ -127,7 +127,7 @@ pub fn draw_confusion(area: &Area, counts: &[Vec<usize>], names: &[String]) -> D
     Ok(())
 }
 
-pub fn draw_most_wrong(
+pub(crate) fn draw_most_wrong(
     area: &Area,
     mistakes: &[Mistake],
     total_wrong: usize,

@@ -15,27 +15,27 @@ const SMOOTHING: f64 = 0.1;
 
 /// One epoch's numbers.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct EpochPoint {
-    pub epoch: f64,
-    pub loss: f64,
-    pub accuracy: f64,
-    pub val_loss: Option<f64>,
-    pub val_accuracy: Option<f64>,
+pub(crate) struct EpochPoint {
+    pub(crate) epoch: f64,
+    pub(crate) loss: f64,
+    pub(crate) accuracy: f64,
+    pub(crate) val_loss: Option<f64>,
+    pub(crate) val_accuracy: Option<f64>,
 }
 
 /// What the curves need from `metrics.jsonl`. x values are in epochs.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Metrics {
     /// (epoch, smoothed batch loss).
-    pub batch_loss: Vec<(f64, f64)>,
-    pub epochs: Vec<EpochPoint>,
+    pub(crate) batch_loss: Vec<(f64, f64)>,
+    pub(crate) epochs: Vec<EpochPoint>,
     /// (epoch, from, to) of learning-rate changes made by hand.
-    pub lr_changes: Vec<(f64, f64, f64)>,
+    pub(crate) lr_changes: Vec<(f64, f64, f64)>,
 }
 
 /// Reads `metrics.jsonl`, streamed; lines that are not records (a writer killed mid-line)
 /// are skipped.
-pub fn read_metrics(path: &Path) -> Result<Metrics> {
+pub(crate) fn read_metrics(path: &Path) -> Result<Metrics> {
     crate::fs::open_read(path, u64::MAX).map_err(|e| Error::io(path, "cannot read", e))?;
     let mut points = Points::default();
     Tail::read_all(path, |r| points.add(r));

@@ -6,10 +6,10 @@ use super::{Area, Drawn};
 use crate::train::{FilterImage, RgbImage};
 
 /// A conv layer's weights as `[kh, kw, in_channels, filters]` values.
-pub struct ConvWeights<'a> {
-    pub name: &'a str,
-    pub shape: [usize; 4],
-    pub values: &'a [f32],
+pub(crate) struct ConvWeights<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) shape: [usize; 4],
+    pub(crate) values: &'a [f32],
 }
 
 /// The filter grid's layout: one row per input channel and one column per filter, or, when
@@ -54,7 +54,7 @@ pub fn filter_picture_size(shape: [usize; 4]) -> (u32, u32) {
     (w.max(560) as u32, h as u32)
 }
 
-pub fn draw_filters(area: &Area, conv: &ConvWeights) -> Drawn {
+pub(crate) fn draw_filters(area: &Area, conv: &ConvWeights) -> Drawn {
     area.fill(&plotters::style::WHITE)
         .map_err(|e| e.to_string())?;
     let [kh, kw, cin, f] = conv.shape;
@@ -140,13 +140,13 @@ pub fn draw_filters(area: &Area, conv: &ConvWeights) -> Drawn {
 }
 
 /// One probe digit and its feature maps in one conv layer.
-pub struct ProbeMaps {
+pub(crate) struct ProbeMaps {
     /// Caption under the picture, one label per line, e.g. "#0 7\nsaid 7".
-    pub caption: String,
-    pub digit: FilterImage,
+    pub(crate) caption: String,
+    pub(crate) digit: FilterImage,
     /// The picture in colour, for a colour model.
-    pub colour: Option<RgbImage>,
-    pub maps: Vec<FilterImage>,
+    pub(crate) colour: Option<RgbImage>,
+    pub(crate) maps: Vec<FilterImage>,
 }
 
 const MAP_COLS: usize = 16;
@@ -167,7 +167,7 @@ fn probe_block_height(p: &ProbeMaps) -> i32 {
 }
 
 /// Size in pixels of a feature-map picture.
-pub fn feature_picture_size(probes: &[ProbeMaps]) -> (u32, u32) {
+pub(crate) fn feature_picture_size(probes: &[ProbeMaps]) -> (u32, u32) {
     let cols = probes
         .first()
         .map_or(1, |p| p.maps.len().clamp(1, MAP_COLS)) as i32;
@@ -182,7 +182,7 @@ pub fn feature_picture_size(probes: &[ProbeMaps]) -> (u32, u32) {
     )
 }
 
-pub fn draw_feature_maps(area: &Area, layer: &str, probes: &[ProbeMaps]) -> Drawn {
+pub(crate) fn draw_feature_maps(area: &Area, layer: &str, probes: &[ProbeMaps]) -> Drawn {
     area.fill(&plotters::style::WHITE)
         .map_err(|e| e.to_string())?;
     let count = probes.first().map_or(0, |p| p.maps.len());

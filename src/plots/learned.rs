@@ -17,14 +17,14 @@ use crate::train::{conv_layer_indices, shown_layer};
 use crate::weights;
 
 /// Test digits whose feature maps are drawn.
-pub const PROBES: usize = 4;
+pub(crate) const PROBES: usize = 4;
 
 /// Test samples run through the model at a time: few, so that the activation buffers stay
 /// small (at 256, mnist-convnet's held 45 MB more than at 32 while the plots were drawn).
 const BATCH: usize = 32;
 
 /// The weights to draw: the final ones, or the latest checkpoint of an unfinished run.
-pub fn weights_of(run_dir: &Path) -> Result<PathBuf> {
+pub(crate) fn weights_of(run_dir: &Path) -> Result<PathBuf> {
     let last = run_dir.join("model.safetensors");
     if last.is_file() {
         return Ok(last);
@@ -38,22 +38,22 @@ pub fn weights_of(run_dir: &Path) -> Result<PathBuf> {
 }
 
 /// What the pictures of a trained model show.
-pub struct Learned {
-    pub model: Sequential,
-    pub test: Split,
-    pub image_shape: [usize; 3],
+pub(crate) struct Learned {
+    pub(crate) model: Sequential,
+    pub(crate) test: Split,
+    pub(crate) image_shape: [usize; 3],
     /// `confusion[truth][predicted]` over the test set.
-    pub confusion: Vec<Vec<usize>>,
+    pub(crate) confusion: Vec<Vec<usize>>,
     /// Wrong test predictions, most confident first.
-    pub mistakes: Vec<Mistake>,
-    pub wrong: usize,
+    pub(crate) mistakes: Vec<Mistake>,
+    pub(crate) wrong: usize,
     /// One name per model output: the weights' names, else the data's.
-    pub class_names: Vec<String>,
+    pub(crate) class_names: Vec<String>,
 }
 
 /// Loads the run's weights and test set (the run's data directory unless `data` is given)
 /// and runs the test set through the model.
-pub fn examine(run_dir: &Path, data: Option<&DataSource>) -> Result<Learned> {
+pub(crate) fn examine(run_dir: &Path, data: Option<&DataSource>) -> Result<Learned> {
     let weights = weights_of(run_dir)?;
     let saved = weights::load(&weights)?;
     let source = data
@@ -164,7 +164,7 @@ fn colour(split: &Split, shape: [usize; 3], index: usize) -> Option<RgbImage> {
 
 impl Learned {
     /// Each conv layer's name and weights `[kh, kw, in, out]`.
-    pub fn conv_weights(&self) -> Vec<(String, [usize; 4], Vec<f32>)> {
+    pub(crate) fn conv_weights(&self) -> Vec<(String, [usize; 4], Vec<f32>)> {
         let layers = self.model.layers();
         conv_layer_indices(&self.model)
             .into_iter()
@@ -185,7 +185,7 @@ impl Learned {
 
     /// For each conv layer: its name and the feature maps of the probe digits (the first test
     /// digits of different classes), after the activation that follows the layer if any.
-    pub fn feature_maps(&mut self) -> Vec<(String, Vec<ProbeMaps>)> {
+    pub(crate) fn feature_maps(&mut self) -> Vec<(String, Vec<ProbeMaps>)> {
         let mut probes: Vec<usize> = Vec::new();
         for (i, &label) in self.test.labels.iter().enumerate() {
             if probes.len() == PROBES {

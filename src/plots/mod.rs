@@ -18,7 +18,8 @@ use plotters::prelude::*;
 use crate::error::{Error, Result};
 
 pub use confusion::{CONFUSION_SIZE, MOST_WRONG_SIZE};
-pub use curves::{Metrics, parse_metrics, read_metrics};
+pub(crate) use curves::read_metrics;
+pub use curves::{Metrics, parse_metrics};
 pub use filters::filter_picture_size;
 
 use crate::data::DataSource;
@@ -38,15 +39,15 @@ fn register_font() {
 
 /// The pictures written, and why the model's own pictures were not, if they were not.
 #[derive(Debug)]
-pub struct Written {
-    pub paths: Vec<PathBuf>,
-    pub skipped: Option<String>,
+pub(crate) struct Written {
+    pub(crate) paths: Vec<PathBuf>,
+    pub(crate) skipped: Option<String>,
 }
 
 /// Writes every picture for `run_dir` into `run_dir/plots/`. The curves need only
 /// `metrics.jsonl`; the model's pictures need its weights and test set (`data`, or the run's
 /// own data directory), and are skipped with a reason when those cannot be had.
-pub fn write_all(run_dir: &Path, data: Option<&DataSource>) -> Result<Written> {
+pub(crate) fn write_all(run_dir: &Path, data: Option<&DataSource>) -> Result<Written> {
     register_font();
     let run = crate::rundir::RunDir::new(run_dir);
     let metrics = read_metrics(&run.metrics())?;

@@ -9,7 +9,7 @@ use crate::train::{FilterImage, RgbImage};
 
 /// How values map to colours.
 #[derive(Debug, Clone, Copy)]
-pub enum Scale {
+pub(crate) enum Scale {
     /// Blue for negative, white for zero, red for positive; ±`limit` is full colour.
     Diverging { limit: f32 },
     /// Black at `lo`, white at `hi`.
@@ -23,7 +23,7 @@ const POSITIVE: (f32, f32, f32) = (178.0, 24.0, 43.0);
 
 impl Scale {
     /// A diverging scale symmetric about zero that fits every value given.
-    pub fn diverging<'a>(values: impl Iterator<Item = &'a f32>) -> Scale {
+    pub(crate) fn diverging<'a>(values: impl Iterator<Item = &'a f32>) -> Scale {
         let limit = values.fold(
             0.0f32,
             |m, v| if v.is_finite() { m.max(v.abs()) } else { m },
@@ -33,7 +33,7 @@ impl Scale {
         }
     }
 
-    pub fn colour(self, v: f32) -> RGBColor {
+    pub(crate) fn colour(self, v: f32) -> RGBColor {
         let v = if v.is_finite() { v } else { 0.0 };
         let mix = |to: (f32, f32, f32), t: f32| {
             let t = t.clamp(0.0, 1.0);
@@ -58,7 +58,7 @@ impl Scale {
 
 /// Fills the `w`x`h` pixels whose top-left corner is `(x, y)` (plotters' filled rectangles
 /// leave out their last row and column, which shows as a grid in scaled-up pixels).
-pub fn fill(area: &Area, (x, y): (i32, i32), (w, h): (i32, i32), colour: RGBColor) -> Drawn {
+pub(crate) fn fill(area: &Area, (x, y): (i32, i32), (w, h): (i32, i32), colour: RGBColor) -> Drawn {
     for py in y..y + h {
         for px in x..x + w {
             area.draw_pixel((px, py), &colour)
@@ -69,7 +69,7 @@ pub fn fill(area: &Area, (x, y): (i32, i32), (w, h): (i32, i32), colour: RGBColo
 }
 
 /// Paints `image` with its top-left corner at `(x, y)`, each value a `zoom`x`zoom` square.
-pub fn paint(
+pub(crate) fn paint(
     area: &Area,
     image: &FilterImage,
     (x, y): (i32, i32),
@@ -90,7 +90,7 @@ pub fn paint(
 
 /// Paints a colour picture (values in [0, 1]) with its top-left corner at `(x, y)`, each pixel
 /// a `zoom`x`zoom` square.
-pub fn paint_rgb(area: &Area, image: &RgbImage, (x, y): (i32, i32), zoom: i32) -> Drawn {
+pub(crate) fn paint_rgb(area: &Area, image: &RgbImage, (x, y): (i32, i32), zoom: i32) -> Drawn {
     let byte = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
     for r in 0..image.height {
         for c in 0..image.width {
@@ -107,7 +107,7 @@ pub fn paint_rgb(area: &Area, image: &RgbImage, (x, y): (i32, i32), zoom: i32) -
 }
 
 /// A test picture: in colour when it has colour, else as ink on paper.
-pub fn paint_picture(
+pub(crate) fn paint_picture(
     area: &Area,
     gray: &FilterImage,
     colour: Option<&RgbImage>,
@@ -121,7 +121,7 @@ pub fn paint_picture(
 }
 
 /// A thin grey frame just outside a `w`x`h` tile at `(x, y)`.
-pub fn frame(area: &Area, (x, y): (i32, i32), (w, h): (i32, i32)) -> Drawn {
+pub(crate) fn frame(area: &Area, (x, y): (i32, i32), (w, h): (i32, i32)) -> Drawn {
     area.draw(&Rectangle::new(
         [(x - 1, y - 1), (x + w, y + h)],
         RGBColor(170, 170, 170).stroke_width(1),
@@ -130,7 +130,13 @@ pub fn frame(area: &Area, (x, y): (i32, i32), (w, h): (i32, i32)) -> Drawn {
 }
 
 /// Text with its top-left corner at `(x, y)` (or centred on `x` when `centred`).
-pub fn label(area: &Area, text: &str, (x, y): (i32, i32), size: u32, centred: bool) -> Drawn {
+pub(crate) fn label(
+    area: &Area,
+    text: &str,
+    (x, y): (i32, i32),
+    size: u32,
+    centred: bool,
+) -> Drawn {
     let h = if centred { HPos::Center } else { HPos::Left };
     let style = TextStyle::from(("sans-serif", size).into_font())
         .color(&BLACK)
@@ -140,13 +146,13 @@ pub fn label(area: &Area, text: &str, (x, y): (i32, i32), size: u32, centred: bo
 }
 
 /// A picture's heading (large) and the line under it that says how to read it.
-pub fn title(area: &Area, heading: &str, subtitle: &str) -> Drawn {
+pub(crate) fn title(area: &Area, heading: &str, subtitle: &str) -> Drawn {
     label(area, heading, (16, 12), 22, false)?;
     label(area, subtitle, (16, 42), 14, false)
 }
 
 /// A horizontal colour bar for a diverging scale with its end and middle values.
-pub fn colour_bar(area: &Area, scale: Scale, (x, y): (i32, i32), width: i32) -> Drawn {
+pub(crate) fn colour_bar(area: &Area, scale: Scale, (x, y): (i32, i32), width: i32) -> Drawn {
     let Scale::Diverging { limit } = scale else {
         return Ok(());
     };

@@ -17,14 +17,14 @@ use crate::rundir::{Heartbeat, MAX_SNAPSHOT, RunDir, commands};
 use crate::train::{Command, Snapshot, Steer, TrainEvent};
 
 /// A job whose heartbeat has not changed for this long is reported as silent.
-pub const SILENT_AFTER: Duration = Duration::from_secs(60);
+pub(crate) const SILENT_AFTER: Duration = Duration::from_secs(60);
 /// Most bytes of `metrics.jsonl` read in one poll: a long history arrives in steps, and
 /// memory stays bounded while the dashboard takes it in.
 const POLL_BYTES: u64 = 1 << 20;
 
 /// Follows `run_dir` every `poll` until the receiving side goes away; a new choice of layer
 /// and probe from `selections` is looked at at once.
-pub fn spawn_feed(
+pub(crate) fn spawn_feed(
     run_dir: &Path,
     poll: Duration,
     events: SyncSender<TrainEvent>,
@@ -55,7 +55,7 @@ pub fn spawn_feed(
 
 /// Sends every command from the dashboard to the run as a command file, except the choice
 /// of layer and probe, which stays with this viewer (it goes to the feed).
-pub fn spawn_sender(
+pub(crate) fn spawn_sender(
     run_dir: &Path,
     commands: Receiver<Command>,
     events: SyncSender<TrainEvent>,
@@ -86,7 +86,7 @@ pub fn spawn_sender(
 
 /// Whether a job is alive, judged by its heartbeat changing between looks (the reader's own
 /// clock only measures how long it has not changed; node clocks need not agree).
-pub struct Liveness {
+pub(crate) struct Liveness {
     last: Option<Heartbeat>,
     changed: Instant,
 }
@@ -103,7 +103,7 @@ impl Default for Liveness {
 impl Liveness {
     /// Takes a look; returns how long the heartbeat has stayed the same (`None`: no
     /// heartbeat file).
-    pub fn look(&mut self, run_dir: &RunDir) -> Option<Duration> {
+    pub(crate) fn look(&mut self, run_dir: &RunDir) -> Option<Duration> {
         let now = run_dir.read_heartbeat()?;
         if self.last.as_ref() != Some(&now) {
             self.last = Some(now);

@@ -15,20 +15,20 @@ use crate::rundir::{COMMANDS, Heartbeat, RunDir};
 use crate::train::Command;
 
 /// Least time between two looks into the commands folder.
-pub const POLL_EVERY: Duration = Duration::from_millis(250);
+pub(crate) const POLL_EVERY: Duration = Duration::from_millis(250);
 /// How often the heartbeat file is rewritten.
-pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 
 /// What was found in the commands folder.
 #[derive(Debug, PartialEq)]
-pub enum Incoming {
+pub(crate) enum Incoming {
     /// A command to apply, wrapped so that the trainer acknowledges it with its id.
     Command(Command),
     /// A file that was not applied, and why (for the log).
     Refused { file: PathBuf, reason: String },
 }
 
-pub struct Inbox {
+pub(crate) struct Inbox {
     run_dir: RunDir,
     uid: u32,
     /// When the job started (before it loaded its data), in milliseconds since the epoch by
@@ -44,7 +44,7 @@ pub struct Inbox {
 }
 
 impl Inbox {
-    pub fn new(run_dir: &Path) -> Inbox {
+    pub(crate) fn new(run_dir: &Path) -> Inbox {
         Inbox {
             run_dir: RunDir::new(run_dir),
             uid: rustix::process::geteuid().as_raw(),
@@ -59,7 +59,7 @@ impl Inbox {
 
     /// Takes the commands that arrived since the last look, oldest first; does nothing when
     /// the last look was less than [`POLL_EVERY`] ago.
-    pub fn poll(&mut self) -> Vec<Incoming> {
+    pub(crate) fn poll(&mut self) -> Vec<Incoming> {
         if self.last_poll.is_some_and(|t| t.elapsed() < POLL_EVERY) {
             return Vec::new();
         }

@@ -16,7 +16,7 @@ pub mod inbox;
 pub mod view;
 
 /// Seconds since the Unix epoch.
-pub fn unix_time() -> f64 {
+pub(crate) fn unix_time() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
@@ -24,13 +24,13 @@ pub fn unix_time() -> f64 {
 
 /// When this process started its work, in milliseconds since the epoch (the first call
 /// fixes it): command files written before then are stale.
-pub fn started_ms() -> u64 {
+pub(crate) fn started_ms() -> u64 {
     static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *STARTED.get_or_init(|| (unix_time() * 1000.0) as u64)
 }
 
 /// This machine's host name (for heartbeats: which node the job runs on).
-pub fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())

@@ -40,17 +40,17 @@ struct Probes {
 
 /// The run's newest weights and its probe images, loaded when first needed and the weights
 /// again whenever a newer file appears.
-pub struct LocalView {
+pub(crate) struct LocalView {
     run_dir: RunDir,
     weights: Option<Weights>,
     probes: Option<Probes>,
     /// Said once: where the probes come from when not from the run's own data.
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
 }
 
 /// The newest weights of a run directory: `model.safetensors` once the run has finished,
 /// else the newest checkpoint.
-pub fn newest_weights(run_dir: &RunDir) -> Option<PathBuf> {
+pub(crate) fn newest_weights(run_dir: &RunDir) -> Option<PathBuf> {
     let last = run_dir.weights();
     if std::fs::symlink_metadata(&last).is_ok_and(|m| m.is_file()) {
         return Some(last);
@@ -64,7 +64,7 @@ fn stamp_of(path: &Path) -> Option<Stamp> {
 }
 
 impl LocalView {
-    pub fn new(run_dir: &Path) -> LocalView {
+    pub(crate) fn new(run_dir: &Path) -> LocalView {
         LocalView {
             run_dir: RunDir::new(run_dir),
             weights: None,
@@ -75,7 +75,7 @@ impl LocalView {
 
     /// The (path, time, length) of the weights the next snapshot would use, reading them
     /// again when a newer file has appeared. `Err` says why there is nothing to compute from.
-    pub fn refresh(&mut self) -> Result<&Stamp, String> {
+    pub(crate) fn refresh(&mut self) -> Result<&Stamp, String> {
         let path = newest_weights(&self.run_dir)
             .ok_or("no weights yet (no model.safetensors and no checkpoint)")?;
         let stamp = stamp_of(&path).ok_or_else(|| format!("cannot read {}", path.display()))?;
@@ -141,7 +141,7 @@ impl LocalView {
 
     /// The chosen layer's filters and the chosen probe's feature maps, from the newest
     /// weights ([`LocalView::refresh`] first).
-    pub fn snapshot(&mut self, sel: Selection) -> Result<Snapshot, String> {
+    pub(crate) fn snapshot(&mut self, sel: Selection) -> Result<Snapshot, String> {
         self.refresh()?;
         self.probes()?;
         let (Some(w), Some(p)) = (self.weights.as_mut(), self.probes.as_ref()) else {

@@ -12,20 +12,20 @@ use crate::fs;
 use crate::train::Steer;
 
 /// Largest command file read; anything bigger is not one of ours.
-pub const MAX_BYTES: u64 = 4096;
+pub(crate) const MAX_BYTES: u64 = 4096;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandFile {
-    pub id: String,
+    pub(crate) id: String,
     /// When it was written, in milliseconds since the epoch by the sender's clock: a file
     /// from before the job started is stale (left by a `ctl` that was killed).
-    pub created_ms: u64,
-    pub command: Steer,
+    pub(crate) created_ms: u64,
+    pub(crate) command: Steer,
 }
 
 impl CommandFile {
-    pub fn new(command: Steer) -> CommandFile {
+    pub(crate) fn new(command: Steer) -> CommandFile {
         CommandFile {
             id: new_id(),
             created_ms: (crate::remote::unix_time() * 1000.0) as u64,
@@ -53,7 +53,7 @@ impl CommandFile {
     }
 
     /// The file's name in `commands/`.
-    pub fn file_name(&self) -> String {
+    pub(crate) fn file_name(&self) -> String {
         format!("{}.json", self.id)
     }
 }
@@ -69,7 +69,7 @@ fn new_id() -> String {
 /// Sends `command` to the run in `run_dir`: written atomically into its commands folder (a
 /// temporary file renamed to `<id>.json`, which the job only then sees). Returns the file
 /// and its path.
-pub fn send(run_dir: &Path, command: Steer) -> Result<(CommandFile, PathBuf)> {
+pub(crate) fn send(run_dir: &Path, command: Steer) -> Result<(CommandFile, PathBuf)> {
     let dir = fs::Dir::open(run_dir)
         .and_then(|d| d.open_dir(COMMANDS))
         .map_err(|e| match e.kind() {

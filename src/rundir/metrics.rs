@@ -15,7 +15,7 @@ use crate::nn::LayerRow;
 use crate::train::{EpochMetrics, FailureKind, LrSource, RunSummary, TrainEvent};
 
 /// Longest line read; a longer one is not a record and is skipped.
-pub const MAX_LINE: usize = 256 << 10;
+pub(crate) const MAX_LINE: usize = 256 << 10;
 /// Bytes read at a time.
 const CHUNK: usize = 64 << 10;
 
@@ -97,7 +97,7 @@ pub enum Record {
 
 impl Record {
     /// The record of an event, if it is recorded: batches only every `every_batches` steps.
-    pub fn of(event: &TrainEvent, every_batches: usize) -> Option<Record> {
+    pub(crate) fn of(event: &TrainEvent, every_batches: usize) -> Option<Record> {
         Some(match event.clone() {
             TrainEvent::Batch { step, .. }
                 if !(step as usize).is_multiple_of(every_batches.max(1)) =>
@@ -249,7 +249,7 @@ fn escape_texts(event: &mut TrainEvent) {
 }
 
 /// The log line for a refused command file.
-pub fn refused_line(file: &Path, reason: &str) -> String {
+pub(crate) fn refused_line(file: &Path, reason: &str) -> String {
     format!(
         "command file {} refused: {}",
         escape(&file.display().to_string()),
@@ -317,15 +317,15 @@ pub struct Tail {
 
 /// What a poll found besides the records.
 #[derive(Debug, Default, PartialEq)]
-pub struct Polled {
+pub(crate) struct Polled {
     /// The file was replaced or truncated: the records start over from its beginning.
-    pub restarted: bool,
+    pub(crate) restarted: bool,
     /// The poll stopped at its byte budget; more is there to read.
-    pub more: bool,
+    pub(crate) more: bool,
 }
 
 impl Tail {
-    pub fn new(path: &Path) -> Tail {
+    pub(crate) fn new(path: &Path) -> Tail {
         Tail {
             path: path.to_path_buf(),
             offset: 0,
@@ -336,7 +336,7 @@ impl Tail {
 
     /// A tail that starts at the current end of the file: only records appended from now on
     /// are read (a line being written now is skipped).
-    pub fn at_end(path: &Path) -> Tail {
+    pub(crate) fn at_end(path: &Path) -> Tail {
         let mut tail = Tail::new(path);
         if let Ok(mut file) = tail.open() {
             let meta = file.metadata().ok();
@@ -359,7 +359,7 @@ impl Tail {
     /// Hands each complete record appended since the last poll to `each`, reading at most
     /// `budget` bytes. A missing file (not yet created, or deleted) or one that is not a
     /// regular file yields nothing.
-    pub fn poll(&mut self, budget: u64, mut each: impl FnMut(Record)) -> Polled {
+    pub(crate) fn poll(&mut self, budget: u64, mut each: impl FnMut(Record)) -> Polled {
         let mut out = Polled::default();
         let Ok(mut file) = self.open() else {
             return out;
@@ -426,7 +426,7 @@ impl Tail {
     }
 
     /// Every complete record of the file, streamed.
-    pub fn read_all(path: &Path, each: impl FnMut(Record)) {
+    pub(crate) fn read_all(path: &Path, each: impl FnMut(Record)) {
         Tail::new(path).poll(u64::MAX, each);
     }
 }

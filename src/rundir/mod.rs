@@ -31,102 +31,98 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::train::{FailureKind, RunSummary, StopReason};
 
-pub const CONFIG: &str = "config.toml";
-pub const METRICS: &str = "metrics.jsonl";
-pub const LOG: &str = "train.log";
-pub const SUMMARY: &str = "summary.json";
-pub const HEARTBEAT: &str = "heartbeat.json";
-pub const SNAPSHOT: &str = "snapshot.json";
-pub const WEIGHTS: &str = "model.safetensors";
-pub const LOCK: &str = "lock";
-pub const COMMANDS: &str = "commands";
-pub const CHECKPOINTS: &str = "checkpoints";
-pub const PLOTS: &str = "plots";
+pub(crate) const CONFIG: &str = "config.toml";
+pub(crate) const METRICS: &str = "metrics.jsonl";
+pub(crate) const LOG: &str = "train.log";
+pub(crate) const SUMMARY: &str = "summary.json";
+pub(crate) const HEARTBEAT: &str = "heartbeat.json";
+pub(crate) const SNAPSHOT: &str = "snapshot.json";
+pub(crate) const WEIGHTS: &str = "model.safetensors";
+pub(crate) const LOCK: &str = "lock";
+pub(crate) const COMMANDS: &str = "commands";
+pub(crate) const CHECKPOINTS: &str = "checkpoints";
+pub(crate) const PLOTS: &str = "plots";
 
 /// Largest config, summary or heartbeat read from a run directory.
-pub const MAX_SMALL_FILE: u64 = 1 << 20;
+pub(crate) const MAX_SMALL_FILE: u64 = 1 << 20;
 /// Largest snapshot read.
-pub const MAX_SNAPSHOT: u64 = 64 << 20;
+pub(crate) const MAX_SNAPSHOT: u64 = 64 << 20;
 
 /// The paths of a run directory. Reading through it is safe for anyone's directory; writing
 /// is for the job that holds it ([`JobDir`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct RunDir {
+pub(crate) struct RunDir {
     root: PathBuf,
 }
 
 impl RunDir {
-    pub fn new(root: &Path) -> RunDir {
+    pub(crate) fn new(root: &Path) -> RunDir {
         RunDir {
             root: root.to_path_buf(),
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.root
     }
 
-    pub fn file(&self, name: &str) -> PathBuf {
+    pub(crate) fn file(&self, name: &str) -> PathBuf {
         self.root.join(name)
     }
 
-    pub fn config(&self) -> PathBuf {
+    pub(crate) fn config(&self) -> PathBuf {
         self.file(CONFIG)
     }
 
-    pub fn metrics(&self) -> PathBuf {
+    pub(crate) fn metrics(&self) -> PathBuf {
         self.file(METRICS)
     }
 
-    pub fn summary(&self) -> PathBuf {
+    pub(crate) fn summary(&self) -> PathBuf {
         self.file(SUMMARY)
     }
 
-    pub fn heartbeat(&self) -> PathBuf {
+    pub(crate) fn heartbeat(&self) -> PathBuf {
         self.file(HEARTBEAT)
     }
 
-    pub fn snapshot(&self) -> PathBuf {
+    pub(crate) fn snapshot(&self) -> PathBuf {
         self.file(SNAPSHOT)
     }
 
-    pub fn weights(&self) -> PathBuf {
+    pub(crate) fn weights(&self) -> PathBuf {
         self.file(WEIGHTS)
     }
 
-    pub fn commands(&self) -> PathBuf {
+    pub(crate) fn commands(&self) -> PathBuf {
         self.file(COMMANDS)
     }
 
-    pub fn checkpoints(&self) -> PathBuf {
-        self.file(CHECKPOINTS)
-    }
-
-    pub fn plots(&self) -> PathBuf {
+    pub(crate) fn plots(&self) -> PathBuf {
         self.file(PLOTS)
     }
 
     /// The run's config file as text (capped, regular file only).
-    pub fn read_config_text(&self) -> std::io::Result<String> {
+    pub(crate) fn read_config_text(&self) -> std::io::Result<String> {
         let bytes = fs::read(&self.config(), MAX_SMALL_FILE)?;
         String::from_utf8(bytes)
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
     }
 
     /// `summary.json`, when the run has ended and it reads.
-    pub fn read_summary(&self) -> Option<Summary> {
+    pub(crate) fn read_summary(&self) -> Option<Summary> {
         serde_json::from_slice(&fs::read(&self.summary(), MAX_SMALL_FILE).ok()?).ok()
     }
 
     /// `heartbeat.json`, when there is one and it reads.
-    pub fn read_heartbeat(&self) -> Option<Heartbeat> {
+    pub(crate) fn read_heartbeat(&self) -> Option<Heartbeat> {
         serde_json::from_slice(&fs::read(&self.heartbeat(), MAX_SMALL_FILE).ok()?).ok()
     }
 
     /// Whether a job holds the run directory's lock now (`None`: no lock file, or it cannot
     /// be tested). Clock-free, unlike heartbeats; see [`JobDir::lock`] for shared
     /// filesystems.
-    pub fn locked(&self) -> Option<bool> {
+    pub(crate) fn locked(&self) -> Option<bool> {
         let file = fs::open_read(&self.file(LOCK), MAX_SMALL_FILE).ok()?;
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
             Ok(()) => {
@@ -142,7 +138,7 @@ impl RunDir {
 /// How a run ended, as `summary.json` and `runs` say it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Status {
+pub(crate) enum Status {
     Finished,
     Interrupted,
     Diverged,
@@ -150,7 +146,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Finished => "finished",
             Status::Interrupted => "interrupted",
@@ -162,19 +158,19 @@ impl Status {
 
 /// `summary.json`: how the run ended, and its numbers when it ended normally.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    pub status: Status,
+pub(crate) struct Summary {
+    pub(crate) status: Status,
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
-    pub run: Option<RunSummary>,
+    pub(crate) run: Option<RunSummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// Where the data came from.
     #[serde(default)]
-    pub data: String,
+    pub(crate) data: String,
 }
 
 impl Summary {
-    pub fn finished(run: &RunSummary, data: &str) -> Summary {
+    pub(crate) fn finished(run: &RunSummary, data: &str) -> Summary {
         Summary {
             status: match run.stop_reason {
                 StopReason::Interrupted => Status::Interrupted,
@@ -186,7 +182,7 @@ impl Summary {
         }
     }
 
-    pub fn failed(kind: FailureKind, message: &str, data: &str) -> Summary {
+    pub(crate) fn failed(kind: FailureKind, message: &str, data: &str) -> Summary {
         Summary {
             status: match kind {
                 FailureKind::Diverged => Status::Diverged,
@@ -202,24 +198,24 @@ impl Summary {
 /// `heartbeat.json`: which host and process runs the job. Readers judge liveness by whether
 /// `beat` changes between their looks, never by comparing `time` with their own clock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Heartbeat {
-    pub host: String,
-    pub pid: u32,
+pub(crate) struct Heartbeat {
+    pub(crate) host: String,
+    pub(crate) pid: u32,
     /// Seconds since the epoch by the job's clock (for people; not for liveness).
-    pub time: f64,
+    pub(crate) time: f64,
     /// Counts up with every beat.
     #[serde(default)]
-    pub beat: u64,
+    pub(crate) beat: u64,
 }
 
 /// A run directory held by a running job: opened without following links, checked to be
 /// the user's alone, and locked.
-pub struct JobDir {
+pub(crate) struct JobDir {
     paths: RunDir,
     dir: fs::Dir,
     _lock: std::fs::File,
     /// Said once when the lock could not be taken on this filesystem.
-    pub lock_warning: Option<String>,
+    pub(crate) lock_warning: Option<String>,
 }
 
 impl JobDir {
@@ -227,7 +223,7 @@ impl JobDir {
     /// included) when it does not exist; never changes the mode of one it did not create.
     /// It must be the user's alone ([`check_mode`]), and with `require_empty` (a fresh run)
     /// empty: what is there is named in the refusal.
-    pub fn open(root: &Path, require_empty: bool) -> Result<JobDir> {
+    pub(crate) fn open(root: &Path, require_empty: bool) -> Result<JobDir> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -267,15 +263,15 @@ impl JobDir {
         })
     }
 
-    pub fn paths(&self) -> &RunDir {
+    pub(crate) fn paths(&self) -> &RunDir {
         &self.paths
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.paths.path()
     }
 
-    pub fn dir(&self) -> &fs::Dir {
+    pub(crate) fn dir(&self) -> &fs::Dir {
         &self.dir
     }
 }
@@ -284,7 +280,7 @@ impl JobDir {
 /// only when what is there is what an unfinished run leaves before its first checkpoint
 /// (a job killed while loading its data, say). Anything else (final weights, plots, a
 /// finished run's summary, files of the user's own) would be lost, so it is named instead.
-pub fn check_restartable(root: &Path) -> Result<()> {
+pub(crate) fn check_restartable(root: &Path) -> Result<()> {
     let dir = open_private(root)?;
     let names = dir.names().map_err(|e| Error::io(root, "cannot list", e))?;
     let restartable = [
@@ -335,7 +331,7 @@ pub fn check_restartable(root: &Path) -> Result<()> {
 
 /// Opens `root` (no link followed at its last component) and checks that only its owner,
 /// this user, can change it.
-pub fn open_private(root: &Path) -> Result<fs::Dir> {
+pub(crate) fn open_private(root: &Path) -> Result<fs::Dir> {
     let dir = fs::Dir::open(root).map_err(|e| permission_or(root, e, "cannot open"))?;
     check_mode(&dir)?;
     Ok(dir)
@@ -351,7 +347,7 @@ fn permission_or(path: &Path, e: std::io::Error, action: &'static str) -> Error 
 
 /// Like OpenSSH's StrictModes: the directory must belong to this user and not be writable by
 /// group or others, or they could plant links and commands in it.
-pub fn check_mode(dir: &fs::Dir) -> Result<()> {
+pub(crate) fn check_mode(dir: &fs::Dir) -> Result<()> {
     let (mode, uid) = dir
         .mode_and_owner()
         .map_err(|e| Error::io(dir.path(), "cannot inspect", e))?;

@@ -25,58 +25,58 @@ use crate::weights;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainingState {
     /// The epoch in progress (1-based) and how many of its batches are done.
-    pub epoch: usize,
-    pub batches_done: usize,
+    pub(crate) epoch: usize,
+    pub(crate) batches_done: usize,
     /// Optimizer steps taken in the whole run.
-    pub step: u64,
+    pub(crate) step: u64,
     /// The live learning rate: the only copy (the schedule and commands change it, the
     /// optimizer is handed it at every step; the config's rate is only where it starts).
     pub lr: f64,
     /// Running sums of the epoch in progress, so its summary line comes out the same.
-    pub epoch_loss_sum: f64,
-    pub epoch_correct: usize,
-    pub epoch_seen: usize,
+    pub(crate) epoch_loss_sum: f64,
+    pub(crate) epoch_correct: usize,
+    pub(crate) epoch_seen: usize,
     /// Best validation (loss, accuracy) so far.
-    pub best_val: Option<(f64, f64)>,
+    pub(crate) best_val: Option<(f64, f64)>,
     /// Early stopping's best loss and epochs waited.
-    pub early_stopping: Option<(f64, usize)>,
+    pub(crate) early_stopping: Option<(f64, usize)>,
     /// The plateau schedule's best loss and epochs stalled.
-    pub schedule: Option<(f64, usize)>,
+    pub(crate) schedule: Option<(f64, usize)>,
     /// Under a per-step schedule (cosine, one-cycle), the factor by which rates set by hand
     /// scale it from then on (absent: 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lr_scale: Option<f64>,
-    pub history: Vec<EpochMetrics>,
+    pub(crate) lr_scale: Option<f64>,
+    pub(crate) history: Vec<EpochMetrics>,
     /// Time and work of the starts before this checkpoint, up to it (absent in checkpoints
     /// of older versions: their runs count from the start that reads them).
     #[serde(default)]
-    pub totals: RunTotals,
+    pub(crate) totals: RunTotals,
 }
 
 /// Time and work summed over every start of a run: the first and each resume.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct RunTotals {
-    pub starts: u32,
+pub(crate) struct RunTotals {
+    pub(crate) starts: u32,
     /// From each start to its end, or to the checkpoint its successor resumed from, with the
     /// time spent paused left out (evaluation and checkpoints count).
-    pub train_seconds: f64,
+    pub(crate) train_seconds: f64,
     /// The same with pauses.
-    pub wall_seconds: f64,
+    pub(crate) wall_seconds: f64,
     /// Time inside training batches, and the samples they trained.
-    pub batch_seconds: f64,
-    pub samples: u64,
+    pub(crate) batch_seconds: f64,
+    pub(crate) samples: u64,
 }
 
 impl RunTotals {
     /// Training throughput over the whole run.
-    pub fn samples_per_second(&self) -> f64 {
+    pub(crate) fn samples_per_second(&self) -> f64 {
         self.samples as f64 / self.batch_seconds.max(1e-9)
     }
 }
 
 impl TrainingState {
     /// Whether the state is one training could have reached, as a config is checked.
-    pub fn check(&self) -> std::result::Result<(), String> {
+    pub(crate) fn check(&self) -> std::result::Result<(), String> {
         let finite = |v: f64| v.is_finite();
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(format!(
@@ -120,7 +120,7 @@ impl TrainingState {
 
 /// Why a checkpoint was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SaveReason {
+pub(crate) enum SaveReason {
     EpochEnd,
     Requested,
     Timer,
@@ -143,7 +143,7 @@ impl SaveReason {
 /// A checkpoint read back.
 pub struct Loaded {
     pub config: Config,
-    pub model: Sequential,
+    pub(crate) model: Sequential,
     pub state: TrainingState,
     /// The optimizer's tensors as saved, by name, and its step count.
     optimizer_state: HashMap<String, Tensor>,
@@ -265,7 +265,7 @@ pub fn latest(run_dir: &Path) -> Option<PathBuf> {
 /// The checkpoints of a run directory, newest first: the one `checkpoints/last` names (when
 /// it is valid), then the numbered ones from the highest down. A resume tries them in this
 /// order, so that one damaged file does not stop a requeued job for good.
-pub fn candidates(run_dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn candidates(run_dir: &Path) -> Vec<PathBuf> {
     let Ok(dir) = fs::Dir::open_following(run_dir).and_then(|d| d.open_dir(CHECKPOINTS)) else {
         return Vec::new();
     };
@@ -307,7 +307,7 @@ fn rotated(dir: &fs::Dir) -> Vec<(u64, String)> {
 /// The checkpoint directory of a run: naming, the `last` pointer and rotation. It is opened
 /// afresh for each save, never through a link (a `checkpoints/` swapped for a link is
 /// refused), and everything in one save is relative to that opened directory.
-pub struct Checkpoints {
+pub(crate) struct Checkpoints {
     path: PathBuf,
     run_dir: PathBuf,
     keep_last: usize,
@@ -318,7 +318,7 @@ pub struct Checkpoints {
 impl Checkpoints {
     /// Opens (creating, owner-only) `<run dir>/checkpoints`, never through a link, and removes
     /// temporary files that a killed writer left behind.
-    pub fn open(run_dir: &Path, keep_last: usize) -> Result<Checkpoints> {
+    pub(crate) fn open(run_dir: &Path, keep_last: usize) -> Result<Checkpoints> {
         let path = run_dir.join(CHECKPOINTS);
         let dir = fs::Dir::open_following(run_dir)
             .and_then(|d| d.make_dir(CHECKPOINTS))
@@ -334,7 +334,7 @@ impl Checkpoints {
     }
 
     /// Names the classes in the checkpoints written from now on.
-    pub fn with_class_names(mut self, class_names: &[String]) -> Checkpoints {
+    pub(crate) fn with_class_names(mut self, class_names: &[String]) -> Checkpoints {
         self.class_names = class_names.to_vec();
         self
     }
@@ -348,7 +348,7 @@ impl Checkpoints {
     /// Saves a numbered checkpoint, points `last` at it and drops the oldest beyond
     /// `keep_last`. Only numbered checkpoints older than the new one are removed: never the
     /// newest, and never a file that is not a regular file of this user. Returns its path.
-    pub fn save(
+    pub(crate) fn save(
         &self,
         model: &Sequential,
         optimizer: &dyn Optimizer,
@@ -376,7 +376,7 @@ impl Checkpoints {
     }
 
     /// Saves `best.safetensors`.
-    pub fn save_best(
+    pub(crate) fn save_best(
         &self,
         model: &Sequential,
         optimizer: &dyn Optimizer,
@@ -423,7 +423,7 @@ impl Checkpoints {
         Ok(path)
     }
 
-    pub fn best(&self) -> PathBuf {
+    pub(crate) fn best(&self) -> PathBuf {
         self.path.join(BEST)
     }
 }

@@ -69,7 +69,7 @@ fn positive_number(s: &str) -> Result<f64, String> {
 
 impl Steer {
     /// The command, checked: numbers must be positive and finite.
-    pub fn checked(self) -> Result<Steer, String> {
+    pub(crate) fn checked(self) -> Result<Steer, String> {
         match self {
             Steer::Lr { value } => crate::lr::check_lr(value)
                 .map(|value| Steer::Lr { value })
@@ -82,7 +82,7 @@ impl Steer {
     }
 
     /// How a command reads in logs and acknowledgements, e.g. `lr 0.01`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Steer::Pause => "pause".into(),
             Steer::Resume => "resume".into(),
@@ -106,7 +106,7 @@ impl From<Steer> for Command {
 
 impl Command {
     /// How a command reads in logs and acknowledgements.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Command::Steer(s) | Command::Remote { steer: s, .. } => s.describe(),
             Command::Interrupt(cause) => format!("interrupt ({cause})"),

@@ -3,24 +3,24 @@
 use crate::config::EarlyStoppingConfig;
 use crate::nn::tensor::Tensor;
 
-pub struct EarlyStopping {
+pub(crate) struct EarlyStopping {
     config: EarlyStoppingConfig,
     best: f64,
     waited: usize,
     /// The weights of the best epoch so far, when they are to be restored.
-    pub best_weights: Option<Vec<Tensor>>,
+    pub(crate) best_weights: Option<Vec<Tensor>>,
 }
 
 /// What to do after an epoch.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Improved,
     Continue,
     Stop,
 }
 
 impl EarlyStopping {
-    pub fn new(config: EarlyStoppingConfig) -> EarlyStopping {
+    pub(crate) fn new(config: EarlyStoppingConfig) -> EarlyStopping {
         EarlyStopping {
             config,
             best: f64::INFINITY,
@@ -30,20 +30,20 @@ impl EarlyStopping {
     }
 
     /// (best loss, epochs waited), for checkpoints.
-    pub fn progress(&self) -> (f64, usize) {
+    pub(crate) fn progress(&self) -> (f64, usize) {
         (self.best, self.waited)
     }
 
-    pub fn set_progress(&mut self, (best, waited): (f64, usize)) {
+    pub(crate) fn set_progress(&mut self, (best, waited): (f64, usize)) {
         self.best = best;
         self.waited = waited;
     }
 
-    pub fn restore_best(&self) -> bool {
+    pub(crate) fn restore_best(&self) -> bool {
         self.config.restore_best
     }
 
-    pub fn observe(&mut self, val_loss: f64) -> Verdict {
+    pub(crate) fn observe(&mut self, val_loss: f64) -> Verdict {
         if val_loss < self.best - self.config.min_delta {
             self.best = val_loss;
             self.waited = 0;

@@ -56,14 +56,14 @@ pub enum FailureKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     /// 1-based.
-    pub epoch: usize,
-    pub step: u64,
-    pub loss: f64,
-    pub accuracy: f64,
-    pub val_loss: Option<f64>,
-    pub val_accuracy: Option<f64>,
-    pub lr: f64,
-    pub seconds: f64,
+    pub(crate) epoch: usize,
+    pub(crate) step: u64,
+    pub(crate) loss: f64,
+    pub(crate) accuracy: f64,
+    pub(crate) val_loss: Option<f64>,
+    pub(crate) val_accuracy: Option<f64>,
+    pub(crate) lr: f64,
+    pub(crate) seconds: f64,
 }
 
 /// The outcome of a run, as written to `summary.json`.
@@ -73,32 +73,32 @@ pub struct RunSummary {
     /// What interrupted the run (e.g. `SIGTERM`), when it was interrupted.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[serde(default)]
-    pub interrupted_by: Option<String>,
+    pub(crate) interrupted_by: Option<String>,
     /// Not measured when the run was interrupted.
-    pub test_loss: Option<f64>,
+    pub(crate) test_loss: Option<f64>,
     pub test_accuracy: Option<f64>,
-    pub best_val_accuracy: Option<f64>,
-    pub best_val_loss: Option<f64>,
+    pub(crate) best_val_accuracy: Option<f64>,
+    pub(crate) best_val_loss: Option<f64>,
     pub epochs_completed: usize,
     pub steps: u64,
     /// How many times the run was started: 1, plus one per resume.
     #[serde(default)]
-    pub starts: u32,
+    pub(crate) starts: u32,
     /// Summed over every start: training time without pauses, wall-clock time with them, and
     /// samples trained per second of batch time.
-    pub train_seconds: f64,
+    pub(crate) train_seconds: f64,
     #[serde(default)]
-    pub wall_seconds: f64,
-    pub samples_per_second: f64,
+    pub(crate) wall_seconds: f64,
+    pub(crate) samples_per_second: f64,
     /// Samples trained over every start (epochs times training samples, once complete).
     #[serde(default)]
-    pub trained_samples: u64,
+    pub(crate) trained_samples: u64,
     /// Final weights; none when interrupted (the checkpoint is the thing to resume).
-    pub weights: Option<PathBuf>,
-    pub last_checkpoint: Option<PathBuf>,
+    pub(crate) weights: Option<PathBuf>,
+    pub(crate) last_checkpoint: Option<PathBuf>,
     /// The class names, in label order ("0".."9" for MNIST).
     #[serde(default)]
-    pub classes: Vec<String>,
+    pub(crate) classes: Vec<String>,
 }
 
 /// Everything the training loop reports.

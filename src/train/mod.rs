@@ -11,7 +11,7 @@ mod trainer;
 
 pub use control::{Command, Steer};
 pub use events::{EpochMetrics, FailureKind, LrSource, Phase, RunSummary, StopReason, TrainEvent};
-pub use snapshot::{
+pub(crate) use snapshot::{
     FilterImage, RgbImage, Snapshot, conv_layer_indices, shown_layer, take as take_snapshot,
 };
 pub use trainer::{Resume, TrainHandle, TrainSetup, spawn};

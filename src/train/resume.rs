@@ -41,7 +41,12 @@ const FIXED: [(&str, &str); 3] = [
 /// Plans the resume of `loaded` (read from `from`) under `config`, the config asked for now.
 /// `lr_asked` says whether this invocation named a learning rate (`--lr`, `--set
 /// optimizer.lr`), which then replaces the live one even when the config's value is the same.
-pub fn plan(loaded: Loaded, from: PathBuf, config: &Config, lr_asked: bool) -> Result<Resume> {
+pub(crate) fn plan(
+    loaded: Loaded,
+    from: PathBuf,
+    config: &Config,
+    lr_asked: bool,
+) -> Result<Resume> {
     let origin = |key: &str| format!("{key} (resuming {})", from.display());
     let changed = changes(&loaded.config, config);
     if config.model != loaded.config.model {

@@ -8,24 +8,24 @@ use crate::nn::{LayerKind, Sequential};
 
 /// A 2-D grid of values, row-major.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FilterImage {
-    pub height: usize,
-    pub width: usize,
-    pub values: Vec<f32>,
+pub(crate) struct FilterImage {
+    pub(crate) height: usize,
+    pub(crate) width: usize,
+    pub(crate) values: Vec<f32>,
 }
 
 /// A colour image: `height * width * 3` values in [0, 1], row-major, channels last (RGB).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RgbImage {
-    pub height: usize,
-    pub width: usize,
-    pub values: Vec<f32>,
+pub(crate) struct RgbImage {
+    pub(crate) height: usize,
+    pub(crate) width: usize,
+    pub(crate) values: Vec<f32>,
 }
 
 impl RgbImage {
     /// A filter's `[kh, kw, 3]` weights as a picture, scaled to [0, 1] by the filter's own
     /// minimum and maximum over all three channels (as the ConvNetJS CIFAR-10 demo draws them).
-    pub fn filter(weights: &[f32], kh: usize, kw: usize) -> RgbImage {
+    pub(crate) fn filter(weights: &[f32], kh: usize, kw: usize) -> RgbImage {
         let lo = weights.iter().copied().fold(f32::INFINITY, f32::min);
         let hi = weights.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let span = hi - lo;
@@ -40,7 +40,7 @@ impl RgbImage {
     }
 
     /// The `[r, g, b]` of pixel `(row, col)`.
-    pub fn pixel(&self, row: usize, col: usize) -> [f32; 3] {
+    pub(crate) fn pixel(&self, row: usize, col: usize) -> [f32; 3] {
         let i = (row * self.width + col) * 3;
         [self.values[i], self.values[i + 1], self.values[i + 2]]
     }
@@ -52,33 +52,33 @@ pub struct Snapshot {
     pub step: u64,
     /// Index among the model's conv layers, and the layer's name.
     pub conv_layer: usize,
-    pub conv_layers: usize,
+    pub(crate) conv_layers: usize,
     pub layer_name: String,
     /// What a filter image shows when the layer has several input channels.
-    pub channel_note: Option<String>,
-    pub filters: Vec<FilterImage>,
+    pub(crate) channel_note: Option<String>,
+    pub(crate) filters: Vec<FilterImage>,
     pub probe_index: usize,
-    pub probe_label: u8,
-    pub probe_image: FilterImage,
+    pub(crate) probe_label: u8,
+    pub(crate) probe_image: FilterImage,
     /// After the layer's activation, when it has one.
-    pub feature_maps: Vec<FilterImage>,
+    pub(crate) feature_maps: Vec<FilterImage>,
     /// The three most probable classes with their probabilities.
-    pub top3: Vec<(usize, f32)>,
+    pub(crate) top3: Vec<(usize, f32)>,
     /// The class names (empty in a snapshot from before names: the numbers stand in).
     #[serde(default)]
-    pub class_names: Vec<String>,
+    pub(crate) class_names: Vec<String>,
     /// The filters in colour, when the layer reads an RGB input (the first conv layer of a
     /// colour model).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub colour_filters: Vec<RgbImage>,
+    pub(crate) colour_filters: Vec<RgbImage>,
     /// The probe in colour, for a colour model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub colour_probe: Option<RgbImage>,
+    pub(crate) colour_probe: Option<RgbImage>,
 }
 
 impl Snapshot {
     /// The name of class `c`, or its number when the snapshot has no names.
-    pub fn class_name(&self, c: usize) -> String {
+    pub(crate) fn class_name(&self, c: usize) -> String {
         self.class_names
             .get(c)
             .cloned()
@@ -88,7 +88,7 @@ impl Snapshot {
 
 impl FilterImage {
     /// An `[h, w, c]` image (channels last) as one grid: the mean over its channels.
-    pub fn channel_mean(values: &[f32], [h, w, c]: [usize; 3]) -> FilterImage {
+    pub(crate) fn channel_mean(values: &[f32], [h, w, c]: [usize; 3]) -> FilterImage {
         FilterImage {
             height: h,
             width: w,
@@ -100,7 +100,7 @@ impl FilterImage {
     }
 
     /// One grid per channel of an `[h, w, c]` output (channels last).
-    pub fn channels(values: &[f32], [h, w, c]: [usize; 3]) -> Vec<FilterImage> {
+    pub(crate) fn channels(values: &[f32], [h, w, c]: [usize; 3]) -> Vec<FilterImage> {
         (0..c)
             .map(|ch| FilterImage {
                 height: h,
@@ -113,7 +113,7 @@ impl FilterImage {
 
 /// The layer whose output shows conv layer `li`'s feature maps: the activation right after
 /// it, if any, else the conv layer itself.
-pub fn shown_layer(model: &Sequential, li: usize) -> usize {
+pub(crate) fn shown_layer(model: &Sequential, li: usize) -> usize {
     match model.layers().get(li + 1) {
         Some(next) if next.kind().is_elementwise_activation() => li + 1,
         _ => li,
@@ -121,7 +121,7 @@ pub fn shown_layer(model: &Sequential, li: usize) -> usize {
 }
 
 /// Indices (into the model's layers) of the conv layers.
-pub fn conv_layer_indices(model: &Sequential) -> Vec<usize> {
+pub(crate) fn conv_layer_indices(model: &Sequential) -> Vec<usize> {
     model
         .layers()
         .iter()
@@ -132,7 +132,7 @@ pub fn conv_layer_indices(model: &Sequential) -> Vec<usize> {
 }
 
 /// Takes a snapshot, running the probe image (`[h, w, c]` in [0, 1]) through the model.
-pub fn take(
+pub(crate) fn take(
     model: &mut Sequential,
     conv_layer: usize,
     probe: &[f32],

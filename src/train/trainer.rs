@@ -24,12 +24,12 @@ use crate::weights;
 
 /// A checkpoint to continue from, as planned by `resume::plan`.
 pub struct Resume {
-    pub model: Sequential,
-    pub optimizer: Box<dyn Optimizer>,
-    pub state: TrainingState,
-    pub from: PathBuf,
+    pub(crate) model: Sequential,
+    pub(crate) optimizer: Box<dyn Optimizer>,
+    pub(crate) state: TrainingState,
+    pub(crate) from: PathBuf,
     /// What this resume changed (settings, optimizer state, rate), for the log.
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 /// Everything a run needs.

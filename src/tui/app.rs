@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use crate::config::fmt_lr;
 use crate::train::{Command, Phase, Steer, TrainEvent};
 
-pub use super::view::{RunState, RunView};
+pub(crate) use super::view::{RunState, RunView};
 
 /// What has the keyboard right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     Normal,
     Help,
     Model,
@@ -25,19 +25,19 @@ pub enum Mode {
 
 /// Display options fixed at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Style {
+pub(crate) struct Style {
     /// Only ASCII characters on screen.
-    pub ascii: bool,
+    pub(crate) ascii: bool,
     /// Colours allowed (off with NO_COLOR).
-    pub color: bool,
+    pub(crate) color: bool,
     /// 24-bit colour (the terminal says so in COLORTERM); else the 256-colour palette.
-    pub truecolor: bool,
+    pub(crate) truecolor: bool,
 }
 
 impl Style {
     /// From `--ascii` and the environment: NO_COLOR turns colour off, COLORTERM=truecolor
     /// (or 24bit) turns 24-bit colour on.
-    pub fn from_env(ascii: bool) -> Style {
+    pub(crate) fn from_env(ascii: bool) -> Style {
         let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         let truecolor = std::env::var("COLORTERM")
             .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "truecolor" | "24bit"));
@@ -51,32 +51,32 @@ impl Style {
 
 /// Static facts about the run, known before training starts.
 #[derive(Debug, Clone, Default)]
-pub struct RunInfo {
-    pub name: String,
-    pub run_dir: PathBuf,
+pub(crate) struct RunInfo {
+    pub(crate) name: String,
+    pub(crate) run_dir: PathBuf,
     /// Settings that do not change during the run, as the `m` overlay lists them.
-    pub hyperparameters: Vec<(String, String)>,
+    pub(crate) hyperparameters: Vec<(String, String)>,
     /// The config's learning rate, shown beside the live one (which comes from events).
-    pub configured_lr: Option<f64>,
-    pub lr_factor: f64,
+    pub(crate) configured_lr: Option<f64>,
+    pub(crate) lr_factor: f64,
     /// Watching a run started elsewhere, through its run directory (`cnn-tui watch`):
     /// leaving does not stop it.
-    pub watching: bool,
+    pub(crate) watching: bool,
 }
 
 /// What the user is doing; events never reset it.
 #[derive(Debug)]
-pub struct UiState {
-    pub mode: Mode,
+pub(crate) struct UiState {
+    pub(crate) mode: Mode,
     /// The conv layer and probe image the snapshot should show.
-    pub conv_layer: usize,
-    pub probe: usize,
+    pub(crate) conv_layer: usize,
+    pub(crate) probe: usize,
     /// Set when the user asked to leave; the loop exits once the run has ended.
-    pub quitting: bool,
+    pub(crate) quitting: bool,
     /// Ctrl-C presses so far: the first stops gracefully, the second aborts.
-    pub interrupts: u8,
+    pub(crate) interrupts: u8,
     /// Something changed since the last draw.
-    pub dirty: bool,
+    pub(crate) dirty: bool,
 }
 
 impl Default for UiState {
@@ -93,17 +93,17 @@ impl Default for UiState {
 }
 
 #[derive(Debug)]
-pub struct App {
-    pub info: RunInfo,
-    pub style: Style,
+pub(crate) struct App {
+    pub(crate) info: RunInfo,
+    pub(crate) style: Style,
     /// What the run has reported.
-    pub run: RunView,
+    pub(crate) run: RunView,
     /// What the user is doing.
-    pub ui: UiState,
+    pub(crate) ui: UiState,
 }
 
 impl App {
-    pub fn new(info: RunInfo, style: Style) -> App {
+    pub(crate) fn new(info: RunInfo, style: Style) -> App {
         App {
             info,
             style,
@@ -113,13 +113,13 @@ impl App {
     }
 
     /// Adds a line of the dashboard's own to the log.
-    pub fn push_log(&mut self, line: String) {
+    pub(crate) fn push_log(&mut self, line: String) {
         self.run.push_log(line);
         self.ui.dirty = true;
     }
 
     /// Applies a training event to the run's view.
-    pub fn on_train_event(&mut self, event: &TrainEvent) {
+    pub(crate) fn on_train_event(&mut self, event: &TrainEvent) {
         self.run.apply(event);
         // The trainer says which layer it shows (a watched run's job may pick it).
         if let TrainEvent::Snapshot(s) = event {
@@ -136,7 +136,7 @@ impl App {
         })
     }
 
-    pub fn toggle_pause(&mut self) -> Option<Command> {
+    pub(crate) fn toggle_pause(&mut self) -> Option<Command> {
         match self.run.state {
             RunState::Running(Phase::Paused) | RunState::DivergedPaused => {
                 Some(Command::Steer(Steer::Resume))
@@ -146,7 +146,7 @@ impl App {
         }
     }
 
-    pub fn scale_lr(&self, up: bool) -> Command {
+    pub(crate) fn scale_lr(&self, up: bool) -> Command {
         let f = self.info.lr_factor;
         Command::Steer(Steer::LrScale {
             factor: if up { f } else { 1.0 / f },
@@ -154,7 +154,7 @@ impl App {
     }
 
     /// Moves the layer selection by `delta` (wrapping) and asks for a fresh snapshot.
-    pub fn select_layer(&mut self, delta: isize) -> Command {
+    pub(crate) fn select_layer(&mut self, delta: isize) -> Command {
         let n = self
             .run
             .snapshot
@@ -165,14 +165,14 @@ impl App {
         self.inspect()
     }
 
-    pub fn select_probe(&mut self, delta: isize) -> Command {
+    pub(crate) fn select_probe(&mut self, delta: isize) -> Command {
         self.ui.probe = (self.ui.probe as isize + delta).max(0) as usize;
         self.ui.dirty = true;
         self.inspect()
     }
 
     /// Validates a typed learning rate with the rule every rate follows.
-    pub fn parse_lr(text: &str) -> Result<f64, String> {
+    pub(crate) fn parse_lr(text: &str) -> Result<f64, String> {
         match text.trim().parse::<f64>() {
             Ok(v) => crate::lr::check_lr(v).map_err(|why| format!("the learning rate {why}")),
             Err(_) => Err(format!("'{}' is not a number", text.trim())),
@@ -180,7 +180,7 @@ impl App {
     }
 
     /// A one-line summary printed after the terminal is restored.
-    pub fn exit_summary(&self) -> Vec<String> {
+    pub(crate) fn exit_summary(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(s) = &self.run.summary {
             if let Some(b) = s.best_val_accuracy {

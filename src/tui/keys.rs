@@ -7,7 +7,7 @@ use super::app::{App, Mode};
 use crate::train::{Command, Steer};
 
 /// (keys, what they do), in the order the help shows them.
-pub const BINDINGS: &[(&str, &str)] = &[
+pub(crate) const BINDINGS: &[(&str, &str)] = &[
     ("space/p", "pause or resume (before the next batch)"),
     ("+ / -", "multiply / divide the learning rate by the factor"),
     ("l", "type an exact learning rate"),
@@ -25,15 +25,15 @@ pub const BINDINGS: &[(&str, &str)] = &[
 ];
 
 /// The short footer line.
-pub const FOOTER: &str =
+pub(crate) const FOOTER: &str =
     "p pause  +/- lr  l set lr  s save  tab layer  n probe  m model  ? help  q quit";
 
 /// What a key press asks of the loop.
 #[derive(Debug, Default, PartialEq)]
-pub struct KeyOutcome {
-    pub commands: Vec<Command>,
+pub(crate) struct KeyOutcome {
+    pub(crate) commands: Vec<Command>,
     /// Leave at once, without waiting for the run to end (second Ctrl-C).
-    pub abort: bool,
+    pub(crate) abort: bool,
 }
 
 impl KeyOutcome {
@@ -45,7 +45,7 @@ impl KeyOutcome {
     }
 }
 
-pub fn handle_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
+pub(crate) fn handle_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
     app.ui.dirty = true;
     let ctrl_c = key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
     // Watching: q and ctrl-c leave at once, the run goes on.
@@ -181,7 +181,7 @@ fn normal_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
 }
 
 /// The footer while watching a run started elsewhere.
-pub const WATCH_FOOTER: &str =
+pub(crate) const WATCH_FOOTER: &str =
     "p pause  +/- lr  l set lr  s save  tab layer  n probe  m model  ? help  q leave";
 
 #[cfg(test)]

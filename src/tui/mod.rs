@@ -82,7 +82,7 @@ impl Drop for RestoreOnDrop {
 }
 
 /// How the dashboard ended.
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The run ended (finished, stopped, diverged or failed) and the user left, or the
     /// terminal hung up and the run was followed to its end. When watching: the user left.
     Ended,
@@ -92,14 +92,14 @@ pub enum Outcome {
 
 /// Where the dashboard's events come from and its commands go: the host of a run in this
 /// process, or `watch`'s feed from a run directory.
-pub struct Session {
-    pub events: mpsc::Receiver<TrainEvent>,
-    pub commands: mpsc::Sender<Command>,
+pub(crate) struct Session {
+    pub(crate) events: mpsc::Receiver<TrainEvent>,
+    pub(crate) commands: mpsc::Sender<Command>,
 }
 
 /// Runs the dashboard until the run has ended and the user leaves (or aborts, or, when
 /// watching, leaves).
-pub fn run(session: Session, mut app: App) -> Result<Outcome> {
+pub(crate) fn run(session: Session, mut app: App) -> Result<Outcome> {
     let mut terminal =
         ratatui::try_init().map_err(|e| Error::terminal("set up the dashboard", e))?;
     // Restores the terminal on every way out of this function, errors included (panics are

@@ -7,9 +7,9 @@ use super::app::{App, Mode};
 use super::widgets::{ascii, charts, inspect, overlays, panels};
 
 /// Below this the dashboard shows a "terminal too small" message.
-pub const MIN_SIZE: (u16, u16) = (60, 20);
+pub(crate) const MIN_SIZE: (u16, u16) = (60, 20);
 
-pub fn draw(frame: &mut Frame, app: &App) {
+pub(crate) fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
     if area.width < MIN_SIZE.0 || area.height < MIN_SIZE.1 {
         overlays::draw_too_small(frame, MIN_SIZE);

@@ -20,7 +20,7 @@ const WARMUP_BATCHES: u64 = 20;
 
 /// The run's coarse state as the status line shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunState {
+pub(crate) enum RunState {
     Starting,
     Running(Phase),
     Finished(StopReason),
@@ -31,7 +31,7 @@ pub enum RunState {
 }
 
 impl RunState {
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             RunState::Starting => "starting",
             RunState::Running(Phase::Training) => "training",
@@ -48,7 +48,7 @@ impl RunState {
         }
     }
 
-    pub fn is_over(self) -> bool {
+    pub(crate) fn is_over(self) -> bool {
         matches!(
             self,
             RunState::Finished(_) | RunState::Diverged | RunState::Failed
@@ -58,36 +58,36 @@ impl RunState {
 
 /// What the run has reported so far.
 #[derive(Debug)]
-pub struct RunView {
-    pub state: RunState,
-    pub epochs: usize,
-    pub batches_per_epoch: usize,
-    pub epoch: usize,
-    pub batch: usize,
-    pub step: u64,
-    pub lr: f64,
-    pub optimizer: String,
-    pub samples_per_second: f64,
-    pub train_samples: usize,
-    pub layers: Vec<LayerRow>,
-    pub params: usize,
+pub(crate) struct RunView {
+    pub(crate) state: RunState,
+    pub(crate) epochs: usize,
+    pub(crate) batches_per_epoch: usize,
+    pub(crate) epoch: usize,
+    pub(crate) batch: usize,
+    pub(crate) step: u64,
+    pub(crate) lr: f64,
+    pub(crate) optimizer: String,
+    pub(crate) samples_per_second: f64,
+    pub(crate) train_samples: usize,
+    pub(crate) layers: Vec<LayerRow>,
+    pub(crate) params: usize,
     /// (epoch as a fraction, smoothed batch loss).
-    pub batch_loss: Vec<(f64, f64)>,
-    pub smoothed_loss: Option<f64>,
-    pub smoothed_accuracy: Option<f64>,
+    pub(crate) batch_loss: Vec<(f64, f64)>,
+    pub(crate) smoothed_loss: Option<f64>,
+    pub(crate) smoothed_accuracy: Option<f64>,
     /// (epoch, value) per finished epoch.
-    pub train_loss: Vec<(f64, f64)>,
-    pub val_loss: Vec<(f64, f64)>,
-    pub train_accuracy: Vec<(f64, f64)>,
-    pub val_accuracy: Vec<(f64, f64)>,
-    pub snapshot: Option<Snapshot>,
-    pub log: VecDeque<String>,
-    pub summary: Option<RunSummary>,
-    pub last_checkpoint: Option<PathBuf>,
-    pub error: Option<String>,
+    pub(crate) train_loss: Vec<(f64, f64)>,
+    pub(crate) val_loss: Vec<(f64, f64)>,
+    pub(crate) train_accuracy: Vec<(f64, f64)>,
+    pub(crate) val_accuracy: Vec<(f64, f64)>,
+    pub(crate) snapshot: Option<Snapshot>,
+    pub(crate) log: VecDeque<String>,
+    pub(crate) summary: Option<RunSummary>,
+    pub(crate) last_checkpoint: Option<PathBuf>,
+    pub(crate) error: Option<String>,
     /// Watching: how long the job's heartbeat has not changed (seconds) and whether the job
     /// is silent; `None` when there is no heartbeat (or not watching).
-    pub heartbeat: Option<(f64, bool)>,
+    pub(crate) heartbeat: Option<(f64, bool)>,
 }
 
 impl Default for RunView {
@@ -123,7 +123,7 @@ impl Default for RunView {
 }
 
 impl RunView {
-    pub fn push_log(&mut self, line: String) {
+    pub(crate) fn push_log(&mut self, line: String) {
         if self.log.len() == LOG_LINES {
             self.log.pop_front();
         }
@@ -131,7 +131,7 @@ impl RunView {
     }
 
     /// Progress through the current epoch, 0 to 1.
-    pub fn epoch_progress(&self) -> f64 {
+    pub(crate) fn epoch_progress(&self) -> f64 {
         if self.batches_per_epoch == 0 {
             return 0.0;
         }
@@ -139,7 +139,7 @@ impl RunView {
     }
 
     /// Seconds left, once the throughput has warmed up.
-    pub fn eta_seconds(&self) -> Option<f64> {
+    pub(crate) fn eta_seconds(&self) -> Option<f64> {
         if self.step < WARMUP_BATCHES || self.samples_per_second <= 0.0 || self.state.is_over() {
             return None;
         }
@@ -150,7 +150,7 @@ impl RunView {
     }
 
     /// Whether training waits for the user.
-    pub fn is_paused(&self) -> bool {
+    pub(crate) fn is_paused(&self) -> bool {
         matches!(
             self.state,
             RunState::Running(Phase::Paused) | RunState::DivergedPaused
@@ -158,7 +158,7 @@ impl RunView {
     }
 
     /// Applies a training event.
-    pub fn apply(&mut self, event: &TrainEvent) {
+    pub(crate) fn apply(&mut self, event: &TrainEvent) {
         if let TrainEvent::Reset = event {
             *self = RunView::default();
             return;

@@ -5,7 +5,7 @@
 
 /// The counters at one moment, in clock ticks summed over all CPUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CpuTimes {
+pub(crate) struct CpuTimes {
     /// All time: user, nice, system, idle, iowait, irq, softirq and steal.
     total: u64,
     /// Time spent running anything in this machine (user, nice, system, irq, softirq).
@@ -18,15 +18,15 @@ pub struct CpuTimes {
 
 /// Fractions of the machine's CPU time (all cores) during an interval.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Contention {
+pub(crate) struct Contention {
     /// Stolen by the hypervisor.
-    pub steal: f64,
+    pub(crate) steal: f64,
     /// Used by other processes of this machine.
-    pub others: f64,
+    pub(crate) others: f64,
 }
 
 /// Above this fraction of stolen or foreign CPU time, a measurement is flagged.
-pub const WARN_FRACTION: f64 = 0.10;
+pub(crate) const WARN_FRACTION: f64 = 0.10;
 
 /// Fewest clock ticks (over all CPUs) an interval needs for its fractions to mean anything:
 /// the counters advance in ticks (usually 1/100 s), so a shorter interval is mostly rounding.
@@ -34,7 +34,7 @@ const MIN_TICKS: u64 = 50;
 
 impl CpuTimes {
     /// The counters now; `None` where `/proc` is not available or not understood.
-    pub fn now() -> Option<CpuTimes> {
+    pub(crate) fn now() -> Option<CpuTimes> {
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
         let own = std::fs::read_to_string("/proc/self/stat").ok()?;
         CpuTimes::parse(&stat, &own)
@@ -71,7 +71,7 @@ impl CpuTimes {
 
     /// What others took between `self` (earlier) and `later`; `None` when the interval is
     /// too short to tell (under `MIN_TICKS`).
-    pub fn until(&self, later: &CpuTimes) -> Option<Contention> {
+    pub(crate) fn until(&self, later: &CpuTimes) -> Option<Contention> {
         let total = later
             .total
             .checked_sub(self.total)
@@ -88,7 +88,7 @@ impl CpuTimes {
 
 impl Contention {
     /// A warning naming what exceeded `WARN_FRACTION` during `what`, if anything did.
-    pub fn warning(&self, what: &str) -> Option<String> {
+    pub(crate) fn warning(&self, what: &str) -> Option<String> {
         let mut parts = Vec::new();
         if self.steal > WARN_FRACTION {
             parts.push(format!(

@@ -66,7 +66,7 @@ fn between(before: Option<CpuTimes>, after: Option<CpuTimes>) -> Option<Contenti
     before?.until(&after?)
 }
 
-pub fn run(args: BenchArgs) -> Result<u8> {
+pub(crate) fn run(args: BenchArgs) -> Result<u8> {
     let start = Instant::now();
     let LoadedConfig {
         config,
@@ -264,7 +264,7 @@ pub fn run(args: BenchArgs) -> Result<u8> {
 }
 
 /// The process's peak resident set size (VmHWM), in MB; 0 where /proc is not available.
-pub fn peak_rss_mb() -> f64 {
+pub(crate) fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -17,11 +17,11 @@ const TRIALS: usize = 12;
 
 /// The measured peak.
 #[derive(Debug, Clone, Copy)]
-pub struct Peak {
-    pub gflops: f64,
+pub(crate) struct Peak {
+    pub(crate) gflops: f64,
     /// The instructions that reached it: `avx512`, `avx2` or `scalar`.
-    pub isa: &'static str,
-    pub threads: usize,
+    pub(crate) isa: &'static str,
+    pub(crate) threads: usize,
 }
 
 /// One kernel: runs `iters` rounds of `CHAINS` vector FMAs, returns a value that depends on
@@ -134,7 +134,7 @@ fn measure_kernel(pool: &rayon::ThreadPool, kernel: Kernel, flops_per_round: u64
 
 /// The FMA peak of the threads of `pool`, over the instruction sets the CPU has (on some
 /// CPUs AVX-512 runs at half width, so the widest is not always the fastest).
-pub fn measure(pool: &rayon::ThreadPool) -> Peak {
+pub(crate) fn measure(pool: &rayon::ThreadPool) -> Peak {
     kernels()
         .into_iter()
         .take(2)

@@ -49,7 +49,7 @@ type ChunkBuffers<'a> = (
 );
 
 /// A 3x3 stride-1 convolution computed with Winograd transforms, with its buffers.
-pub struct Winograd {
+pub(crate) struct Winograd {
     t: Tiling,
     /// Transformed kernel `[36][cin][filters]`.
     u: Vec<f32>,
@@ -75,11 +75,11 @@ pub struct Winograd {
 
 impl Winograd {
     /// Whether the geometry suits F(4x4, 3x3).
-    pub fn fits(g: &ConvGeometry) -> bool {
+    pub(crate) fn fits(g: &ConvGeometry) -> bool {
         g.kernel == 3 && g.stride == 1
     }
 
-    pub fn new(g: ConvGeometry, filters: usize) -> Winograd {
+    pub(crate) fn new(g: ConvGeometry, filters: usize) -> Winograd {
         assert!(Winograd::fits(&g), "winograd: 3x3 stride 1 only");
         Winograd {
             t: Tiling::new(g, filters),
@@ -110,7 +110,14 @@ impl Winograd {
     }
 
     /// `y = conv(x) + bias`, then ReLU when `relu`; `kernel` is `[3][3][cin][filters]`.
-    pub fn forward(&mut self, x: &[f32], kernel: &[f32], bias: &[f32], relu: bool, y: &mut [f32]) {
+    pub(crate) fn forward(
+        &mut self,
+        x: &[f32],
+        kernel: &[f32],
+        bias: &[f32],
+        relu: bool,
+        y: &mut [f32],
+    ) {
         let t = self.t;
         let (c, f, tiles) = (t.g.in_c, t.filters, t.tiles());
         let (image_len, out_len) = (t.g.in_h * t.g.in_w * c, t.g.out_h * t.g.out_w * f);
@@ -173,7 +180,7 @@ impl Winograd {
     /// From the output gradient `dy` (and the output `y`, for the ReLU), the kernel gradient
     /// `dk` (`[3][3][cin][filters]`), bias gradient `db` and, when given, the input gradient
     /// `dx`. Uses the transformed tiles and kernel of the last `forward`.
-    pub fn backward(
+    pub(crate) fn backward(
         &mut self,
         y: &[f32],
         dy: &[f32],

@@ -10,11 +10,11 @@ use super::super::simd::mask_relu_body;
 use super::super::simd::multiversion;
 
 /// Input tile side.
-pub const IN: usize = 6;
+pub(crate) const IN: usize = 6;
 /// Output tile side (the tile stride).
-pub const OUT: usize = 4;
+pub(crate) const OUT: usize = 4;
 /// Transformed positions per tile.
-pub const POSITIONS: usize = IN * IN;
+pub(crate) const POSITIONS: usize = IN * IN;
 
 /// Channels transformed together.
 const LANES: usize = 16;
@@ -31,15 +31,15 @@ const G: [[f32; 3]; IN] = [
 
 /// Tile counts and sizes of one layer.
 #[derive(Debug, Clone, Copy)]
-pub struct Tiling {
-    pub g: ConvGeometry,
-    pub filters: usize,
-    pub tiles_h: usize,
-    pub tiles_w: usize,
+pub(crate) struct Tiling {
+    pub(crate) g: ConvGeometry,
+    pub(crate) filters: usize,
+    pub(crate) tiles_h: usize,
+    pub(crate) tiles_w: usize,
 }
 
 impl Tiling {
-    pub fn new(g: ConvGeometry, filters: usize) -> Tiling {
+    pub(crate) fn new(g: ConvGeometry, filters: usize) -> Tiling {
         Tiling {
             g,
             filters,
@@ -48,7 +48,7 @@ impl Tiling {
         }
     }
 
-    pub fn tiles(&self) -> usize {
+    pub(crate) fn tiles(&self) -> usize {
         self.tiles_h * self.tiles_w
     }
 
@@ -69,7 +69,7 @@ impl Tiling {
 }
 
 /// `U[a][b] = Σ G[a][i] G[b][j] g[i][j]`, each term a whole `cin × filters` plane.
-pub fn transform_kernel(kernel: &[f32], plane: usize, u: &mut Vec<f32>) {
+pub(crate) fn transform_kernel(kernel: &[f32], plane: usize, u: &mut Vec<f32>) {
     u.resize(POSITIONS * plane, 0.0);
     for (ab, dst) in u.chunks_exact_mut(plane).enumerate() {
         let (a, b) = (ab / IN, ab % IN);
@@ -84,7 +84,7 @@ pub fn transform_kernel(kernel: &[f32], plane: usize, u: &mut Vec<f32>) {
 }
 
 /// `dg[i][j] = Σ G[a][i] G[b][j] dU[a][b]`: the transpose of `transform_kernel`.
-pub fn untransform_kernel_grad(du: &[f32], plane: usize, dk: &mut [f32]) {
+pub(crate) fn untransform_kernel_grad(du: &[f32], plane: usize, dk: &mut [f32]) {
     for (ij, dst) in dk.chunks_exact_mut(plane).enumerate() {
         let (i, j) = (ij / 3, ij % 3);
         dst.fill(0.0);
@@ -210,7 +210,7 @@ macro_rules! two_pass {
 
 /// Scratch values per chunk for the tile functions (`tile` arguments): a tile of pixels or
 /// outputs, and one transform's intermediate.
-pub fn tile_len(cin: usize, filters: usize) -> usize {
+pub(crate) fn tile_len(cin: usize, filters: usize) -> usize {
     POSITIONS * (cin.max(filters) + LANES)
 }
 

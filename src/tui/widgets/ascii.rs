@@ -4,7 +4,7 @@
 use ratatui::buffer::Buffer;
 
 /// An ASCII stand-in for a character.
-pub fn to_ascii(c: char) -> char {
+pub(crate) fn to_ascii(c: char) -> char {
     match c {
         c if c.is_ascii() => c,
         '─' | '━' | '┄' | '┅' | '┈' | '┉' | '╌' | '╍' | '═' => '-',
@@ -25,7 +25,7 @@ pub fn to_ascii(c: char) -> char {
 }
 
 /// Rewrites every cell of `buf` to ASCII.
-pub fn asciify(buf: &mut Buffer) {
+pub(crate) fn asciify(buf: &mut Buffer) {
     let area = buf.area;
     for y in area.top()..area.bottom() {
         for x in area.left()..area.right() {

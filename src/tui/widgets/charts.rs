@@ -119,7 +119,7 @@ fn draw_chart(
     frame.render_widget(chart, area);
 }
 
-pub fn draw_loss(frame: &mut Frame, area: Rect, app: &App) {
+pub(crate) fn draw_loss(frame: &mut Frame, area: Rect, app: &App) {
     let series = [
         Series {
             name: "batch loss (smoothed)",
@@ -141,7 +141,7 @@ pub fn draw_loss(frame: &mut Frame, area: Rect, app: &App) {
     draw_chart(frame, area, app, "loss", &series, limits);
 }
 
-pub fn draw_accuracy(frame: &mut Frame, area: Rect, app: &App) {
+pub(crate) fn draw_accuracy(frame: &mut Frame, area: Rect, app: &App) {
     let series = [
         Series {
             name: "train acc",

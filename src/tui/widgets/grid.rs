@@ -10,12 +10,12 @@ use ratatui::text::{Line, Span};
 use crate::train::{FilterImage, RgbImage};
 use crate::tui::app::Style;
 
-pub const ASCII_RAMP: &[u8] = b" .:-=+*#%@";
-pub const UNICODE_RAMP: [char; 5] = [' ', '░', '▒', '▓', '█'];
+pub(crate) const ASCII_RAMP: &[u8] = b" .:-=+*#%@";
+pub(crate) const UNICODE_RAMP: [char; 5] = [' ', '░', '▒', '▓', '█'];
 
 /// How values map to shades.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scale {
+pub(crate) enum Scale {
     /// Weights: symmetric about zero by the largest magnitude; blue below, red above.
     Diverging,
     /// Images and activations: black at the minimum, white at the maximum.
@@ -23,7 +23,7 @@ pub enum Scale {
 }
 
 /// Values scaled to [0, 1] (Gray) or [-1, 1] (Diverging), by the image's own range.
-pub fn normalize(values: &[f32], scale: Scale) -> Vec<f32> {
+pub(crate) fn normalize(values: &[f32], scale: Scale) -> Vec<f32> {
     match scale {
         Scale::Diverging => {
             let m = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -87,7 +87,7 @@ fn sample(img: &FilterImage, norm: &[f32], x: usize, y: usize, w: usize, h: usiz
 }
 
 /// Draws `img` into exactly `cols` x `rows` cells.
-pub fn grid_lines(
+pub(crate) fn grid_lines(
     img: &FilterImage,
     scale: Scale,
     style: Style,
@@ -136,7 +136,7 @@ pub fn grid_lines(
 
 /// A colour for `[r, g, b]` in [0, 1]: 24-bit, or the nearest of the 256-colour palette's
 /// 6x6x6 cube.
-pub fn rgb_color([r, g, b]: [f32; 3], truecolor: bool) -> Color {
+pub(crate) fn rgb_color([r, g, b]: [f32; 3], truecolor: bool) -> Color {
     let byte = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
     if truecolor {
         Color::Rgb(byte(r), byte(g), byte(b))
@@ -149,7 +149,7 @@ pub fn rgb_color([r, g, b]: [f32; 3], truecolor: bool) -> Color {
 /// Draws a colour image into exactly `cols` x `rows` cells as half blocks (two pixels a
 /// cell). Only for styles with colour and without `--ascii`; the others show the channels as
 /// shades (see `inspect`).
-pub fn rgb_lines(img: &RgbImage, style: Style, cols: u16, rows: u16) -> Vec<Line<'static>> {
+pub(crate) fn rgb_lines(img: &RgbImage, style: Style, cols: u16, rows: u16) -> Vec<Line<'static>> {
     let (cols, rows) = (cols as usize, rows as usize);
     if img.values.is_empty() || cols == 0 || rows == 0 {
         return Vec::new();
@@ -178,7 +178,7 @@ pub fn rgb_lines(img: &RgbImage, style: Style, cols: u16, rows: u16) -> Vec<Line
 /// The largest square-looking tile (`cols = 2 * rows`) that fits `n` tiles, with one-cell gaps,
 /// into `width` x `height`. Returns (tile cols, tile rows, tiles per row), or `None` when even
 /// 2x1 tiles do not fit.
-pub fn tile_layout(n: usize, width: u16, height: u16) -> Option<(u16, u16, usize)> {
+pub(crate) fn tile_layout(n: usize, width: u16, height: u16) -> Option<(u16, u16, usize)> {
     if n == 0 {
         return None;
     }

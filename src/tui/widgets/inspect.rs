@@ -76,7 +76,7 @@ fn draw_channel_rows(frame: &mut Frame, area: Rect, s: &Snapshot, style: Style) 
     true
 }
 
-pub fn draw_filters(frame: &mut Frame, area: Rect, app: &App) {
+pub(crate) fn draw_filters(frame: &mut Frame, area: Rect, app: &App) {
     let title = match &app.run.snapshot {
         Some(s) => format!(
             "filters {} ({}/{}) {}x{} x{}{}",
@@ -139,7 +139,7 @@ pub fn draw_filters(frame: &mut Frame, area: Rect, app: &App) {
     }
 }
 
-pub fn draw_feature_maps(frame: &mut Frame, area: Rect, app: &App) {
+pub(crate) fn draw_feature_maps(frame: &mut Frame, area: Rect, app: &App) {
     let block = pane("probe and feature maps", app.style);
     let inner = block.inner(area);
     frame.render_widget(block, area);

@@ -13,7 +13,7 @@ use ratatui::widgets::Block;
 use super::app::Style;
 
 /// Plain ASCII borders for `--ascii`.
-pub const ASCII_BORDER: border::Set = border::Set {
+pub(crate) const ASCII_BORDER: border::Set = border::Set {
     top_left: "+",
     top_right: "+",
     bottom_left: "+",
@@ -25,7 +25,7 @@ pub const ASCII_BORDER: border::Set = border::Set {
 };
 
 /// A bordered pane with a title.
-pub fn pane(title: &str, style: Style) -> Block<'static> {
+pub(crate) fn pane(title: &str, style: Style) -> Block<'static> {
     let block = Block::bordered().title(format!(" {title} "));
     if style.ascii {
         block.border_set(ASCII_BORDER)

@@ -12,7 +12,7 @@ use crate::tui::app::App;
 use crate::tui::keys::BINDINGS;
 
 /// A rectangle of at most `w` x `h` centred in `area`.
-pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
+pub(crate) fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let (w, h) = (w.min(area.width), h.min(area.height));
     Rect::new(
         area.x + (area.width - w) / 2,
@@ -40,7 +40,7 @@ fn popup(frame: &mut Frame, app: &App, title: &str, lines: Vec<Line>) {
     );
 }
 
-pub fn draw_help(frame: &mut Frame, app: &App) {
+pub(crate) fn draw_help(frame: &mut Frame, app: &App) {
     let mut lines: Vec<Line> = BINDINGS
         .iter()
         .map(|(k, what)| Line::from(format!("{k:<11} {what}")))
@@ -53,7 +53,7 @@ pub fn draw_help(frame: &mut Frame, app: &App) {
     popup(frame, app, "keys", lines);
 }
 
-pub fn draw_model(frame: &mut Frame, app: &App) {
+pub(crate) fn draw_model(frame: &mut Frame, app: &App) {
     let mut lines = vec![Line::from(format!(
         "{:<20}{:<20}{:>9}",
         "layer", "output", "params"
@@ -87,7 +87,7 @@ pub fn draw_model(frame: &mut Frame, app: &App) {
     popup(frame, app, "model", lines);
 }
 
-pub fn draw_quit_confirm(frame: &mut Frame, app: &App) {
+pub(crate) fn draw_quit_confirm(frame: &mut Frame, app: &App) {
     let lines = vec![
         Line::from("Training is still running."),
         Line::from(""),
@@ -98,7 +98,7 @@ pub fn draw_quit_confirm(frame: &mut Frame, app: &App) {
     popup(frame, app, "quit?", lines);
 }
 
-pub fn draw_too_small(frame: &mut Frame, min: (u16, u16)) {
+pub(crate) fn draw_too_small(frame: &mut Frame, min: (u16, u16)) {
     let area = frame.area();
     let text = format!(
         "terminal too small: {}x{}, need at least {}x{} (training goes on; q quits)",

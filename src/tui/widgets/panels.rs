@@ -12,7 +12,7 @@ use crate::tui::app::{App, Mode, RunState};
 use crate::tui::keys::FOOTER;
 
 /// `1h02m`, `3m20s`, `45s`.
-pub fn fmt_duration(secs: f64) -> String {
+pub(crate) fn fmt_duration(secs: f64) -> String {
     let s = secs.max(0.0).round() as u64;
     match s {
         0..60 => format!("{s}s"),
@@ -22,7 +22,7 @@ pub fn fmt_duration(secs: f64) -> String {
 }
 
 /// `950`, `15.8k`.
-pub fn fmt_rate(per_second: f64) -> String {
+pub(crate) fn fmt_rate(per_second: f64) -> String {
     if per_second >= 1000.0 {
         format!("{:.1}k", per_second / 1000.0)
     } else {
@@ -31,7 +31,7 @@ pub fn fmt_rate(per_second: f64) -> String {
 }
 
 /// A text progress bar `[####----]` of `width` cells.
-pub fn progress_bar(ratio: f64, width: usize, ascii: bool) -> String {
+pub(crate) fn progress_bar(ratio: f64, width: usize, ascii: bool) -> String {
     let inner = width.saturating_sub(2);
     let filled = ((ratio.clamp(0.0, 1.0) * inner as f64).round() as usize).min(inner);
     let (on, off) = if ascii { ('#', '-') } else { ('█', '░') };
@@ -42,7 +42,7 @@ pub fn progress_bar(ratio: f64, width: usize, ascii: bool) -> String {
     )
 }
 
-pub fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
+pub(crate) fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
     let state_style = match (app.style.color, app.run.state) {
         (false, _) => CellStyle::default().add_modifier(Modifier::BOLD),
         (true, RunState::Running(crate::train::Phase::Paused)) => CellStyle::default()
@@ -116,7 +116,7 @@ pub fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(line), area);
 }
 
-pub fn draw_progress(frame: &mut Frame, area: Rect, app: &App) {
+pub(crate) fn draw_progress(frame: &mut Frame, area: Rect, app: &App) {
     let label = format!(
         " batch {}/{} ({:.0}%) step {}",
         app.run.batch,
@@ -129,7 +129,7 @@ pub fn draw_progress(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(format!("{bar}{label}")), area);
 }
 
-pub fn draw_log(frame: &mut Frame, area: Rect, app: &App) {
+pub(crate) fn draw_log(frame: &mut Frame, area: Rect, app: &App) {
     let block = pane("log", app.style);
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -144,7 +144,7 @@ pub fn draw_log(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-pub fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
+pub(crate) fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
     let text = match &app.ui.mode {
         Mode::LrInput { text, error } => {
             let mut s = format!(
