@@ -15,7 +15,7 @@ use super::build::Builder;
 use super::conv_direct;
 use super::conv_geometry::ConvGeometry;
 use super::init::init_weights;
-use super::layer::{Context, Layer, LayerKind, Param};
+use super::layer::{Context, GradParts, Layer, LayerKind, Param};
 use super::matmul::{matmul, matmul_serial};
 use super::simd::mask_relu;
 use super::tensor::{Tensor, column_sums, data, data_mut, ensure_shape};
@@ -24,8 +24,18 @@ use crate::config::{Activation, Init, Padding};
 use crate::error::Result;
 
 /// Fixed number of batch chunks for weight gradients: partial sums are added in chunk order,
-/// so results do not depend on the thread count.
-const GRAD_CHUNKS: usize = 8;
+/// so results do not depend on the thread count (nor, in `dist`, on the number of ranks).
+pub const GRAD_CHUNKS: usize = 8;
+
+/// Samples per gradient chunk of a batch: `per_chunk` when a rank holds part of a split batch
+/// (set by `set_shard`), otherwise the batch cut into `GRAD_CHUNKS`.
+pub(crate) fn chunk_samples(per_chunk: usize, batch: usize) -> usize {
+    if per_chunk > 0 {
+        per_chunk
+    } else {
+        batch.div_ceil(GRAD_CHUNKS).max(1)
+    }
+}
 
 /// Bytes of patches unfolded and multiplied at a time in the forward pass: about what stays
 /// in a core's L2 cache together with the kernel and the output block.
@@ -76,6 +86,8 @@ pub struct Conv2d {
     partials: Vec<f32>,
     /// Per-chunk scratch for the direct path's masked gradients.
     scratch: Vec<f32>,
+    /// Samples per gradient chunk of a split batch (0: one process, from the batch).
+    per_chunk: usize,
 }
 
 impl Conv2d {
@@ -117,6 +129,7 @@ impl Conv2d {
             masked: Vec::new(),
             partials: Vec::new(),
             scratch: Vec::new(),
+            per_chunk: 0,
         }
     }
 
@@ -163,6 +176,13 @@ impl Conv2d {
 
     /// Sums the per-chunk partials (kernel gradient, then bias gradient) into the params.
     fn reduce_partials(&mut self, chunks: usize) {
+        let partials = std::mem::take(&mut self.partials);
+        self.sum_partials(&partials, chunks);
+        self.partials = partials;
+    }
+
+    /// Sets the gradients to the sum of `chunks` partials of `partials`, in chunk order.
+    fn sum_partials(&mut self, partials: &[f32], chunks: usize) {
         let (klen, f) = (self.weight.value.len(), self.filters());
         let (dk, db) = (
             data_mut(&mut self.weight.grad),
@@ -170,7 +190,7 @@ impl Conv2d {
         );
         dk.fill(0.0);
         db.fill(0.0);
-        for part in self.partials.chunks_exact(klen + f).take(chunks) {
+        for part in partials.chunks_exact(klen + f).take(chunks) {
             dk.iter_mut().zip(&part[..klen]).for_each(|(d, p)| *d += p);
             db.iter_mut().zip(&part[klen..]).for_each(|(d, p)| *d += p);
         }
@@ -235,7 +255,7 @@ impl Conv2d {
         let batch = x.shape()[0];
         let (image_len, out_len) = (g.in_h * g.in_w * g.in_c, g.positions() * f);
         let part_len = self.weight.value.len() + f;
-        let per_chunk = batch.div_ceil(GRAD_CHUNKS).max(1);
+        let per_chunk = chunk_samples(self.per_chunk, batch);
         let chunks = batch.div_ceil(per_chunk);
         self.partials.resize(GRAD_CHUNKS * part_len, 0.0);
         let (xs, ys, dys) = (data(x), data(y), data(dy));
@@ -302,7 +322,7 @@ impl Conv2d {
         // Kernel gradient: patches^T · dy, summed over fixed chunks of samples in parallel.
         let klen = self.weight.value.len();
         let part_len = klen + f;
-        let per_chunk = batch.div_ceil(GRAD_CHUNKS).max(1);
+        let per_chunk = chunk_samples(self.per_chunk, batch);
         let chunks = batch.div_ceil(per_chunk);
         self.partials.resize(GRAD_CHUNKS * part_len, 0.0);
         let (plen, positions, patches) = (g.patch_len(), g.positions(), &self.patches);
@@ -441,6 +461,44 @@ impl Layer for Conv2d {
 
     fn forward_flops(&self) -> u64 {
         2 * (self.geometry.positions() * self.geometry.patch_len() * self.filters()) as u64
+    }
+
+    fn set_shard(&mut self, per_chunk: usize, _first_sample: usize) {
+        self.per_chunk = per_chunk;
+        if let Path::Winograd(w) = &mut self.path {
+            w.per_chunk = per_chunk;
+        }
+    }
+
+    fn grad_parts(&self) -> GradParts {
+        let part_len = match &self.path {
+            Path::Winograd(w) => w.part_len(),
+            _ => self.weight.value.len() + self.filters(),
+        };
+        GradParts::Chunks { part_len }
+    }
+
+    fn chunk_partials(&self, chunks: usize) -> &[f32] {
+        let GradParts::Chunks { part_len } = self.grad_parts() else {
+            unreachable!("a convolution has chunk partials")
+        };
+        match &self.path {
+            Path::Winograd(w) => &w.partials[..chunks * part_len],
+            _ => &self.partials[..chunks * part_len],
+        }
+    }
+
+    fn reduce_chunk_partials(&mut self, all: &[f32], chunks: usize) {
+        match &mut self.path {
+            Path::Winograd(w) => {
+                let (dk, db) = (
+                    data_mut(&mut self.weight.grad),
+                    data_mut(&mut self.bias.grad),
+                );
+                w.reduce_partials(all, chunks, dk, db);
+            }
+            _ => self.sum_partials(all, chunks),
+        }
     }
 }
 

@@ -1,10 +1,10 @@
 //! Fully connected layer: `y = x · W + b` with `W` stored `[in, out]` (as Keras).
 
-use ndarray::{ArrayView2, IxDyn};
+use ndarray::{ArrayView2, IxDyn, s};
 
 use super::build::Builder;
 use super::init::init_weights;
-use super::layer::{Context, Layer, LayerKind, Param};
+use super::layer::{Context, GradParts, Layer, LayerKind, Param};
 use super::matmul::matmul;
 use super::tensor::{Tensor, as_matrix, as_matrix_mut, column_sums, data, data_mut, ensure_shape};
 use crate::config::Init;
@@ -15,6 +15,8 @@ pub struct Dense {
     weight: Param,
     bias: Param,
     out_shape: [usize; 1],
+    /// Samples per gradient chunk of a split batch (0: one process, from the batch).
+    per_chunk: usize,
 }
 
 impl Dense {
@@ -26,7 +28,18 @@ impl Dense {
             weight: Param::new(format!("{name}.weight"), w),
             bias: Param::new(format!("{name}.bias"), Tensor::zeros(IxDyn(&[units]))),
             out_shape: [units],
+            per_chunk: 0,
         }
+    }
+
+    /// The batch's rows in its gradient chunks: gemm gives a row different bits depending on
+    /// how many rows it multiplies at once, so the products go chunk by chunk, as a rank
+    /// holding part of a split batch (whole chunks) computes them.
+    fn row_blocks(&self, batch: usize) -> impl Iterator<Item = std::ops::Range<usize>> + use<> {
+        let rows = super::conv2d::chunk_samples(self.per_chunk, batch);
+        (0..batch)
+            .step_by(rows)
+            .map(move |r| r..(r + rows).min(batch))
     }
 
     fn units(&self) -> usize {
@@ -67,22 +80,43 @@ impl Layer for Dense {
         data_mut(y)
             .chunks_exact_mut(self.units())
             .for_each(|row| row.copy_from_slice(bias));
-        matmul(as_matrix(x), self.w(), &mut as_matrix_mut(y), true);
+        let (x, mut y) = (as_matrix(x), as_matrix_mut(y));
+        for rows in self.row_blocks(batch) {
+            let mut y = y.slice_mut(s![rows.clone(), ..]);
+            matmul(x.slice(s![rows, ..]), self.w(), &mut y, true);
+        }
     }
 
     fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
-        let dy_m = as_matrix(dy);
+        self.param_grads_from_rows(x, dy);
+        if let Some(dx) = dx {
+            ensure_shape(dx, x.shape());
+            let (dy, mut dx) = (as_matrix(dy), as_matrix_mut(dx));
+            for rows in self.row_blocks(dy.nrows()) {
+                let mut dx = dx.slice_mut(s![rows.clone(), ..]);
+                matmul(dy.slice(s![rows, ..]), self.w().t(), &mut dx, false);
+            }
+        }
+    }
+
+    fn set_shard(&mut self, per_chunk: usize, _first_sample: usize) {
+        self.per_chunk = per_chunk;
+    }
+
+    fn grad_parts(&self) -> GradParts {
+        // One matrix product over the whole batch: a split batch sends its rows, which are
+        // fewer values than per-chunk partials of the weight matrix for the usual sizes.
+        GradParts::Rows
+    }
+
+    fn param_grads_from_rows(&mut self, x: &Tensor, dy: &Tensor) {
         matmul(
             as_matrix(x).t(),
-            dy_m,
+            as_matrix(dy),
             &mut as_matrix_mut(&mut self.weight.grad),
             false,
         );
         column_sums(data(dy), self.units(), data_mut(&mut self.bias.grad));
-        if let Some(dx) = dx {
-            ensure_shape(dx, x.shape());
-            matmul(dy_m, self.w().t(), &mut as_matrix_mut(dx), false);
-        }
     }
 
     fn params(&self) -> Vec<&Param> {

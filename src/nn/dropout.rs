@@ -17,6 +17,8 @@ pub(crate) struct Dropout {
     mask: Vec<f32>,
     /// Whether the last forward pass dropped anything (training with a positive rate).
     active: bool,
+    /// Index in the whole batch of this batch's first sample (a rank's share of a split batch).
+    first_sample: usize,
 }
 
 /// SplitMix64's finalizer: a well-mixed 64-bit hash of a counter.
@@ -52,6 +54,7 @@ impl Dropout {
             shape: shape.to_vec(),
             mask: Vec::new(),
             active: false,
+            first_sample: 0,
         }
     }
 }
@@ -85,6 +88,8 @@ impl Layer for Dropout {
             return;
         }
         self.mask.resize(x.len(), 0.0);
+        // The element's index in the whole batch, also when this rank holds only part of it.
+        let first = self.first_sample * self.shape.iter().product::<usize>();
         // Each element's draw is a hash of (seed, step, layer, index): reproducible, resumable,
         // and computed in parallel.
         let key =
@@ -96,12 +101,16 @@ impl Layer for Dropout {
         self.mask
             .par_chunks_mut(1 << 14)
             .enumerate()
-            .for_each(|(c, chunk)| fill_mask(key, c << 14, threshold, keep, chunk));
+            .for_each(|(c, chunk)| fill_mask(key, first + (c << 14), threshold, keep, chunk));
         par_zip_map(data(x), &self.mask, data_mut(y), |x, m| x * m);
     }
 
     fn identity_at_inference(&self) -> bool {
         true
+    }
+
+    fn set_shard(&mut self, _per_chunk: usize, first_sample: usize) {
+        self.first_sample = first_sample;
     }
 
     fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {

@@ -82,7 +82,26 @@ impl LayerKind {
     }
 }
 
+/// How a layer's parameter gradients are put together when a batch is split across ranks
+/// (`dist`): each rank runs its share of the batch's fixed gradient chunks, then every rank
+/// builds the whole batch's gradients from all ranks' parts in the same order, so that they
+/// are bit-identical to one process's. Layers without parameters have no parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GradParts {
+    /// No parameters.
+    None,
+    /// Per-chunk partial sums of `part_len` values (the last backward's local chunks, from
+    /// `chunk_partials`), summed in chunk order by `reduce_chunk_partials`.
+    Chunks { part_len: usize },
+    /// The gradients are a function of the whole batch's input rows and output-gradient rows
+    /// (`param_grads_from_rows`).
+    Rows,
+}
+
 /// A layer of a sequential model.
+///
+/// For data-parallel training (`dist`) a layer's output for a sample must not depend on the
+/// other samples of the batch, and its parameter gradients must be described by `grad_parts`.
 ///
 /// # Shapes
 /// Inputs and outputs are `[batch, ...per-sample shape]`, channels last.
@@ -136,4 +155,22 @@ pub trait Layer: Send {
     fn identity_at_inference(&self) -> bool {
         false
     }
+    /// Where this rank's share of a split batch lies in the whole batch: the gradient chunks'
+    /// size in samples (0: derived from the batch, as for one process) and the first sample's
+    /// index (dropout draws its masks by the sample's place in the whole batch).
+    fn set_shard(&mut self, _per_chunk: usize, _first_sample: usize) {}
+    /// How this layer's parameter gradients are assembled over ranks.
+    fn grad_parts(&self) -> GradParts {
+        GradParts::None
+    }
+    /// `GradParts::Chunks`: the local chunks' partials of the last backward, chunk after chunk.
+    fn chunk_partials(&self, _chunks: usize) -> &[f32] {
+        &[]
+    }
+    /// `GradParts::Chunks`: sets the parameter gradients from all `chunks` chunks' partials of
+    /// the whole batch, summed in chunk order exactly as `backward` sums its own.
+    fn reduce_chunk_partials(&mut self, _all: &[f32], _chunks: usize) {}
+    /// `GradParts::Rows`: sets the parameter gradients from the whole batch's input `x` and
+    /// output gradient `dy`, exactly as `backward` does.
+    fn param_grads_from_rows(&mut self, _x: &Tensor, _dy: &Tensor) {}
 }

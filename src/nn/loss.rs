@@ -43,6 +43,30 @@ pub(crate) fn compute(
     grad: Option<&mut Tensor>,
 ) -> BatchStats {
     let batch = labels.len();
+    let mut terms = Vec::new();
+    let correct = compute_terms(kind, smoothing, output, labels, grad, batch, &mut terms);
+    let classes = output.len() / batch.max(1);
+    BatchStats {
+        loss: mean_of_terms(kind, classes, &terms, batch),
+        correct,
+        samples: batch,
+    }
+}
+
+/// The per-sample part of [`compute`] for some of a batch of `batch_total` samples (a rank's
+/// share of a split batch): appends the loss terms in sample order to `terms` (one per sample
+/// for cross-entropy, one per output value for mean squared error), writes the gradient of
+/// the whole batch's mean loss when `grad` is given, and returns the number correct.
+pub fn compute_terms(
+    kind: LossKind,
+    smoothing: f32,
+    output: &Tensor,
+    labels: &[u8],
+    grad: Option<&mut Tensor>,
+    batch_total: usize,
+    terms: &mut Vec<f64>,
+) -> usize {
+    let batch = labels.len();
     let classes = output.len() / batch.max(1);
     let out = data(output);
     let correct = out
@@ -54,7 +78,6 @@ pub(crate) fn compute(
         ensure_shape(g, output.shape());
         data_mut(g)
     });
-    let (mut total, mut squares) = (0.0f64, 0.0f64);
     for (r, (x, &l)) in out.chunks_exact(classes).zip(labels).enumerate() {
         let l = l as usize;
         let row_grad = grad
@@ -62,10 +85,6 @@ pub(crate) fn compute(
             .map(|g| &mut g[r * classes..(r + 1) * classes]);
         match kind {
             LossKind::SoftmaxCrossEntropy => {
-                // -log softmax(x)[l] = log(sum(exp(x - max))) - (x[l] - max): exact for huge
-                // logits, and infinite or NaN when the logits are, so divergence is noticed.
-                // With smoothing a, the target t puts 1 - a + a/K on the label and a/K on every
-                // class: -sum(t log softmax(x)) = log(sum(exp(x - max))) - sum(t (x - max)).
                 let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
                 let sum: f64 = x.iter().map(|&v| (v as f64 - max).exp()).sum();
                 let (a, off) = (smoothing as f64, smoothing / classes as f32);
@@ -74,22 +93,22 @@ pub(crate) fn compute(
                     let all: f64 = x.iter().map(|&v| v as f64 - max).sum();
                     target_dot += a / classes as f64 * all;
                 }
-                total += sum.ln() - target_dot;
+                terms.push(sum.ln() - target_dot);
                 if let Some(g) = row_grad {
                     softmax_rows(x, g, classes);
                     if smoothing > 0.0 {
                         g.iter_mut().for_each(|v| *v -= off);
                     }
                     g[l] -= 1.0 - smoothing;
-                    g.iter_mut().for_each(|v| *v /= batch as f32);
+                    g.iter_mut().for_each(|v| *v /= batch_total as f32);
                 }
             }
             LossKind::MeanSquaredError => {
-                let scale = 2.0 / (batch * classes) as f32;
+                let scale = 2.0 / (batch_total * classes) as f32;
                 let mut row_grad = row_grad;
                 for (c, &y) in x.iter().enumerate() {
                     let d = y - if c == l { 1.0 } else { 0.0 };
-                    squares += (d * d) as f64;
+                    terms.push((d * d) as f64);
                     if let Some(g) = row_grad.as_deref_mut() {
                         g[c] = scale * d;
                     }
@@ -97,12 +116,19 @@ pub(crate) fn compute(
             }
         }
     }
-    total += squares / classes as f64;
-    BatchStats {
-        loss: (total / batch as f64) as f32,
-        correct,
-        samples: batch,
+    correct
+}
+
+/// The mean loss of a batch of `batch` samples from all its terms in sample order (from
+/// [`compute_terms`]), summed in that order.
+pub fn mean_of_terms(kind: LossKind, classes: usize, terms: &[f64], batch: usize) -> f32 {
+    let (mut total, mut squares) = (0.0f64, 0.0f64);
+    match kind {
+        LossKind::SoftmaxCrossEntropy => terms.iter().for_each(|t| total += t),
+        LossKind::MeanSquaredError => terms.iter().for_each(|t| squares += t),
     }
+    total += squares / classes as f64;
+    (total / batch as f64) as f32
 }
 
 #[cfg(test)]

@@ -9,6 +9,12 @@ const PARALLEL_THRESHOLD: usize = 1 << 18;
 
 /// `c = a · b`, or `c += a · b` when `accumulate`; large products use the rayon pool.
 ///
+/// Each row of `c` has the same bits whatever the number of rows of `a` (a rank's share of a
+/// batch has fewer rows than the batch): gemm takes another path for a few rows (up to 16)
+/// times a column-major `b`, whose rows come out differently, so such a `b` (a transposed
+/// weight matrix: small) is first copied row-major. For many rows the copy gives the same
+/// bits as the strided view.
+///
 /// # Panics
 /// When the shapes do not chain (`a: m×k`, `b: k×n`, `c: m×n`).
 pub(crate) fn matmul(
@@ -17,6 +23,10 @@ pub(crate) fn matmul(
     c: &mut ArrayViewMut2<f32>,
     accumulate: bool,
 ) {
+    if b.ncols() > 1 && b.strides()[1] != 1 {
+        let rows = b.as_standard_layout();
+        return multiply(a, rows.view(), c, accumulate, true);
+    }
     multiply(a, b, c, accumulate, true);
 }
 
@@ -89,7 +99,44 @@ fn multiply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{Array2, array};
+    use ndarray::{Array2, array, s};
+
+    #[test]
+    fn rows_do_not_depend_on_the_number_of_rows() {
+        // Transposed and plain `b`, shapes of dense layers' backward passes.
+        for (k, n, transposed) in [
+            (10, 16, true),
+            (10, 16, false),
+            (400, 16, true),
+            (16, 400, true),
+        ] {
+            let a = Array2::from_shape_fn((64, k), |(i, j)| {
+                ((i * 31 + j * 17) % 23) as f32 * 0.0137 - 0.1
+            });
+            let stored =
+                Array2::from_shape_fn(if transposed { (n, k) } else { (k, n) }, |(i, j)| {
+                    ((i * 13 + j * 7) % 19) as f32 * 0.021 - 0.17
+                });
+            let b = if transposed {
+                stored.t()
+            } else {
+                stored.view()
+            };
+            let mut full = Array2::zeros((64, n));
+            matmul(a.view(), b, &mut full.view_mut(), false);
+            for m in 1..64 {
+                let mut part = Array2::zeros((m, n));
+                matmul(a.slice(s![..m, ..]), b, &mut part.view_mut(), false);
+                let bits = |x: &f32| x.to_bits();
+                assert!(
+                    part.iter()
+                        .map(bits)
+                        .eq(full.slice(s![..m, ..]).iter().map(bits)),
+                    "k {k} n {n} transposed {transposed}: the first {m} rows differ"
+                );
+            }
+        }
+    }
 
     #[test]
     fn matches_ndarray_dot_with_transposes_and_accumulation() {

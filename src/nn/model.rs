@@ -11,9 +11,10 @@ use super::conv2d::{Conv2d, ConvSpec};
 use super::dense::Dense;
 use super::dropout::Dropout;
 use super::flatten::Flatten;
-use super::layer::{Context, Layer, LayerKind, Param};
+use super::layer::{Context, GradParts, Layer, LayerKind, Param};
 use super::loss::{self, BatchStats, argmax};
 use super::maxpool::MaxPool2d;
+use super::shard::Shard;
 use super::tensor::{Tensor, data, data_mut, empty, ensure_shape};
 use crate::config::{Activation, LayerSpec, LossKind, ModelConfig};
 use crate::data::{Split, fill_batch};
@@ -322,7 +323,7 @@ impl Sequential {
     /// Samples per evaluation batch: as many as keep the largest activation (input included)
     /// within `EVAL_BYTES`, between `EVAL_MIN` and `EVAL_MAX`. Fixed by the model alone, so
     /// evaluation does not depend on the training batch size or the thread count.
-    fn eval_batch(&self) -> usize {
+    pub fn eval_batch(&self) -> usize {
         let largest = self
             .layers
             .iter()
@@ -337,25 +338,194 @@ impl Sequential {
     /// pass, `eval_batch()` samples at a time (whatever the training batch size: no layer's
     /// output depends on the batch).
     pub(crate) fn evaluate(&mut self, split: &Split) -> (BatchStats, Vec<u8>) {
-        let mut total = BatchStats::default();
-        let mut loss_sum = 0.0f64;
         let mut predictions = Vec::with_capacity(split.len());
-        let indices: Vec<u32> = (0..split.len() as u32).collect();
+        let pieces = self.eval_pieces(split);
+        let parts = self.evaluate_pieces(split, 0..pieces, Some(&mut predictions));
+        (combine_eval(&parts), predictions)
+    }
+
+    /// How many `eval_batch()` pieces `evaluate` cuts `split` into.
+    pub fn eval_pieces(&self, split: &Split) -> usize {
+        split.len().div_ceil(self.eval_batch())
+    }
+
+    /// The stats of the evaluation pieces `range` of `split` (a rank's share of an evaluation),
+    /// to be put together in piece order by [`combine_eval`].
+    pub(crate) fn evaluate_pieces(
+        &mut self,
+        split: &Split,
+        range: std::ops::Range<usize>,
+        mut predictions: Option<&mut Vec<u8>>,
+    ) -> Vec<BatchStats> {
+        let per = self.eval_batch();
+        let mut parts = Vec::with_capacity(range.len());
         self.fold_batch_norms();
-        for chunk in indices.chunks(self.eval_batch()) {
-            self.load_batch(split, chunk);
+        for piece in range {
+            let chunk: Vec<u32> = (piece * per..((piece + 1) * per).min(split.len()))
+                .map(|i| i as u32)
+                .collect();
+            self.load_batch(split, &chunk);
             let logits = self.infer();
             let out = &self.acts[logits];
             let stats = loss::compute(self.loss, self.label_smoothing, out, &self.labels, None);
-            let classes = out.len() / chunk.len();
-            predictions.extend(data(out).chunks_exact(classes).map(|r| argmax(r) as u8));
-            loss_sum += stats.loss as f64 * chunk.len() as f64;
-            total.correct += stats.correct;
-            total.samples += stats.samples;
+            if let Some(p) = predictions.as_deref_mut() {
+                let classes = out.len() / chunk.len();
+                p.extend(data(out).chunks_exact(classes).map(|r| argmax(r) as u8));
+            }
+            parts.push(stats);
         }
         self.unfold_batch_norms();
-        total.loss = (loss_sum / total.samples.max(1) as f64) as f32;
-        (total, predictions)
+        parts
+    }
+
+    /// One rank's share of a training batch split into the fixed gradient chunks: runs the
+    /// loaded samples (those of `shard`) forward and backward, with the loss gradient scaled
+    /// for the whole batch and dropout drawn by each sample's place in it. Appends the loss
+    /// terms to `terms` and returns how many were correct. The gradients are complete only
+    /// after `grads_from_parts` has put every rank's `pack_grad_parts` together.
+    pub fn forward_backward_shard(
+        &mut self,
+        ctx: &Context,
+        shard: &Shard,
+        terms: &mut Vec<f64>,
+    ) -> usize {
+        if shard.samples().is_empty() {
+            return 0;
+        }
+        let first = shard.samples().start;
+        for l in &mut self.layers {
+            l.set_shard(shard.per_chunk, first);
+        }
+        self.forward(ctx);
+        let top = self.logit_layers;
+        let correct = loss::compute_terms(
+            self.loss,
+            self.label_smoothing,
+            &self.acts[top],
+            &self.labels,
+            Some(&mut self.grads[top]),
+            shard.batch,
+            terms,
+        );
+        let Sequential {
+            layers,
+            acts,
+            grads,
+            ..
+        } = self;
+        for i in (0..top).rev() {
+            let (lower, upper) = grads.split_at_mut(i + 1);
+            let dx = if i > 0 { Some(&mut lower[i]) } else { None };
+            layers[i].backward(&acts[i], &acts[i + 1], &upper[0], dx);
+        }
+        for l in &mut self.layers {
+            l.set_shard(0, 0);
+        }
+        correct
+    }
+
+    /// The batch's mean loss from all ranks' loss terms in sample order.
+    pub fn loss_of_terms(&self, terms: &[f64], batch: usize) -> f32 {
+        loss::mean_of_terms(self.loss, self.output_size(), terms, batch)
+    }
+
+    /// Whether every layer with parameters says how its gradients are put together over
+    /// ranks; `Err` names the first that does not.
+    pub fn check_grad_parts(&self) -> std::result::Result<(), String> {
+        match self
+            .layers
+            .iter()
+            .find(|l| !l.params().is_empty() && l.grad_parts() == GradParts::None)
+        {
+            Some(l) => Err(format!(
+                "layer {} ({}) cannot be trained on more than one rank",
+                l.name(),
+                l.kind().label()
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends this rank's gradient parts after `forward_backward_shard` (as f32 bits): per
+    /// layer with parameters, its local chunks' partials or its input and output-gradient rows.
+    pub fn pack_grad_parts(&self, shard: &Shard, out: &mut Vec<u32>) {
+        let samples = shard.samples().len();
+        for (i, l) in self.layers.iter().enumerate().take(self.logit_layers) {
+            match l.grad_parts() {
+                GradParts::None => {}
+                GradParts::Chunks { .. } if samples == 0 => {}
+                GradParts::Chunks { .. } => out.extend(
+                    l.chunk_partials(shard.local_chunks)
+                        .iter()
+                        .map(|v| v.to_bits()),
+                ),
+                GradParts::Rows if samples == 0 => {}
+                GradParts::Rows => {
+                    out.extend(data(&self.acts[i]).iter().map(|v| v.to_bits()));
+                    out.extend(data(&self.grads[i + 1]).iter().map(|v| v.to_bits()));
+                }
+            }
+        }
+    }
+
+    /// Sets every parameter gradient of the whole batch from all ranks' `pack_grad_parts`
+    /// (`parts[r]` from the rank with `shards[r]`), put together in chunk and sample order:
+    /// the same values as one process's `forward_backward` on the whole batch.
+    pub fn grads_from_parts(&mut self, shards: &[Shard], parts: &[&[u32]]) {
+        let mut at = vec![0usize; parts.len()];
+        let batch = shards.first().map_or(0, |s| s.batch);
+        let mut take = |r: usize, n: usize, into: &mut Vec<f32>| {
+            into.extend(
+                parts[r][at[r]..at[r] + n]
+                    .iter()
+                    .map(|&w| f32::from_bits(w)),
+            );
+            at[r] += n;
+        };
+        for i in 0..self.logit_layers {
+            match self.layers[i].grad_parts() {
+                GradParts::None => {}
+                GradParts::Chunks { part_len } => {
+                    let mut all = Vec::new();
+                    let mut chunks = 0;
+                    for (r, s) in shards.iter().enumerate() {
+                        if !s.samples().is_empty() {
+                            take(r, s.local_chunks * part_len, &mut all);
+                            chunks += s.local_chunks;
+                        }
+                    }
+                    self.layers[i].reduce_chunk_partials(&all, chunks);
+                }
+                GradParts::Rows => {
+                    let in_shape: Vec<usize> = if i == 0 {
+                        self.input_shape.to_vec()
+                    } else {
+                        self.layers[i - 1].output_shape().to_vec()
+                    };
+                    let out_shape = self.layers[i].output_shape().to_vec();
+                    let (in_len, out_len) = (
+                        in_shape.iter().product::<usize>(),
+                        out_shape.iter().product::<usize>(),
+                    );
+                    let (mut x, mut dy) = (Vec::new(), Vec::new());
+                    for (r, s) in shards.iter().enumerate() {
+                        let n = s.samples().len();
+                        if n > 0 {
+                            take(r, n * in_len, &mut x);
+                            take(r, n * out_len, &mut dy);
+                        }
+                    }
+                    let shape = |per: &[usize]| {
+                        let mut v = vec![batch];
+                        v.extend_from_slice(per);
+                        IxDyn(&v)
+                    };
+                    let x = Tensor::from_shape_vec(shape(&in_shape), x).expect("sized");
+                    let dy = Tensor::from_shape_vec(shape(&out_shape), dy).expect("sized");
+                    self.layers[i].param_grads_from_rows(&x, &dy);
+                }
+            }
+        }
     }
 
     /// Class probabilities for the loaded batch (`[batch, classes]`).
@@ -422,6 +592,20 @@ impl Sequential {
             p.value.assign(v);
         }
     }
+}
+
+/// The stats of a whole evaluation from its pieces' stats in piece order (each piece's mean
+/// loss weighted by its samples, summed in that order).
+pub(crate) fn combine_eval(parts: &[BatchStats]) -> BatchStats {
+    let mut total = BatchStats::default();
+    let mut loss_sum = 0.0f64;
+    for p in parts {
+        loss_sum += p.loss as f64 * p.samples as f64;
+        total.correct += p.correct;
+        total.samples += p.samples;
+    }
+    total.loss = (loss_sum / total.samples.max(1) as f64) as f32;
+    total
 }
 
 #[cfg(test)]

@@ -244,6 +244,11 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded> {
 
 const BEST: &str = "best.safetensors";
 
+/// Where the best checkpoint of `run_dir` is (read by every rank of a data-parallel run).
+pub fn best_in(run_dir: &Path) -> PathBuf {
+    run_dir.join(CHECKPOINTS).join(BEST)
+}
+
 /// Largest `last` pointer read.
 const MAX_POINTER: u64 = 256;
 
@@ -421,10 +426,6 @@ impl Checkpoints {
         dir.replace(name, &bytes, true)
             .map_err(|e| Error::io(&path, "cannot write", e))?;
         Ok(path)
-    }
-
-    pub(crate) fn best(&self) -> PathBuf {
-        self.path.join(BEST)
     }
 }
 

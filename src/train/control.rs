@@ -2,8 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A request to the running training loop.
-#[derive(Debug, Clone, PartialEq)]
+use crate::dist::Collective;
+
+/// A request to the running training loop. Serialized only to pass it between the ranks of a
+/// data-parallel run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Command {
     /// Steering from a front end in this process (the dashboard's keys).
     Steer(Steer),
@@ -112,5 +116,75 @@ impl Command {
             Command::Interrupt(cause) => format!("interrupt ({cause})"),
             Command::Unattended => "unattended".into(),
         }
+    }
+}
+
+/// Every rank's `local` commands, in rank order, on every rank (serialized as JSON bytes).
+pub(crate) fn exchange_commands(comm: &dyn Collective, local: &[Command]) -> Vec<Command> {
+    let words = if local.is_empty() {
+        Vec::new()
+    } else {
+        to_words(&serde_json::to_vec(local).expect("commands serialize"))
+    };
+    comm.all_gather(&words)
+        .iter()
+        .filter(|w| !w.is_empty())
+        .flat_map(|w| {
+            // Only our own bytes come back; anything else is a bug worth stopping for.
+            serde_json::from_slice::<Vec<Command>>(&from_words(w))
+                .expect("commands from another rank")
+        })
+        .collect()
+}
+
+/// Bytes as words: the length, then the bytes four to a word.
+fn to_words(bytes: &[u8]) -> Vec<u32> {
+    let mut words = vec![bytes.len() as u32];
+    words.extend(bytes.chunks(4).map(|c| {
+        let mut b = [0u8; 4];
+        b[..c.len()].copy_from_slice(c);
+        u32::from_le_bytes(b)
+    }));
+    words
+}
+
+fn from_words(words: &[u32]) -> Vec<u8> {
+    let len = words[0] as usize;
+    let mut bytes: Vec<u8> = words[1..].iter().flat_map(|w| w.to_le_bytes()).collect();
+    bytes.truncate(len);
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dist::Sim;
+
+    #[test]
+    fn every_rank_gets_all_commands_in_rank_order() {
+        let sent = [
+            vec![
+                Command::Remote {
+                    id: "a1".into(),
+                    steer: Steer::Lr {
+                        value: 0.013333333333666667,
+                    },
+                },
+                Command::Steer(Steer::Pause),
+            ],
+            vec![],
+            vec![Command::Interrupt("SIGTERM".into())],
+        ];
+        let expected: Vec<Command> = sent.concat();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = Sim::group(3)
+                .into_iter()
+                .zip(&sent)
+                .map(|(comm, local)| s.spawn(move || exchange_commands(&comm, local)))
+                .collect();
+            for h in handles {
+                assert_eq!(h.join().unwrap(), expected);
+            }
+        });
     }
 }

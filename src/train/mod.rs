@@ -14,4 +14,4 @@ pub use events::{EpochMetrics, FailureKind, LrSource, Phase, RunSummary, StopRea
 pub(crate) use snapshot::{
     FilterImage, RgbImage, Snapshot, conv_layer_indices, shown_layer, take as take_snapshot,
 };
-pub use trainer::{Resume, TrainHandle, TrainSetup, spawn};
+pub use trainer::{Resume, TrainHandle, TrainSetup, spawn, spawn_on};

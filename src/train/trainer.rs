@@ -16,6 +16,7 @@ use super::events::{
 use super::snapshot;
 use crate::config::Config;
 use crate::data::{Dataset, epoch_order};
+use crate::dist::{self, Collective, Local};
 use crate::error::{Error, Result};
 use crate::nn::tensor::{Tensor, data};
 use crate::nn::{Context, Sequential, summary_rows};
@@ -55,7 +56,14 @@ pub struct TrainHandle {
 
 /// Builds (or takes the resumed) model, so that config errors surface here before any thread
 /// starts, and starts training on a new thread.
-pub fn spawn(mut setup: TrainSetup) -> Result<TrainHandle> {
+pub fn spawn(setup: TrainSetup) -> Result<TrainHandle> {
+    spawn_on(setup, Box::new(Local))
+}
+
+/// `spawn` as one rank of a data-parallel run over `comm`: every rank runs the same setup;
+/// each computes its share of every batch and evaluation, all apply the same commands at
+/// the same step, and rank 0 alone writes checkpoints and weights.
+pub fn spawn_on(mut setup: TrainSetup, comm: Box<dyn Collective>) -> Result<TrainHandle> {
     let (model, optimizer, state, resumed_from) = match setup.resume.take() {
         Some(r) => (r.model, r.optimizer, r.state, Some((r.from, r.notes))),
         None => {
@@ -102,8 +110,19 @@ pub fn spawn(mut setup: TrainSetup) -> Result<TrainHandle> {
             ),
         ));
     }
-    let checkpoints = Checkpoints::open(&setup.run_dir, setup.config.checkpoint.keep_last)?
-        .with_class_names(&setup.dataset.class_names);
+    if comm.ranks() > 1 {
+        model
+            .check_grad_parts()
+            .map_err(|e| Error::config("model", e))?;
+    }
+    let checkpoints = if comm.rank() == 0 {
+        Some(
+            Checkpoints::open(&setup.run_dir, setup.config.checkpoint.keep_last)?
+                .with_class_names(&setup.dataset.class_names),
+        )
+    } else {
+        None
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(setup.threads)
         .thread_name(|i| format!("train-worker-{i}"))
@@ -121,8 +140,8 @@ pub fn spawn(mut setup: TrainSetup) -> Result<TrainHandle> {
                 optimizer,
                 state,
                 checkpoints,
-                command_rx,
-                event_tx,
+                (command_rx, event_tx),
+                comm,
             );
             let result = pool.install(|| trainer.run(resumed_from));
             if let Err(e) = &result {
@@ -162,10 +181,15 @@ struct Trainer {
     early_stopping: Option<EarlyStopping>,
     commands: Receiver<Command>,
     events: Sender<TrainEvent>,
+    /// The ranks of a data-parallel run (`Local` for one process).
+    comm: Box<dyn Collective>,
+    /// Commands all ranks received, to apply in this order (several ranks only).
+    synced: std::collections::VecDeque<Command>,
     state: TrainingState,
     stop: Option<StopReason>,
     interrupted_by: Option<String>,
-    checkpoints: Checkpoints,
+    /// Rank 0's; other ranks write nothing.
+    checkpoints: Option<Checkpoints>,
     last_checkpoint: Option<PathBuf>,
     last_checkpoint_at: Instant,
     last_good: Option<GoodState>,
@@ -193,9 +217,9 @@ impl Trainer {
         model: Sequential,
         optimizer: Box<dyn Optimizer>,
         state: TrainingState,
-        checkpoints: Checkpoints,
-        commands: Receiver<Command>,
-        events: Sender<TrainEvent>,
+        checkpoints: Option<Checkpoints>,
+        (commands, events): (Receiver<Command>, Sender<TrainEvent>),
+        comm: Box<dyn Collective>,
     ) -> Trainer {
         let t = &setup.config.training;
         let mut schedule = t.schedule.clone().map(Schedule::new);
@@ -218,6 +242,8 @@ impl Trainer {
             optimizer,
             commands,
             events,
+            comm,
+            synced: Default::default(),
             state,
             stop: None,
             interrupted_by: None,
@@ -284,10 +310,10 @@ impl Trainer {
             .early_stopping
             .as_ref()
             .is_some_and(|e| e.restore_best())
-            && self.checkpoints.best().is_file()
+            && let Some(best) = self.best_path()
         {
             // A resumed run with restore-best needs the best weights seen before the stop.
-            if let Ok(best) = weights::load(&self.checkpoints.best()) {
+            if let Ok(best) = weights::load(&best) {
                 let values = best.model.snapshot_params();
                 self.early_stopping.as_mut().expect("checked").best_weights = Some(values);
             }
@@ -311,13 +337,20 @@ impl Trainer {
                     self.state.lr = lr;
                 }
                 let batch_start = Instant::now();
-                self.model.load_batch(&data.train, indices);
                 let ctx = Context {
                     train: true,
                     seed: t.seed,
                     step: self.state.step,
                 };
-                let stats = self.model.forward_backward(&ctx);
+                // Over several ranks, each computes its share and all put the gradients
+                // together in one fixed order: the same bits as one process.
+                let stats = dist::forward_backward(
+                    &mut self.model,
+                    &*self.comm,
+                    &data.train,
+                    indices,
+                    &ctx,
+                );
                 let batch = self.state.batches_done + 1;
                 if !stats.loss.is_finite() {
                     let error = Error::Diverged {
@@ -338,8 +371,6 @@ impl Trainer {
                     self.state.batches_done += 1;
                     continue;
                 }
-                // The batch's gradients are complete here; a data-parallel run would
-                // all-reduce them before the step.
                 self.optimizer
                     .step(&mut self.model.params_mut(), self.state.lr);
                 self.state.step += 1;
@@ -378,7 +409,7 @@ impl Trainer {
             return self.finish_interrupted();
         }
         self.emit(TrainEvent::Phase(Phase::Testing));
-        let (test, _) = self.model.evaluate(&data.test);
+        let test = dist::evaluate(&mut self.model, &*self.comm, &data.test);
         let weights_path = self.run_dir.join("model.safetensors");
         let metadata = [
             ("kind", "final".to_string()),
@@ -390,7 +421,9 @@ impl Trainer {
                 weights::class_names_text(&data.class_names),
             ),
         ];
-        weights::save(&weights_path, &self.model, &self.config, &[], &metadata)?;
+        if self.comm.rank() == 0 {
+            weights::save(&weights_path, &self.model, &self.config, &[], &metadata)?;
+        }
         let summary = self.summary(
             Some((
                 test.loss as f64,
@@ -409,7 +442,7 @@ impl Trainer {
             (None, None)
         } else {
             self.emit(TrainEvent::Phase(Phase::Validating));
-            let (s, _) = self.model.evaluate(&data.validation);
+            let s = dist::evaluate(&mut self.model, &*self.comm, &data.validation);
             (
                 Some(s.loss as f64),
                 Some(s.correct as f64 / s.samples as f64),
@@ -478,9 +511,9 @@ impl Trainer {
         if self.config.checkpoint.every_epoch {
             self.checkpoint(SaveReason::EpochEnd);
         }
-        if improved && self.weights_finite() {
+        if improved && self.weights_finite() && self.checkpoints.is_some() {
             self.sync_progress();
-            let saved = self.checkpoints.save_best(
+            let saved = self.checkpoints.as_ref().expect("checked").save_best(
                 &self.model,
                 &*self.optimizer,
                 &self.config,
@@ -542,22 +575,15 @@ impl Trainer {
     /// Returns the time spent paused.
     fn handle_commands(&mut self) -> Result<Duration> {
         let mut paused_since: Option<Instant> = None;
+        let mut exchanged = false;
         loop {
             let command = if std::mem::take(&mut self.pause_requested) {
                 Command::Steer(Steer::Pause)
-            } else if paused_since.is_some() {
-                match self.commands.recv_timeout(Duration::from_millis(250)) {
-                    Ok(c) => c,
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    // Nobody can resume us: carry on rather than wait forever.
-                    Err(RecvTimeoutError::Disconnected) => Command::Steer(Steer::Resume),
-                }
             } else {
-                match self.commands.try_recv() {
-                    Ok(c) => c,
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => {
-                        return Ok(Duration::ZERO);
-                    }
+                match self.next_command(paused_since.is_some(), &mut exchanged) {
+                    Next::Command(c) => c,
+                    Next::Wait => continue,
+                    Next::Nothing => return Ok(Duration::ZERO),
                 }
             };
             let step = self.state.step;
@@ -624,6 +650,61 @@ impl Trainer {
                 }
             }
         }
+    }
+
+    /// The next command to apply. While paused (`waiting`) it waits up to 250 ms for one.
+    /// Over several ranks, the commands that every rank received (rank 0's from its front
+    /// end, signals on any rank) are exchanged at the first call of each step, and again after
+    /// each wait, so that all ranks apply the same commands in the same order at the same step;
+    /// a paused run sleeps in the wait on every rank instead of spinning in the exchange.
+    fn next_command(&mut self, waiting: bool, exchanged: &mut bool) -> Next {
+        let wait = Duration::from_millis(250);
+        if self.comm.ranks() == 1 {
+            return match waiting {
+                true => match self.commands.recv_timeout(wait) {
+                    Ok(c) => Next::Command(c),
+                    Err(RecvTimeoutError::Timeout) => Next::Wait,
+                    // Nobody can resume us: carry on rather than wait forever.
+                    Err(RecvTimeoutError::Disconnected) => {
+                        Next::Command(Command::Steer(Steer::Resume))
+                    }
+                },
+                false => match self.commands.try_recv() {
+                    Ok(c) => Next::Command(c),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => Next::Nothing,
+                },
+            };
+        }
+        if let Some(c) = self.synced.pop_front() {
+            return Next::Command(c);
+        }
+        if *exchanged && !waiting {
+            return Next::Nothing;
+        }
+        let mut local = Vec::new();
+        if waiting {
+            match self.commands.recv_timeout(wait) {
+                Ok(c) => local.push(c),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => local.push(Command::Steer(Steer::Resume)),
+            }
+        }
+        while let Ok(c) = self.commands.try_recv() {
+            local.push(c);
+        }
+        self.synced = super::control::exchange_commands(&*self.comm, &local).into();
+        *exchanged = true;
+        match self.synced.pop_front() {
+            Some(c) => Next::Command(c),
+            None if waiting => Next::Wait,
+            None => Next::Nothing,
+        }
+    }
+
+    /// The best checkpoint's path when it exists (every rank reads it).
+    fn best_path(&self) -> Option<PathBuf> {
+        let best = super::checkpoint::best_in(&self.run_dir);
+        best.is_file().then_some(best)
     }
 
     /// Under a per-step schedule, the rate of the next step: `optimizer.lr` times the
@@ -698,7 +779,12 @@ impl Trainer {
             return;
         }
         self.sync_progress();
-        match self.checkpoints.save(
+        let Some(checkpoints) = &self.checkpoints else {
+            // Another rank than 0: rank 0 saves; the good state is the same on every rank.
+            self.remember_good();
+            return;
+        };
+        match checkpoints.save(
             &self.model,
             &*self.optimizer,
             &self.config,
@@ -783,6 +869,15 @@ impl Trainer {
             self.emit(TrainEvent::Snapshot(Box::new(s)));
         }
     }
+}
+
+/// What `next_command` found.
+enum Next {
+    Command(Command),
+    /// Nothing yet: wait again (paused).
+    Wait,
+    /// Nothing: go on training.
+    Nothing,
 }
 
 /// The log line naming the classes: all of them up to a dozen, then the first ones.

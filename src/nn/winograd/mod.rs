@@ -30,7 +30,7 @@ use tiles::{
 
 /// Fixed number of batch chunks: parallel tasks whose kernel-gradient partials are summed in
 /// chunk order.
-const CHUNKS: usize = 8;
+const CHUNKS: usize = super::conv2d::GRAD_CHUNKS;
 
 /// Samples transformed and multiplied at a time within a chunk.
 const BLOCK_SAMPLES: usize = 4;
@@ -66,11 +66,13 @@ pub(crate) struct Winograd {
     /// Per chunk: one tile's values in the pixel domain and a transform's intermediate.
     tile: Vec<f32>,
     /// Per chunk: transformed kernel-gradient partial `[36][cin][filters]`, then bias `[filters]`.
-    partials: Vec<f32>,
+    pub(crate) partials: Vec<f32>,
     /// The chunks' partials summed: transformed kernel gradient, then bias gradient.
     du: Vec<f32>,
     /// Zeros standing in for input pixels outside the image.
     zeros: Vec<f32>,
+    /// Samples per chunk of a split batch (`dist`); 0: the batch cut into `CHUNKS`.
+    pub(crate) per_chunk: usize,
 }
 
 impl Winograd {
@@ -92,13 +94,14 @@ impl Winograd {
             partials: Vec::new(),
             du: Vec::new(),
             zeros: vec![0.0; g.in_c],
+            per_chunk: 0,
         }
     }
 
     /// Sizes the per-chunk buffers; returns (samples per chunk, chunks).
     fn chunking(&mut self, batch: usize) -> (usize, usize) {
         let (c, f, tiles) = (self.t.g.in_c, self.t.filters, self.t.tiles());
-        let per_chunk = batch.div_ceil(CHUNKS).max(1);
+        let per_chunk = super::conv2d::chunk_samples(self.per_chunk, batch);
         let block_tiles = BLOCK_SAMPLES * tiles;
         self.m
             .resize(CHUNKS * POSITIONS * padded(block_tiles * f), 0.0);
@@ -273,10 +276,29 @@ impl Winograd {
                 .for_each(|((ci, bufs), dxs)| chunk(ci, bufs, Some(dxs))),
             None => chunks_of.for_each(|(ci, bufs)| chunk(ci, bufs, None)),
         }
-        // Sum the chunks' partials in order, then back from the transformed domain.
-        let (du_len, klen) = (POSITIONS * c * f, 9 * c * f);
+        let partials = std::mem::take(&mut self.partials);
+        self.reduce_partials(&partials, chunks, dk, db);
+        self.partials = partials;
+    }
+
+    /// Values of one chunk's partial: transformed kernel gradient, then bias gradient.
+    pub fn part_len(&self) -> usize {
+        POSITIONS * self.t.g.in_c * self.t.filters + self.t.filters
+    }
+
+    /// Sums `chunks` partials of `partials` in chunk order, then back from the transformed
+    /// domain into the kernel gradient `dk` and bias gradient `db`.
+    pub fn reduce_partials(
+        &mut self,
+        partials: &[f32],
+        chunks: usize,
+        dk: &mut [f32],
+        db: &mut [f32],
+    ) {
+        let (c, f) = (self.t.g.in_c, self.t.filters);
+        let (part_len, du_len, klen) = (self.part_len(), POSITIONS * c * f, 9 * c * f);
         self.du.resize(part_len, 0.0);
-        column_sums(&self.partials[..chunks * part_len], part_len, &mut self.du);
+        column_sums(&partials[..chunks * part_len], part_len, &mut self.du);
         let (du, dbias) = self.du.split_at(du_len);
         db.copy_from_slice(dbias);
         untransform_kernel_grad(du, c * f, &mut dk[..klen]);

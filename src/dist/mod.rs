@@ -1,0 +1,132 @@
+//! Data-parallel training: the same run on several ranks (processes, usually MPI under Slurm),
+//! bit-identical to one process for any number of ranks.
+//!
+//! A batch is already cut into a fixed number of gradient chunks whatever the thread count
+//! (`nn::Shard`). Each rank computes a run of whole chunks; then every rank gathers all
+//! ranks' parts (per-chunk partial sums, or a layer's rows) and puts them together in chunk
+//! and sample order, exactly as one process sums its own chunks. No reduction is left to the
+//! communication library, whose sums have no fixed order: only gathers, which copy.
+//!
+//! A [`Collective`] is the group of ranks: [`Local`] is one process, [`Sim`] runs N ranks as
+//! threads of one process (the tests), and `mpi::World` (cargo feature `mpi`) is MPI.
+
+mod sim;
+
+use crate::data::Split;
+use crate::nn::loss::BatchStats;
+use crate::nn::{Context, Sequential, Shard, combine_eval};
+
+pub use sim::Sim;
+
+/// The ranks of a run, and the one collective operation training needs.
+pub trait Collective: Send {
+    /// This process's rank, from 0.
+    fn rank(&self) -> usize;
+    /// The number of ranks.
+    fn ranks(&self) -> usize;
+    /// Every rank's `local` words, in rank order (each rank may give a different number).
+    /// All ranks must call it together.
+    fn all_gather(&self, local: &[u32]) -> Vec<Vec<u32>>;
+}
+
+/// One process: rank 0 of 1.
+pub struct Local;
+
+impl Collective for Local {
+    fn rank(&self) -> usize {
+        0
+    }
+
+    fn ranks(&self) -> usize {
+        1
+    }
+
+    fn all_gather(&self, local: &[u32]) -> Vec<Vec<u32>> {
+        vec![local.to_vec()]
+    }
+}
+
+/// The forward and backward pass of the batch `indices` of `split` over all ranks: afterwards
+/// every rank's parameter gradients, and the returned stats, are bit for bit those of one
+/// process running the whole batch.
+pub(crate) fn forward_backward(
+    model: &mut Sequential,
+    comm: &dyn Collective,
+    split: &Split,
+    indices: &[u32],
+    ctx: &Context,
+) -> BatchStats {
+    if comm.ranks() == 1 {
+        model.load_batch(split, indices);
+        return model.forward_backward(ctx);
+    }
+    let shards = Shard::all(indices.len(), comm.ranks());
+    let mine = &shards[comm.rank()];
+    let mut terms = Vec::new();
+    let correct = if mine.samples().is_empty() {
+        0
+    } else {
+        model.load_batch(split, &indices[mine.samples()]);
+        model.forward_backward_shard(ctx, mine, &mut terms)
+    };
+    // Words: the number correct, the loss terms (f64 as two words), the gradient parts.
+    let mut words = vec![correct as u32, terms.len() as u32];
+    for t in &terms {
+        let b = t.to_bits();
+        words.extend([b as u32, (b >> 32) as u32]);
+    }
+    model.pack_grad_parts(mine, &mut words);
+    let all = comm.all_gather(&words);
+    let (mut correct, mut terms) = (0usize, Vec::with_capacity(indices.len()));
+    let mut parts = Vec::with_capacity(all.len());
+    for w in &all {
+        correct += w[0] as usize;
+        let n = w[1] as usize;
+        let pairs = &w[2..2 + 2 * n];
+        terms.extend(
+            pairs
+                .chunks_exact(2)
+                .map(|p| f64::from_bits(p[0] as u64 | (p[1] as u64) << 32)),
+        );
+        parts.push(&w[2 + 2 * n..]);
+    }
+    model.grads_from_parts(&shards, &parts);
+    BatchStats {
+        loss: model.loss_of_terms(&terms, indices.len()),
+        correct,
+        samples: indices.len(),
+    }
+}
+
+/// Loss and accuracy over `split`, its evaluation pieces shared among the ranks: the same
+/// numbers on every rank as one process's `Sequential::evaluate`.
+pub(crate) fn evaluate(model: &mut Sequential, comm: &dyn Collective, split: &Split) -> BatchStats {
+    if comm.ranks() == 1 {
+        return model.evaluate(split).0;
+    }
+    let (rank, ranks) = (comm.rank(), comm.ranks());
+    let pieces = model.eval_pieces(split);
+    let mine = rank * pieces / ranks..(rank + 1) * pieces / ranks;
+    let stats = model.evaluate_pieces(split, mine, None);
+    let words: Vec<u32> = stats
+        .iter()
+        .flat_map(|s| [s.loss.to_bits(), s.correct as u32, s.samples as u32])
+        .collect();
+    let all: Vec<BatchStats> = comm
+        .all_gather(&words)
+        .iter()
+        .flat_map(|w| {
+            w.chunks_exact(3)
+                .map(|s| BatchStats {
+                    loss: f32::from_bits(s[0]),
+                    correct: s[1] as usize,
+                    samples: s[2] as usize,
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    combine_eval(&all)
+}
+
+#[cfg(test)]
+mod tests;
