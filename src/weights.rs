@@ -10,7 +10,8 @@ use std::path::Path;
 use ndarray::IxDyn;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::config::{Config, parse_config};
+use crate::config::{Config, Normalize, parse_config};
+use crate::data::Normalization;
 use crate::error::{Error, Result};
 use crate::nn::Sequential;
 use crate::nn::tensor::{Tensor, data_mut};
@@ -31,6 +32,46 @@ pub struct Saved {
 
 /// The metadata key of the class names (a JSON list of strings).
 pub(crate) const CLASS_NAMES: &str = "class_names";
+
+/// The metadata keys of the per-channel input normalisation (JSON lists of numbers), present
+/// when `data.normalize` asks for one: `evaluate` and `predict` apply the same.
+pub const INPUT_MEAN: &str = "input_mean";
+pub const INPUT_STD: &str = "input_std";
+
+fn floats_text(v: &[f32]) -> String {
+    serde_json::to_string(v).expect("numbers serialize")
+}
+
+/// The normalisation a file's metadata holds, checked against its channels and its config.
+fn read_normalization(
+    path: &Path,
+    metadata: &HashMap<String, String>,
+    config: &Config,
+    channels: usize,
+) -> Result<Normalization> {
+    let list = |key: &str| -> Result<Option<Vec<f32>>> {
+        let Some(text) = metadata.get(key) else {
+            return Ok(None);
+        };
+        match serde_json::from_str::<Vec<f32>>(text) {
+            Ok(v) if v.len() == channels && v.iter().all(|x| x.is_finite()) => Ok(Some(v)),
+            _ => Err(Error::weights(
+                path,
+                format!("metadata {key} is not {channels} finite numbers: {text}"),
+            )),
+        }
+    };
+    match (list(INPUT_MEAN)?, list(INPUT_STD)?) {
+        (Some(mean), Some(std)) if std.iter().all(|&s| s > 0.0) => Ok(Normalization { mean, std }),
+        (None, None) if config.data.normalize == Normalize::None => {
+            Ok(Normalization::identity(channels))
+        }
+        _ => Err(Error::weights(
+            path,
+            "data.normalize is per_channel but the metadata lacks a valid input_mean and input_std",
+        )),
+    }
+}
 
 /// Class names as stored in metadata.
 pub(crate) fn class_names_text(names: &[String]) -> String {
@@ -102,6 +143,11 @@ pub(crate) fn encode(
         ("input_shape".to_string(), join(&model.input_shape())),
         ("classes".to_string(), model.output_size().to_string()),
     ]);
+    let norm = model.normalization();
+    if !norm.is_identity() {
+        meta.insert(INPUT_MEAN.into(), floats_text(&norm.mean));
+        meta.insert(INPUT_STD.into(), floats_text(&norm.std));
+    }
     meta.extend(metadata.iter().map(|(k, v)| (k.to_string(), v.clone())));
     safetensors::serialize(views, Some(meta))
         .map_err(|e| Error::weights(path, format!("cannot encode: {e}")))
@@ -204,6 +250,12 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Saved> {
     )
     .map_err(|e| e.in_config(&origin))?;
     load_params(&mut model, &tensors, path)?;
+    model.set_normalization(read_normalization(
+        path,
+        &metadata,
+        &config,
+        input_shape[2],
+    )?);
     let params: Vec<String> = model.tensors().iter().map(|p| p.name.clone()).collect();
     let mut extra = HashMap::new();
     for (name, view) in tensors.tensors() {

@@ -53,6 +53,68 @@ pub struct DataConfig {
     /// Leave out pictures that fail to decode (with a warning) instead of stopping.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) skip_bad_images: bool,
+    /// `per_channel`: inputs are `(x - mean) / std` per channel, from the training split.
+    #[serde(default, skip_serializing_if = "Normalize::is_none")]
+    pub(crate) normalize: Normalize,
+    /// Training batches only.
+    #[serde(default, skip_serializing_if = "AugmentConfig::is_off")]
+    pub(crate) augment: AugmentConfig,
+}
+
+/// Input normalisation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Normalize {
+    /// Bytes / 255, in [0, 1].
+    #[default]
+    None,
+    /// Then minus each channel's mean and divided by its standard deviation over the
+    /// training split (stored with the weights).
+    PerChannel,
+}
+
+impl Normalize {
+    fn is_none(&self) -> bool {
+        *self == Normalize::None
+    }
+}
+
+/// `[data.augment]`: random transformations of training samples, fixed by (seed, epoch,
+/// sample index).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AugmentConfig {
+    /// Pad each side by this many pixels, then crop a random window of the original size.
+    #[serde(default)]
+    pub(crate) crop_padding: usize,
+    /// What the padding holds: `zero` (black) or `reflect` (the mirrored image).
+    #[serde(default)]
+    pub(crate) padding_mode: PadMode,
+    /// Mirror left-right with probability 1/2.
+    #[serde(default)]
+    pub(crate) flip: bool,
+    /// Zero a square of this side at a random centre (clipped at the border), after the
+    /// normalisation (so it holds the mean colour); 0: none.
+    #[serde(default)]
+    pub(crate) cutout: usize,
+}
+
+impl AugmentConfig {
+    pub(crate) fn is_off(&self) -> bool {
+        !self.is_active()
+    }
+
+    pub(crate) fn is_active(&self) -> bool {
+        self.crop_padding > 0 || self.flip || self.cutout > 0
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum PadMode {
+    #[default]
+    Zero,
+    Reflect,
 }
 
 /// Largest side `data.image_size` accepts.
@@ -85,6 +147,17 @@ impl DataConfig {
                 "data.test_split",
                 format!("must be between 0 and 1 (exclusive), got {f}"),
             ));
+        }
+        for (key, v) in [
+            ("crop_padding", self.augment.crop_padding),
+            ("cutout", self.augment.cutout),
+        ] {
+            if v > MAX_IMAGE_SIDE {
+                return Err(Error::config(
+                    format!("data.augment.{key}"),
+                    format!("must be at most {MAX_IMAGE_SIDE}, got {v}"),
+                ));
+            }
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::Split;
+use super::augment::{EpochAugment, Normalization, fill_sample};
 
 /// The order in which an epoch visits `len` samples: a permutation fixed by `(seed, epoch)`,
 /// so that a run (or a resumed run) sees the same order every time.
@@ -20,10 +21,19 @@ pub(crate) fn epoch_order(len: usize, seed: u64, epoch: usize) -> Vec<u32> {
 /// Samples converted per parallel task in `fill_batch`.
 const FILL_CHUNK: usize = 32;
 
-/// Writes the samples `indices` of `split` into `images` (scaled to [0,1]) and `labels`,
+/// Writes the samples `indices` of `split` (pictures of `shape`) into `images` (scaled to
+/// [0,1], normalised by `norm`, and augmented when `augment` is given) and `labels`,
 /// converting chunks of samples in parallel (each value is computed the same way whatever
 /// the thread count). `images` must hold `indices.len() * sample_len` values.
-pub(crate) fn fill_batch(split: &Split, indices: &[u32], images: &mut [f32], labels: &mut Vec<u8>) {
+pub(crate) fn fill_batch(
+    split: &Split,
+    indices: &[u32],
+    images: &mut [f32],
+    labels: &mut Vec<u8>,
+    shape: [usize; 3],
+    norm: &Normalization,
+    augment: Option<&EpochAugment>,
+) {
     let sample_len = split.images.len() / split.len().max(1);
     debug_assert_eq!(images.len(), indices.len() * sample_len);
     labels.clear();
@@ -37,10 +47,7 @@ pub(crate) fn fill_batch(split: &Split, indices: &[u32], images: &mut [f32], lab
         .for_each(|(images, indices)| {
             for (dst, &i) in images.chunks_exact_mut(sample_len).zip(indices) {
                 let src = &split.images[i as usize * sample_len..][..sample_len];
-                // A division rather than a table lookup: it vectorises, and rounds the same.
-                for (d, &s) in dst.iter_mut().zip(src) {
-                    *d = s as f32 / 255.0;
-                }
+                fill_sample(src, dst, shape, norm, augment.map(|a| (a, i)));
             }
         });
 }
@@ -68,7 +75,8 @@ mod tests {
         };
         let mut x = vec![0.0; 4];
         let mut y = Vec::new();
-        fill_batch(&split, &[1, 0], &mut x, &mut y);
+        let norm = Normalization::identity(1);
+        fill_batch(&split, &[1, 0], &mut x, &mut y, [2, 1, 1], &norm, None);
         assert_eq!(x, vec![0.2, 0.4, 0.0, 1.0]);
         assert_eq!(y, vec![4, 3]);
     }

@@ -1,6 +1,7 @@
 //! Data: IDX files, CIFAR-10 binary batches, folders of PNG/JPEG pictures (with a decoded
 //! cache), the bundled MNIST subset, train/validation/test splits and batches.
 
+mod augment;
 mod batches;
 mod cache;
 mod cifar_binary;
@@ -12,6 +13,7 @@ pub mod idx;
 mod pictures;
 mod progress;
 
+pub(crate) use augment::{EpochAugment, Normalization};
 pub(crate) use batches::{epoch_order, fill_batch};
 pub use dataset::{DataSource, Dataset, LoadReport, Split};
 pub(crate) use decode::picture_for_model;

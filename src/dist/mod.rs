@@ -12,7 +12,7 @@
 
 mod sim;
 
-use crate::data::Split;
+use crate::data::{EpochAugment, Split};
 use crate::nn::loss::BatchStats;
 use crate::nn::{Context, Sequential, Shard, combine_eval};
 
@@ -54,10 +54,11 @@ pub(crate) fn forward_backward(
     comm: &dyn Collective,
     split: &Split,
     indices: &[u32],
+    augment: Option<&EpochAugment>,
     ctx: &Context,
 ) -> BatchStats {
     if comm.ranks() == 1 {
-        model.load_batch(split, indices);
+        model.load_train_batch(split, indices, augment);
         return model.forward_backward(ctx);
     }
     let shards = Shard::all(indices.len(), comm.ranks());
@@ -66,7 +67,7 @@ pub(crate) fn forward_backward(
     let correct = if mine.samples().is_empty() {
         0
     } else {
-        model.load_batch(split, &indices[mine.samples()]);
+        model.load_train_batch(split, &indices[mine.samples()], augment);
         model.forward_backward_shard(ctx, mine, &mut terms)
     };
     // Words: the number correct, the loss terms (f64 as two words), the gradient parts.

@@ -81,7 +81,7 @@ fn train(comm: &dyn Collective, loss: &str, batch: usize) -> Trace {
             seed: 9,
             step,
         };
-        let stats = forward_backward(&mut m, comm, &samples, &indices, &ctx);
+        let stats = forward_backward(&mut m, comm, &samples, &indices, None, &ctx);
         steps.push((stats.loss.to_bits(), stats.correct));
         for p in m.params_mut() {
             let grad = data(&p.grad).to_vec();
@@ -150,7 +150,7 @@ fn a_wrong_order_would_be_seen() {
         seed: 9,
         step: 0,
     };
-    forward_backward(&mut m, &Local, &samples, &indices, &ctx);
+    forward_backward(&mut m, &Local, &samples, &indices, None, &ctx);
     let grad_of = |m: &Sequential| data(&m.params()[2].grad).to_vec();
     let forward = grad_of(&m);
     let shards = Shard::all(64, 2);

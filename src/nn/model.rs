@@ -17,7 +17,7 @@ use super::maxpool::MaxPool2d;
 use super::shard::Shard;
 use super::tensor::{Tensor, data, data_mut, empty, ensure_shape};
 use crate::config::{Activation, LayerSpec, LossKind, ModelConfig};
-use crate::data::{Split, fill_batch};
+use crate::data::{EpochAugment, Normalization, Split, fill_batch};
 use crate::error::{Error, Result};
 
 /// Bytes of the largest activation of an evaluation batch: the batch is as many samples as
@@ -45,6 +45,8 @@ pub struct Sequential {
     /// Layers an inference pass skips because they are folded into the layer before
     /// (a batch normalisation and its ReLU into their convolution, during `evaluate`).
     folded: Vec<bool>,
+    /// How input bytes become values (per-channel normalisation, saved with the weights).
+    normalization: Normalization,
 }
 
 pub(crate) use super::build::{MAX_ELEMENTS, MAX_PARAMS};
@@ -199,6 +201,7 @@ impl Sequential {
             grads: (0..=n).map(|_| empty()).collect(),
             labels: Vec::new(),
             folded: vec![false; n],
+            normalization: Normalization::identity(input_shape[2]),
         })
     }
 
@@ -217,8 +220,18 @@ impl Sequential {
             .map_or(0, |l| l.output_shape().iter().product())
     }
 
-    /// Fills the input buffer with the samples `indices` of `split`.
+    /// Fills the input buffer with the samples `indices` of `split`, normalised.
     pub(crate) fn load_batch(&mut self, split: &Split, indices: &[u32]) {
+        self.load_train_batch(split, indices, None)
+    }
+
+    /// `load_batch` with a training batch's augmentations, applied while filling.
+    pub(crate) fn load_train_batch(
+        &mut self,
+        split: &Split,
+        indices: &[u32],
+        augment: Option<&EpochAugment>,
+    ) {
         let [h, w, c] = self.input_shape;
         ensure_shape(&mut self.acts[0], &[indices.len(), h, w, c]);
         fill_batch(
@@ -226,15 +239,31 @@ impl Sequential {
             indices,
             data_mut(&mut self.acts[0]),
             &mut self.labels,
+            self.input_shape,
+            &self.normalization,
+            augment,
         );
     }
 
-    /// Sets the input batch directly (`[batch, h, w, c]` values in [0, 1]).
+    /// Sets the input batch directly (`[batch, h, w, c]` values in [0, 1]); the model's
+    /// normalisation is applied.
     pub(crate) fn set_input(&mut self, images: &[f32]) {
         let [h, w, c] = self.input_shape;
         let batch = images.len() / (h * w * c);
         ensure_shape(&mut self.acts[0], &[batch, h, w, c]);
         data_mut(&mut self.acts[0]).copy_from_slice(images);
+        self.normalization.apply(data_mut(&mut self.acts[0]));
+    }
+
+    /// The input normalisation (identity unless `data.normalize` asks for one).
+    pub(crate) fn normalization(&self) -> &Normalization {
+        &self.normalization
+    }
+
+    /// Sets the input normalisation; one mean and std per input channel.
+    pub(crate) fn set_normalization(&mut self, n: Normalization) {
+        assert_eq!(n.mean.len(), self.input_shape[2], "one value per channel");
+        self.normalization = n;
     }
 
     /// Runs the loaded batch through the layers up to the logits.

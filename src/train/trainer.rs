@@ -15,7 +15,7 @@ use super::events::{
 };
 use super::snapshot;
 use crate::config::Config;
-use crate::data::{Dataset, epoch_order};
+use crate::data::{Dataset, EpochAugment, Normalization, epoch_order};
 use crate::dist::{self, Collective, Local};
 use crate::error::{Error, Result};
 use crate::nn::tensor::{Tensor, data};
@@ -68,12 +68,17 @@ pub fn spawn_on(mut setup: TrainSetup, comm: Box<dyn Collective>) -> Result<Trai
         Some(r) => (r.model, r.optimizer, r.state, Some((r.from, r.notes))),
         None => {
             let c = &setup.config;
-            let model = Sequential::build(
+            let mut model = Sequential::build(
                 &c.model,
                 setup.dataset.image_shape,
                 setup.dataset.classes,
                 c.training.seed,
             )?;
+            model.set_normalization(Normalization::for_config(
+                c.data.normalize,
+                &setup.dataset.train.images,
+                setup.dataset.image_shape[2],
+            ));
             let state = TrainingState {
                 epoch: 1,
                 lr: c.optimizer.lr(),
@@ -325,6 +330,8 @@ impl Trainer {
             self.emit(TrainEvent::Phase(Phase::Training));
             let epoch_start = Instant::now();
             let order = epoch_order(data.train.len(), t.seed, epoch);
+            let augment_config = self.config.data.augment.clone();
+            let augment = EpochAugment::new(&augment_config, t.seed, epoch);
             let mut epoch_batch_seconds = 0.0f64;
             let batches = order.chunks(t.batch_size).skip(self.state.batches_done);
             for indices in batches {
@@ -349,6 +356,7 @@ impl Trainer {
                     &*self.comm,
                     &data.train,
                     indices,
+                    augment.as_ref(),
                     &ctx,
                 );
                 let batch = self.state.batches_done + 1;

@@ -317,3 +317,81 @@ fn a_per_step_schedule_resumes_with_the_same_rates_and_losses() {
         "same rates and losses at every step after the resume"
     );
 }
+
+#[test]
+fn augmentation_and_batch_norm_resume_mid_epoch_with_the_same_losses() {
+    let dir = tempfile::tempdir().unwrap();
+    base_run(dir.path(), "plain");
+    let model = r#"layers = [
+  { type = "conv2d", filters = 4, kernel_size = 3, padding = "same", use_bias = false },
+  { type = "batch_norm", momentum = 0.9, activation = "relu" },
+  { type = "avg_pool2d" },
+  { type = "conv2d", filters = 6, kernel_size = 3, use_bias = false },
+  { type = "batch_norm", activation = "relu" },
+  { type = "global_avg_pool" },
+  { type = "dense", units = 10 },
+]"#;
+    let plain = LINEAR
+        .replace(
+            "layers = [{ type = \"flatten\" }, { type = \"dense\", units = 10 }]",
+            model,
+        )
+        .replace("epochs = 1", "epochs = 2")
+        .replace(
+            "[training]",
+            "[data]\nnormalize = \"per_channel\"\n\n[training]",
+        );
+    let augmented = plain.replace(
+        "normalize = \"per_channel\"",
+        "normalize = \"per_channel\"\naugment = { crop_padding = 2, padding_mode = \"reflect\", flip = true, cutout = 3 }",
+    );
+    std::fs::write(dir.path().join("bn.toml"), &plain).unwrap();
+    std::fs::write(dir.path().join("aug.toml"), &augmented).unwrap();
+    for (config, run) in [("bn.toml", "bn"), ("aug.toml", "whole")] {
+        let o = train(dir.path(), &["--config", config, "--run-dir", run]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let whole = losses_and_rates_after(&dir.path().join("whole"), 0);
+    assert_eq!(whole.len(), 16, "2 epochs of 8 batches");
+    let unaugmented = losses_and_rates_after(&dir.path().join("bn"), 0);
+    assert_ne!(
+        whole[1..],
+        unaugmented[1..],
+        "augmentation changes what the model sees"
+    );
+
+    // Interrupted after 5 of epoch 1's 8 batches, resumed in another directory.
+    let o = train(
+        dir.path(),
+        &["--resume", &ckpt("whole", 5), "--run-dir", "split"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let split = losses_and_rates_after(&dir.path().join("split"), 5);
+    assert_eq!(
+        split,
+        whole[5..],
+        "same losses at every step after the resume"
+    );
+    // The checkpoint holds the running statistics and the normalisation.
+    let bytes = std::fs::read(dir.path().join(ckpt("whole", 5))).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let metadata = header.metadata().clone().unwrap();
+    assert!(metadata.contains_key("input_mean"), "{metadata:?}");
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert!(
+        tensors.tensor("bn2.moving_variance").is_ok(),
+        "{:?}",
+        tensors.names()
+    );
+    let summary = |run: &str| -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(run).join("summary.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        summary("split")["test_loss"],
+        summary("whole")["test_loss"],
+        "the same test loss at the end"
+    );
+}
