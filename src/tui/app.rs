@@ -64,10 +64,51 @@ pub(crate) struct RunInfo {
     pub(crate) watching: bool,
 }
 
+/// A pane of the dashboard, as the user selects it (keys 1 to 5) and zooms it (`z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pane {
+    Loss,
+    Accuracy,
+    Filters,
+    Maps,
+    Log,
+}
+
+impl Pane {
+    pub(crate) const ALL: [Pane; 5] = [
+        Pane::Loss,
+        Pane::Accuracy,
+        Pane::Filters,
+        Pane::Maps,
+        Pane::Log,
+    ];
+
+    /// The key that selects it.
+    pub(crate) fn key(self) -> char {
+        match self {
+            Pane::Loss => '1',
+            Pane::Accuracy => '2',
+            Pane::Filters => '3',
+            Pane::Maps => '4',
+            Pane::Log => '5',
+        }
+    }
+}
+
 /// What the user is doing; events never reset it.
 #[derive(Debug)]
 pub(crate) struct UiState {
     pub(crate) mode: Mode,
+    /// The pane `z` zooms; on a small terminal also which of filters and maps is shown.
+    pub(crate) pane: Pane,
+    /// The selected pane fills the screen.
+    pub(crate) zoomed: bool,
+    /// Filters drawn each on its own scale (else one scale for the layer).
+    pub(crate) per_filter_scale: bool,
+    /// The filter or map selected in a zoomed view.
+    pub(crate) item: usize,
+    /// How many log lines the log pane is scrolled back from the newest.
+    pub(crate) log_back: usize,
     /// The conv layer and probe image the snapshot should show.
     pub(crate) conv_layer: usize,
     pub(crate) probe: usize,
@@ -83,6 +124,11 @@ impl Default for UiState {
     fn default() -> UiState {
         UiState {
             mode: Mode::Normal,
+            pane: Pane::Maps,
+            zoomed: false,
+            per_filter_scale: false,
+            item: 0,
+            log_back: 0,
             conv_layer: 0,
             probe: 0,
             quitting: false,
@@ -115,12 +161,21 @@ impl App {
     /// Adds a line of the dashboard's own to the log.
     pub(crate) fn push_log(&mut self, line: String) {
         self.run.push_log(line);
+        if self.ui.log_back > 0 {
+            self.ui.log_back = (self.ui.log_back + 1).min(self.run.log.len().saturating_sub(1));
+        }
         self.ui.dirty = true;
     }
 
     /// Applies a training event to the run's view.
     pub(crate) fn on_train_event(&mut self, event: &TrainEvent) {
+        let before = self.run.log_total;
         self.run.apply(event);
+        if self.ui.log_back > 0 {
+            // Scrolled back: the lines on screen stay put as new ones arrive.
+            let added = self.run.log_total.saturating_sub(before) as usize;
+            self.ui.log_back = (self.ui.log_back + added).min(self.run.log.len().saturating_sub(1));
+        }
         // The trainer says which layer it shows (a watched run's job may pick it).
         if let TrainEvent::Snapshot(s) = event {
             self.ui.conv_layer = s.conv_layer;
@@ -161,6 +216,7 @@ impl App {
             .as_ref()
             .map_or(1, |s| s.conv_layers.max(1)) as isize;
         self.ui.conv_layer = (self.ui.conv_layer as isize + delta).rem_euclid(n) as usize;
+        self.ui.item = 0;
         self.ui.dirty = true;
         self.inspect()
     }
@@ -169,6 +225,24 @@ impl App {
         self.ui.probe = (self.ui.probe as isize + delta).max(0) as usize;
         self.ui.dirty = true;
         self.inspect()
+    }
+
+    /// Moves the filter or map selected in a zoomed view by `delta`, within the snapshot's
+    /// count.
+    pub(crate) fn select_item(&mut self, delta: isize) {
+        let n = match (&self.run.snapshot, self.ui.pane) {
+            (Some(s), Pane::Filters) => s.filters.len().max(s.colour_filters.len()),
+            (Some(s), _) => s.feature_maps.len(),
+            (None, _) => 0,
+        };
+        self.ui.item =
+            (self.ui.item as isize + delta).clamp(0, n.saturating_sub(1) as isize) as usize;
+    }
+
+    /// Scrolls the log back (positive) or forward by `lines`, within what it holds.
+    pub(crate) fn scroll_log(&mut self, lines: isize) {
+        let most = self.run.log.len().saturating_sub(1) as isize;
+        self.ui.log_back = (self.ui.log_back as isize + lines).clamp(0, most) as usize;
     }
 
     /// Validates a typed learning rate with the rule every rate follows.

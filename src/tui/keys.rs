@@ -3,7 +3,10 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::app::{App, Mode};
+use super::app::{App, Mode, Pane};
+
+/// Lines a PgUp or PgDn scrolls the log.
+const LOG_PAGE: isize = 4;
 use crate::train::{Command, Steer};
 
 /// (keys, what they do), in the order the help shows them.
@@ -15,6 +18,11 @@ pub(crate) const BINDINGS: &[(&str, &str)] = &[
     ("r", "restore the last good weights (while paused)"),
     ("tab/arrows", "choose the conv layer shown"),
     ("n / N", "next / previous probe image"),
+    ("1-5", "select a pane: loss, accuracy, filters, maps, log"),
+    ("z", "zoom the selected pane (z or esc returns)"),
+    ("arrows", "when zoomed on filters or maps: select one, page"),
+    ("f", "filters on one scale for the layer / each its own"),
+    ("pgup/pgdn", "scroll the log (end: back to the newest)"),
     ("m", "model summary and hyperparameters"),
     ("?", "this help"),
     (
@@ -26,7 +34,7 @@ pub(crate) const BINDINGS: &[(&str, &str)] = &[
 
 /// The short footer line.
 pub(crate) const FOOTER: &str =
-    "p pause  +/- lr  l set lr  s save  tab layer  n probe  m model  ? help  q quit";
+    "p pause +/- lr l set lr s save tab layer n probe z zoom m model ? help q quit";
 
 /// What a key press asks of the loop.
 #[derive(Debug, Default, PartialEq)]
@@ -131,7 +139,48 @@ fn normal_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
         return KeyOutcome::default();
     }
     let over = app.run.state.is_over();
+    let zoomed_on_items = app.ui.zoomed && matches!(app.ui.pane, Pane::Filters | Pane::Maps);
     let command = match key.code {
+        KeyCode::Char('z') => {
+            app.ui.zoomed = !app.ui.zoomed;
+            None
+        }
+        KeyCode::Esc if app.ui.zoomed => {
+            app.ui.zoomed = false;
+            None
+        }
+        KeyCode::Char(c) if Pane::ALL.iter().any(|p| p.key() == c) => {
+            app.ui.pane = Pane::ALL
+                .into_iter()
+                .find(|p| p.key() == c)
+                .unwrap_or(Pane::Maps);
+            app.ui.item = 0;
+            None
+        }
+        KeyCode::Char('f') => {
+            app.ui.per_filter_scale = !app.ui.per_filter_scale;
+            None
+        }
+        KeyCode::Right | KeyCode::Down if zoomed_on_items => {
+            app.select_item(1);
+            None
+        }
+        KeyCode::Left | KeyCode::Up if zoomed_on_items => {
+            app.select_item(-1);
+            None
+        }
+        KeyCode::PageUp => {
+            app.scroll_log(LOG_PAGE);
+            None
+        }
+        KeyCode::PageDown => {
+            app.scroll_log(-LOG_PAGE);
+            None
+        }
+        KeyCode::End => {
+            app.ui.log_back = 0;
+            None
+        }
         KeyCode::Char(' ') | KeyCode::Char('p') => app.toggle_pause(),
         KeyCode::Char('+') | KeyCode::Char('=') if !over => Some(app.scale_lr(true)),
         KeyCode::Char('-') | KeyCode::Char('_') if !over => Some(app.scale_lr(false)),
@@ -182,7 +231,7 @@ fn normal_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
 
 /// The footer while watching a run started elsewhere.
 pub(crate) const WATCH_FOOTER: &str =
-    "p pause  +/- lr  l set lr  s save  tab layer  n probe  m model  ? help  q leave";
+    "p pause +/- lr l set lr s save tab layer n probe z zoom m model ? help q leave";
 
 #[cfg(test)]
 mod tests {
@@ -289,5 +338,37 @@ mod tests {
         let mut a = app();
         let ctrl_s = KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL);
         assert_eq!(handle_key(&mut a, ctrl_s), KeyOutcome::default());
+    }
+
+    #[test]
+    fn zoom_pane_selection_filter_scale_and_log_scroll() {
+        let mut a = app();
+        let esc = KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE);
+        let right = KeyEvent::new(KeyCode::Right, KeyModifiers::NONE);
+        assert_eq!(a.ui.pane, Pane::Maps);
+        handle_key(&mut a, key('z'));
+        assert!(a.ui.zoomed);
+        // Zoomed on the maps, the arrows choose a map (none yet: it stays at 0), not a layer.
+        assert!(handle_key(&mut a, right).commands.is_empty());
+        assert_eq!(a.ui.item, 0);
+        handle_key(&mut a, key('3'));
+        assert_eq!((a.ui.pane, a.ui.zoomed), (Pane::Filters, true));
+        // Esc leaves the zoom, and only that: the run goes on.
+        assert_eq!(handle_key(&mut a, esc), KeyOutcome::default());
+        assert!(!a.ui.zoomed);
+        assert_eq!(
+            handle_key(&mut a, right).commands.len(),
+            1,
+            "a layer change"
+        );
+        handle_key(&mut a, key('f'));
+        assert!(a.ui.per_filter_scale);
+        for k in 0..20 {
+            a.push_log(format!("{k}"));
+        }
+        handle_key(&mut a, KeyEvent::new(KeyCode::PageUp, KeyModifiers::NONE));
+        assert_eq!(a.ui.log_back, LOG_PAGE as usize);
+        handle_key(&mut a, KeyEvent::new(KeyCode::End, KeyModifiers::NONE));
+        assert_eq!(a.ui.log_back, 0);
     }
 }

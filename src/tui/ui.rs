@@ -3,17 +3,45 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
 
-use super::app::{App, Mode};
+use super::app::{App, Mode, Pane};
 use super::widgets::{ascii, charts, inspect, overlays, panels};
 
 /// Below this the dashboard shows a "terminal too small" message.
 pub(crate) const MIN_SIZE: (u16, u16) = (60, 20);
 
+/// Below this height or width the dashboard uses its compact layout: the charts on the left
+/// and one of filters or maps (the selected one, maps by default) on the right, at a size
+/// where a digit is recognisable.
+pub(crate) const COMPACT_BELOW: (u16, u16) = (100, 30);
+
 pub(crate) fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
     if area.width < MIN_SIZE.0 || area.height < MIN_SIZE.1 {
         overlays::draw_too_small(frame, MIN_SIZE);
+    } else if app.ui.zoomed {
+        let [status, body, footer] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Fill(1),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        panels::draw_status(frame, status, app);
+        match app.ui.pane {
+            Pane::Loss => {
+                let [loss, lr] =
+                    Layout::vertical([Constraint::Fill(1), Constraint::Length(6)]).areas(body);
+                charts::draw_loss(frame, loss, app);
+                charts::draw_lr(frame, lr, app);
+            }
+            Pane::Accuracy => charts::draw_accuracy(frame, body, app),
+            Pane::Filters => inspect::draw_filters_zoomed(frame, body, app),
+            Pane::Maps => inspect::draw_feature_maps_zoomed(frame, body, app),
+            Pane::Log => panels::draw_log(frame, body, app),
+        }
+        panels::draw_footer(frame, footer, app);
+        draw_overlay(frame, app);
     } else {
+        let compact = area.width < COMPACT_BELOW.0 || area.height < COMPACT_BELOW.1;
         let log_height = if area.height >= 36 { 8 } else { 5 };
         let [status, progress, body, log, footer] = Layout::vertical([
             Constraint::Length(1),
@@ -23,30 +51,50 @@ pub(crate) fn draw(frame: &mut Frame, app: &App) {
             Constraint::Length(1),
         ])
         .areas(area);
-        let [left, right] =
-            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-                .areas(body);
-        let [loss, accuracy] =
-            Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(left);
-        let [filters, maps] =
-            Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(right);
+        let [left, right] = if compact {
+            Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(body)
+        } else {
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(body)
+        };
+        let [loss, lr, accuracy] = Layout::vertical([
+            Constraint::Fill(3),
+            Constraint::Length(if compact { 3 } else { 4 }),
+            Constraint::Fill(2),
+        ])
+        .areas(left);
         panels::draw_status(frame, status, app);
         panels::draw_progress(frame, progress, app);
         charts::draw_loss(frame, loss, app);
+        charts::draw_lr(frame, lr, app);
         charts::draw_accuracy(frame, accuracy, app);
-        inspect::draw_filters(frame, filters, app);
-        inspect::draw_feature_maps(frame, maps, app);
+        if compact {
+            if app.ui.pane == Pane::Filters {
+                inspect::draw_filters(frame, right, app);
+            } else {
+                inspect::draw_feature_maps(frame, right, app);
+            }
+        } else {
+            let [filters, maps] =
+                Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)])
+                    .areas(right);
+            inspect::draw_filters(frame, filters, app);
+            inspect::draw_feature_maps(frame, maps, app);
+        }
         panels::draw_log(frame, log, app);
         panels::draw_footer(frame, footer, app);
-        match app.ui.mode {
-            Mode::Help => overlays::draw_help(frame, app),
-            Mode::Model => overlays::draw_model(frame, app),
-            Mode::QuitConfirm => overlays::draw_quit_confirm(frame, app),
-            Mode::Normal | Mode::LrInput { .. } => {}
-        }
+        draw_overlay(frame, app);
     }
     if app.style.ascii {
         ascii::asciify(frame.buffer_mut());
+    }
+}
+
+fn draw_overlay(frame: &mut Frame, app: &App) {
+    match app.ui.mode {
+        Mode::Help => overlays::draw_help(frame, app),
+        Mode::Model => overlays::draw_model(frame, app),
+        Mode::QuitConfirm => overlays::draw_quit_confirm(frame, app),
+        Mode::Normal | Mode::LrInput { .. } => {}
     }
 }
 
@@ -71,7 +119,7 @@ mod tests {
     }
 
     /// A dashboard after a synthetic start, 150 batches, one epoch and a snapshot.
-    fn app(style: Style) -> App {
+    pub(super) fn demo(style: Style) -> App {
         let mut app = App::new(
             RunInfo {
                 name: "demo".into(),
@@ -149,7 +197,7 @@ mod tests {
         app
     }
 
-    fn screen(app: &App, w: u16, h: u16) -> Vec<String> {
+    pub(super) fn screen(app: &App, w: u16, h: u16) -> Vec<String> {
         let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
         terminal.draw(|f| draw(f, app)).unwrap();
         let buf = terminal.backend().buffer().clone();
@@ -162,12 +210,12 @@ mod tests {
             .collect()
     }
 
-    const PLAIN_ASCII: Style = Style {
+    pub(super) const PLAIN_ASCII: Style = Style {
         ascii: true,
         color: false,
         truecolor: false,
     };
-    const UNICODE_COLOR: Style = Style {
+    pub(super) const UNICODE_COLOR: Style = Style {
         ascii: false,
         color: true,
         truecolor: false,
@@ -176,7 +224,7 @@ mod tests {
     /// The demo app with a colour model's snapshot: 8 RGB filters (pure red, green or blue
     /// weights by filter) and a red probe, with the names of CIFAR-10.
     fn colour_app(style: Style) -> App {
-        let mut app = app(style);
+        let mut app = demo(style);
         let s = app.run.snapshot.as_mut().unwrap();
         s.colour_filters = (0..8)
             .map(|k| {
@@ -266,7 +314,8 @@ mod tests {
 
     #[test]
     fn compact_layout_at_80x24_shows_everything_important() {
-        let rows = screen(&app(UNICODE_COLOR), 80, 24);
+        let mut app = demo(UNICODE_COLOR);
+        let rows = screen(&app, 80, 24);
         assert_eq!(
             rows[0].trim_end(),
             "demo | TRAINING | epoch 2/4 | 15.8k samples/s | ETA 1s | lr 0.05 sgd(m 0.9)"
@@ -278,22 +327,38 @@ mod tests {
         );
         let all = rows.join("\n");
         for needle in [
-            "loss",
-            "accuracy",
-            "filters conv1 (1/2) 5x5 x8",
+            "1 loss",
+            "2 acc",
+            "lr (log) 0.05",
+            "[4 probe and feature maps]",
             "probe #3 label 7 -> 7 97%",
-            "Epoch 1/4",
+            "2 of 8 maps of conv1, z: all",
+            "E1/4",
             "? help",
         ] {
             assert!(all.contains(needle), "missing {needle}:\n{all}");
         }
-        assert!(all.contains('▀'), "filters drawn with half blocks");
+        assert!(all.contains('▀'), "maps drawn with half blocks");
         assert_eq!(rows[23].trim_end(), crate::tui::keys::FOOTER);
+        // Key 3 puts the filters in the maps' place.
+        app.ui.pane = Pane::Filters;
+        let all = screen(&app, 80, 24).join("\n");
+        assert!(all.contains("[3 filters conv1 (1/2) 5x5 x8]"), "{all}");
+        assert!(
+            all.contains("blue - red +, one scale for the layer (f)"),
+            "{all}"
+        );
+        // A narrow status line loses the model's name and optimizer, not the rate.
+        let rows = screen(&app, 60, 24);
+        assert_eq!(
+            rows[0].trim_end(),
+            "TRAINING | epoch 2/4 | 15.8k samples/s | ETA 1s | lr 0.05"
+        );
     }
 
     #[test]
     fn accuracy_axis_stops_at_one() {
-        let mut app = app(UNICODE_COLOR);
+        let mut app = demo(UNICODE_COLOR);
         app.on_train_event(&TrainEvent::EpochEnd(EpochMetrics {
             epoch: 2,
             step: 200,
@@ -312,7 +377,7 @@ mod tests {
         let text = |r: &[char]| r.iter().collect::<String>();
         let top = rows
             .iter()
-            .position(|r| text(r).contains("┌ accuracy"))
+            .position(|r| text(r).contains("┌ 2 acc"))
             .expect("accuracy pane");
         let right = rows[top].iter().position(|&c| c == '┐').expect("pane edge");
         let labels: Vec<f64> = rows[top + 1..]
@@ -327,20 +392,20 @@ mod tests {
 
     #[test]
     fn larger_terminal_gets_larger_panes_and_ascii_stays_ascii() {
-        let rows = screen(&app(PLAIN_ASCII), 120, 40);
+        let rows = screen(&demo(PLAIN_ASCII), 120, 40);
         let all = rows.join("\n");
         assert!(all.is_ascii(), "non-ASCII in --ascii mode:\n{all}");
-        assert!(all.contains("+ loss "));
+        assert!(all.contains("+ 1 loss "));
         // Filter tiles are drawn with the ASCII ramp: the most positive weight is '@'.
         assert!(rows.iter().any(|r| r.contains("@@")), "{all}");
         // The log pane is eight rows high (six lines) at this height.
-        let log_top = rows.iter().position(|r| r.starts_with("+ log ")).unwrap();
+        let log_top = rows.iter().position(|r| r.starts_with("+ 5 log ")).unwrap();
         assert_eq!(rows.len() - 1 - log_top, 8);
     }
 
     #[test]
     fn too_small_terminal_says_so() {
-        let rows = screen(&app(UNICODE_COLOR), 50, 15);
+        let rows = screen(&demo(UNICODE_COLOR), 50, 15);
         assert!(
             rows.join(" ")
                 .contains("terminal too small: 50x15, need at least 60x20")
@@ -349,7 +414,7 @@ mod tests {
 
     #[test]
     fn overlays_show_help_model_and_quit_confirmation() {
-        let mut a = app(PLAIN_ASCII);
+        let mut a = demo(PLAIN_ASCII);
         a.ui.mode = Mode::Help;
         assert!(
             screen(&a, 80, 24)
@@ -395,5 +460,175 @@ mod tests {
             error: None,
         };
         assert!(screen(&a, 80, 24)[23].starts_with("new learning rate (now 0.025): 0.1_"));
+    }
+
+    /// A 28x28 seven: a bar across the top and a stroke down to the lower left.
+    fn seven() -> FilterImage {
+        image(28, 28, |i| {
+            let (y, x) = ((i / 28) as i32, (i % 28) as i32);
+            let bar = (5..9).contains(&y) && (6..23).contains(&x);
+            let stroke_x = 22 - (y - 9) * 10 / 15;
+            let stroke = (9..25).contains(&y) && (x - stroke_x).abs() <= 1;
+            if bar || stroke { 1.0 } else { 0.0 }
+        })
+    }
+
+    #[test]
+    fn zoomed_maps_show_the_probe_as_text_art_and_page_through_maps() {
+        let mut app = demo(PLAIN_ASCII);
+        let s = app.run.snapshot.as_mut().unwrap();
+        s.probe_image = seven();
+        // Map k: a vertical edge at column 3k, values 0 to k.
+        s.feature_maps = (0..8)
+            .map(|k| {
+                image(
+                    24,
+                    24,
+                    move |i| if i % 24 >= 3 * k { k as f32 } else { 0.0 },
+                )
+            })
+            .collect();
+        app.ui.zoomed = true;
+        app.ui.item = 6;
+        let rows = screen(&app, 80, 24);
+        let expected = [
+            "demo | TRAINING | epoch 2/4 | 15.8k samples/s | ETA 1s | lr 0.05 sgd(m 0.9)     ",
+            "+ [4 probe and feature maps] --------------------------------------------------+",
+            "|probe #3 label 7 -> 7 97%, 1 2%, 9 1%                                         |",
+            "|conv1 map 7/8: 0.000 to 6.000 | page 2/2, arrows move                         |",
+            "|                                [#7]            #8                            |",
+            "|                                           @@@             +@                 |",
+            "|                                           @@@             +@                 |",
+            "|       @@@@@@@@@@@@@@@@@@                  @@@             +@                 |",
+            "|       @@@@@@@@@@@@@@@@@@                  @@@             +@                 |",
+            "|                       @@@                 @@@             +@                 |",
+            "|                     +@@+                  @@@             +@                 |",
+            "|                     @@@                   @@@             +@                 |",
+            "|                   +@@+                                                       |",
+            "|                  +@@+                                                        |",
+            "|                 @@@                                                          |",
+            "|              +@@@+                                                           |",
+            "|             +@@@+                                                            |",
+            "|            +++                                                               |",
+            "|                                                                              |",
+            "|                                                                              |",
+            "|                                                                              |",
+            "|                                                                              |",
+            "+------------------------------------------------------------------------------+",
+            "p pause +/- lr l set lr s save tab layer n probe z zoom m model ? help q quit   ",
+        ];
+        assert_eq!(rows, expected, "\n{}", rows.join("\n"));
+        // The first page, and the zoomed filters: each pixel two columns by one row.
+        app.ui.item = 0;
+        let rows = screen(&app, 80, 24);
+        assert_eq!(
+            rows[3],
+            "|conv1 map 1/8: 0.000 to 0.000 | page 1/2, arrows move                         |"
+        );
+        assert_eq!(
+            rows[4],
+            "|                                [#1]            #2             #3             |"
+        );
+        app.ui.pane = Pane::Filters;
+        app.ui.item = 7;
+        let rows = screen(&app, 80, 24);
+        assert_eq!(
+            &rows[1..5],
+            [
+                "+ [3 filters conv1 (1/2) 5x5 x8] ----------------------------------------------+",
+                "|filter 8/8: -42.000 to 42.000                                                 |",
+                "| #1         #2         #3         #4         #5         #6         #7         |",
+                "|@@@@%%%%%% %%######## ********** ++++++++++ ========== ---------- ..::::::::  |",
+            ]
+        );
+        assert_eq!(
+            rows[10],
+            "|[#8]                                                                          |"
+        );
+        assert_eq!(
+            rows[22],
+            "+ light - dark +, one scale for the layer (f) ---------------------------------+"
+        );
+    }
+
+    #[test]
+    fn legends_sit_in_the_title_with_the_latest_values_and_rate_changes_are_marked() {
+        let mut app = demo(PLAIN_ASCII);
+        let rows = screen(&app, 80, 24);
+        assert_eq!(&rows[2][..36], "+ 1 loss .batch .0194 xval .2000 --+");
+        assert!(
+            rows.iter()
+                .any(|r| r.starts_with("+ 2 acc *train .9100 xval .9400 ---+"))
+        );
+        app.on_train_event(&TrainEvent::LrChanged {
+            step: 150,
+            epoch: 2,
+            from: 0.05,
+            to: 0.025,
+            source: crate::train::LrSource::Command,
+        });
+        let rows = screen(&app, 120, 40);
+        assert_eq!(
+            &rows[2][..60],
+            "+ 1 loss .batch .0194 xval .2000 |lr ----------------------+"
+        );
+        // The rate's change at step 150 (epoch 1.5): a dotted line across the plot, at the
+        // column of x = 1.5 of 4 epochs.
+        let plot: Vec<&str> = rows[3..14].iter().map(|r| &r[7..59]).collect();
+        let col = plot.iter().filter_map(|r| r.find('|')).min().unwrap();
+        assert_eq!(col, 19, "{plot:#?}");
+        assert!(
+            plot.iter().filter(|r| r.as_bytes()[col] == b'|').count() >= 8,
+            "{plot:#?}"
+        );
+        // Nothing else than the axis labels and the data inside: the legend is not drawn there.
+        assert!(
+            plot.iter()
+                .all(|r| !r.contains("batch") && !r.contains("val"))
+        );
+        assert!(
+            rows.join("\n")
+                .contains("lr (log) 0.05 to 0.025, now 0.025")
+        );
+    }
+
+    #[test]
+    fn epoch_lines_keep_the_validation_accuracy_at_80_columns() {
+        let rows = screen(&demo(PLAIN_ASCII), 80, 24);
+        assert_eq!(
+            rows[20],
+            "|E1/4 0.5s loss .3000 acc .9100 vloss .2000 vacc .9400 lr .05                  |"
+        );
+        // Wide enough, the full Keras line.
+        let rows = screen(&demo(PLAIN_ASCII), 120, 40);
+        assert!(rows.iter().any(|r| r.starts_with(
+            "|Epoch 1/4 - 0.5s - loss: 0.3000 - accuracy: 0.9100 - val_loss: 0.2000 - val_accuracy: 0.9400 - lr: 0.05 "
+        )));
+    }
+
+    #[test]
+    fn the_log_scrolls_back_with_a_marker_and_stays_put_as_lines_arrive() {
+        let mut app = demo(PLAIN_ASCII);
+        for k in 0..10 {
+            app.push_log(format!("line {k}"));
+        }
+        app.scroll_log(4);
+        let rows = screen(&app, 80, 24);
+        assert_eq!(
+            &rows[19..23],
+            [
+                "|line 3                                                                        |",
+                "|line 4                                                                        |",
+                "|line 5                                                                        |",
+                "+ v 4 newer lines below: pgdn, end --------------------------------------------+",
+            ]
+        );
+        app.push_log("line 10".into());
+        assert_eq!(screen(&app, 80, 24)[21], rows[21]);
+        app.scroll_log(-100);
+        assert_eq!(
+            screen(&app, 80, 24)[21],
+            "|line 10                                                                       |"
+        );
     }
 }

@@ -80,8 +80,13 @@ pub(crate) struct RunView {
     pub(crate) val_loss: Vec<(f64, f64)>,
     pub(crate) train_accuracy: Vec<(f64, f64)>,
     pub(crate) val_accuracy: Vec<(f64, f64)>,
+    /// The learning rate as a step function: (epoch as a fraction, rate from there on); the
+    /// first point is where the view began, each next one a change.
+    pub(crate) lr_points: Vec<(f64, f64)>,
     pub(crate) snapshot: Option<Snapshot>,
     pub(crate) log: VecDeque<String>,
+    /// Log lines ever added (the log keeps the newest `LOG_LINES`).
+    pub(crate) log_total: u64,
     pub(crate) summary: Option<RunSummary>,
     pub(crate) last_checkpoint: Option<PathBuf>,
     pub(crate) error: Option<String>,
@@ -112,8 +117,10 @@ impl Default for RunView {
             val_loss: Vec::new(),
             train_accuracy: Vec::new(),
             val_accuracy: Vec::new(),
+            lr_points: Vec::new(),
             snapshot: None,
             log: VecDeque::new(),
+            log_total: 0,
             summary: None,
             last_checkpoint: None,
             error: None,
@@ -128,6 +135,7 @@ impl RunView {
             self.log.pop_front();
         }
         self.log.push_back(line);
+        self.log_total += 1;
     }
 
     /// Progress through the current epoch, 0 to 1.
@@ -155,6 +163,11 @@ impl RunView {
             self.state,
             RunState::Running(Phase::Paused) | RunState::DivergedPaused
         )
+    }
+
+    /// Where the rate changed (epoch as a fraction), for the marks on the charts.
+    pub(crate) fn lr_changes(&self) -> impl Iterator<Item = f64> + '_ {
+        self.lr_points.iter().skip(1).map(|p| p.0)
     }
 
     /// Applies a training event.
@@ -209,6 +222,9 @@ impl RunView {
                 self.smoothed_loss = ema(self.smoothed_loss, *loss as f64);
                 self.smoothed_accuracy = ema(self.smoothed_accuracy, *accuracy as f64);
                 let x = (*epoch - 1) as f64 + *batch as f64 / self.batches_per_epoch.max(1) as f64;
+                if self.lr_points.is_empty() {
+                    self.lr_points.push((x, *lr));
+                }
                 push_point(
                     &mut self.batch_loss,
                     (x, self.smoothed_loss.unwrap_or_default()),
@@ -225,7 +241,14 @@ impl RunView {
                     self.val_accuracy.push((x, a));
                 }
             }
-            TrainEvent::LrChanged { to, .. } => self.lr = *to,
+            TrainEvent::LrChanged { from, to, step, .. } => {
+                self.lr = *to;
+                let x = *step as f64 / self.batches_per_epoch.max(1) as f64;
+                if self.lr_points.is_empty() {
+                    self.lr_points.push((x, *from));
+                }
+                push_point(&mut self.lr_points, (x, *to));
+            }
             TrainEvent::Paused { .. } => self.state = RunState::Running(Phase::Paused),
             TrainEvent::Resumed { .. } => self.state = RunState::Running(Phase::Training),
             TrainEvent::Snapshot(s) => self.snapshot = Some((**s).clone()),

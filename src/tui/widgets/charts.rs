@@ -5,17 +5,87 @@ use ratatui::layout::Rect;
 use ratatui::style::{Color, Style as CellStyle};
 use ratatui::symbols::Marker;
 use ratatui::text::Line;
-use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LegendPosition, Paragraph};
+use ratatui::text::Span;
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Sparkline};
 
-use super::pane;
-use crate::tui::app::App;
+use super::{bare_pane, pane, pane_of};
+use crate::lr::fmt_lr;
+use crate::tui::app::{App, Pane};
 
-/// (name, points, colour, dense marker?) of one series.
+/// One series: its name in the legend, points, colour, and whether it is a dense line (else
+/// points). Each series also has its own marker, so that they are told apart without colour.
 struct Series<'a> {
     name: &'a str,
     points: &'a [(f64, f64)],
     color: Color,
     dense: bool,
+    /// The point marker (sparse series); dense ones are lines.
+    glyph: char,
+}
+
+/// The mark drawn where the learning rate changed.
+const LR_MARK: char = '┊';
+
+impl Series<'_> {
+    fn marker(&self, ascii: bool) -> Marker {
+        match (ascii, self.dense) {
+            (true, true) => Marker::Custom('.'),
+            (false, true) => Marker::Braille,
+            (_, false) => Marker::Custom(self.glyph),
+        }
+    }
+
+    /// What stands for the series in the legend.
+    fn legend_glyph(&self, ascii: bool) -> char {
+        match (ascii, self.dense) {
+            (true, true) => '.',
+            (false, true) => '⠤',
+            (_, false) => self.glyph,
+        }
+    }
+}
+
+/// `0.0283` as `.0283`: four decimals, no leading zero (values below 10).
+fn short(v: f64) -> String {
+    let s = format!("{v:.4}");
+    s.strip_prefix("0.").map_or(s.clone(), |r| format!(".{r}"))
+}
+
+/// The legend, for the pane's title: each series' marker, name and latest value, and the
+/// learning-rate mark when the rate changed. Names go first when `width` is short.
+fn legend(app: &App, series: &[Series], lr_marks: bool, width: usize) -> Vec<Span<'static>> {
+    let full = legend_spans(app, series, lr_marks, true);
+    if full.iter().map(|s| s.width()).sum::<usize>() <= width {
+        return full;
+    }
+    let no_lr = legend_spans(app, series, false, true);
+    if no_lr.iter().map(|s| s.width()).sum::<usize>() <= width {
+        return no_lr;
+    }
+    legend_spans(app, series, false, false)
+}
+
+fn legend_spans(app: &App, series: &[Series], lr_marks: bool, names: bool) -> Vec<Span<'static>> {
+    let mut spans = Vec::new();
+    for s in series.iter().filter(|s| !s.points.is_empty()) {
+        let style = if app.style.color {
+            CellStyle::default().fg(s.color)
+        } else {
+            CellStyle::default()
+        };
+        let latest = short(s.points.last().map_or(0.0, |p| p.1));
+        let glyph = s.legend_glyph(app.style.ascii);
+        let text = if names {
+            format!("{glyph}{} {latest} ", s.name)
+        } else {
+            format!("{glyph}{latest} ")
+        };
+        spans.push(Span::styled(text, style));
+    }
+    if lr_marks {
+        spans.push(Span::raw(format!("{LR_MARK}lr ")));
+    }
+    spans
 }
 
 /// The y range of a chart: `floor` is always shown and bounds it below (0 for losses); `ceiling`
@@ -29,11 +99,35 @@ fn draw_chart(
     frame: &mut Frame,
     area: Rect,
     app: &App,
-    title: &str,
+    (title, which): (&str, Pane),
     series: &[Series],
     limits: YLimits,
 ) {
-    let block = pane(title, app.style);
+    let lr_marks = app.run.lr_points.len() > 1;
+    let selected = app.ui.pane == which;
+    let head = if selected {
+        format!(" [{} {title}] ", which.key())
+    } else {
+        format!(" {} {title} ", which.key())
+    };
+    let room = (area.width as usize).saturating_sub(2 + head.len());
+    let spans = legend(app, series, lr_marks, room);
+    // Short of room for the series' names, the pane's name shortens first (accuracy: acc).
+    let (head, spans) = match legend_spans(app, series, false, true) {
+        named if spans.len() < named.len() || spans.iter().zip(&named).any(|(a, b)| a != b) => {
+            let short_head = head.replace("accuracy", "acc");
+            let room = (area.width as usize).saturating_sub(2 + short_head.len());
+            if named.iter().map(|s| s.width()).sum::<usize>() <= room {
+                (short_head, named)
+            } else {
+                (head, spans)
+            }
+        }
+        _ => (head, spans),
+    };
+    let mut title_spans = vec![Span::raw(head)];
+    title_spans.extend(spans);
+    let block = bare_pane(app.style).title(Line::from(title_spans));
     // The range follows the latest 90% of the run, so the first steep drop of the loss does
     // not squash the rest of the curve against the axis.
     let x_end = series
@@ -66,33 +160,40 @@ fn draw_chart(
         (hi + pad).min(limits.ceiling.unwrap_or(f64::INFINITY)),
     );
     let x_max = (app.run.epochs.max(1)) as f64;
-    let datasets: Vec<Dataset> = series
-        .iter()
-        .filter(|s| !s.points.is_empty())
-        .map(|s| {
-            let marker = match (app.style.ascii, s.dense) {
-                (true, true) => Marker::Custom('.'),
-                (true, false) => Marker::Custom('*'),
-                (false, true) => Marker::Braille,
-                (false, false) => Marker::Dot,
-            };
-            let style = if app.style.color {
-                CellStyle::default().fg(s.color)
+    // The rate changes: dotted vertical lines, drawn first so the data stays on top.
+    let marks: Vec<(f64, f64)> = app
+        .run
+        .lr_changes()
+        .flat_map(|x| (0..=40).map(move |k| (x, lo + (hi - lo) * k as f64 / 40.0)))
+        .collect();
+    let mut datasets = vec![
+        Dataset::default()
+            .marker(Marker::Custom(LR_MARK))
+            .graph_type(GraphType::Scatter)
+            .style(if app.style.color {
+                CellStyle::default().fg(Color::DarkGray)
             } else {
                 CellStyle::default()
-            };
-            Dataset::default()
-                .name(s.name)
-                .marker(marker)
-                .graph_type(if s.dense {
-                    GraphType::Line
-                } else {
-                    GraphType::Scatter
-                })
-                .style(style)
-                .data(s.points)
-        })
-        .collect();
+            })
+            .data(&marks),
+    ];
+    datasets.extend(series.iter().filter(|s| !s.points.is_empty()).map(|s| {
+        let marker = s.marker(app.style.ascii);
+        let style = if app.style.color {
+            CellStyle::default().fg(s.color)
+        } else {
+            CellStyle::default()
+        };
+        Dataset::default()
+            .marker(marker)
+            .graph_type(if s.dense {
+                GraphType::Line
+            } else {
+                GraphType::Scatter
+            })
+            .style(style)
+            .data(s.points)
+    }));
     let fmt = |v: f64| {
         if hi < 10.0 {
             format!("{v:.3}")
@@ -100,13 +201,10 @@ fn draw_chart(
             format!("{v:.1}")
         }
     };
+    // The legend is in the title: nothing is drawn over the data.
     let chart = Chart::new(datasets)
         .block(block)
-        .legend_position(Some(LegendPosition::TopRight))
-        .hidden_legend_constraints((
-            ratatui::layout::Constraint::Percentage(60),
-            ratatui::layout::Constraint::Percentage(60),
-        ))
+        .legend_position(None)
         .x_axis(Axis::default().bounds([0.0, x_max]).labels(vec![
             Line::from("0"),
             Line::from(format!("{} epochs", app.run.epochs)),
@@ -122,42 +220,46 @@ fn draw_chart(
 pub(crate) fn draw_loss(frame: &mut Frame, area: Rect, app: &App) {
     let series = [
         Series {
-            name: "batch loss (smoothed)",
+            name: "batch",
             points: &app.run.batch_loss,
             color: Color::Cyan,
             dense: true,
+            glyph: '.',
         },
         Series {
-            name: "val loss",
+            name: "val",
             points: &app.run.val_loss,
             color: Color::Yellow,
             dense: false,
+            glyph: '×',
         },
     ];
     let limits = YLimits {
         floor: Some(0.0),
         ceiling: None,
     };
-    draw_chart(frame, area, app, "loss", &series, limits);
+    draw_chart(frame, area, app, ("loss", Pane::Loss), &series, limits);
 }
 
 pub(crate) fn draw_accuracy(frame: &mut Frame, area: Rect, app: &App) {
     let series = [
         Series {
-            name: "train acc",
+            name: "train",
             points: &app.run.train_accuracy,
             color: Color::Green,
             dense: false,
+            glyph: '•',
         },
         Series {
-            name: "val acc",
+            name: "val",
             points: &app.run.val_accuracy,
             color: Color::Magenta,
             dense: false,
+            glyph: '×',
         },
     ];
     if app.run.train_accuracy.is_empty() {
-        let block = pane("accuracy", app.style);
+        let block = pane_of("accuracy", Pane::Accuracy, app);
         let inner = block.inner(area);
         frame.render_widget(block, area);
         let text = match app.run.smoothed_accuracy {
@@ -172,5 +274,86 @@ pub(crate) fn draw_accuracy(frame: &mut Frame, area: Rect, app: &App) {
         floor: None,
         ceiling: Some(1.0),
     };
-    draw_chart(frame, area, app, "accuracy", &series, limits);
+    draw_chart(
+        frame,
+        area,
+        app,
+        ("accuracy", Pane::Accuracy),
+        &series,
+        limits,
+    );
+}
+
+/// The learning rate over the run on a log scale, one column per slice of the epochs axis,
+/// as bars (`area` is the whole pane, borders included).
+pub(crate) fn draw_lr(frame: &mut Frame, area: Rect, app: &App) {
+    let points = &app.run.lr_points;
+    let (lo, hi) = points
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.1), hi.max(p.1))
+        });
+    let title = if points.is_empty() {
+        "lr (log)".to_string()
+    } else if fmt_lr(lo) == fmt_lr(hi) {
+        format!("lr (log) {}", fmt_lr(app.run.lr))
+    } else {
+        format!(
+            "lr (log) {} to {}, now {}",
+            fmt_lr(hi),
+            fmt_lr(lo),
+            fmt_lr(app.run.lr)
+        )
+    };
+    let block = pane(&title, app.style);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if points.is_empty() || inner.width == 0 || inner.height == 0 {
+        return;
+    }
+    let levels = inner.height as u64 * 8;
+    let x_max = app.run.epochs.max(1) as f64;
+    let now = app
+        .run
+        .batch_loss
+        .last()
+        .map_or(points[points.len() - 1].0, |p| p.0);
+    let span = (hi.ln() - lo.ln()).max(1e-12);
+    let data: Vec<u64> = (0..inner.width)
+        .map(|c| {
+            let x = (c as f64 + 0.5) / inner.width as f64 * x_max;
+            if x > now + 0.5 * x_max / inner.width as f64 || x < points[0].0 {
+                return 0;
+            }
+            let lr = points
+                .iter()
+                .take_while(|p| p.0 <= x)
+                .last()
+                .map_or(points[0].1, |p| p.1);
+            if fmt_lr(lo) == fmt_lr(hi) {
+                // One rate so far: a bar half high.
+                return levels / 2;
+            }
+            // Never 0 (empty): the lowest rate is still a bar.
+            1 + ((lr.ln() - lo.ln()) / span * (levels - 1) as f64).round() as u64
+        })
+        .collect();
+    let mut spark = Sparkline::default().data(&data).max(levels);
+    if app.style.ascii {
+        spark = spark.bar_set(ratatui::symbols::bar::Set {
+            full: "#",
+            seven_eighths: "#",
+            three_quarters: "=",
+            five_eighths: "=",
+            half: "-",
+            three_eighths: "-",
+            one_quarter: "_",
+            one_eighth: "_",
+            empty: " ",
+        });
+    }
+    if app.style.color {
+        spark = spark.style(CellStyle::default().fg(Color::Blue));
+    }
+    frame.render_widget(spark, inner);
 }

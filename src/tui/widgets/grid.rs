@@ -14,10 +14,13 @@ pub(crate) const ASCII_RAMP: &[u8] = b" .:-=+*#%@";
 pub(crate) const UNICODE_RAMP: [char; 5] = [' ', '░', '▒', '▓', '█'];
 
 /// How values map to shades.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Scale {
     /// Weights: symmetric about zero by the largest magnitude; blue below, red above.
     Diverging,
+    /// Weights on a scale shared with other images (the layer's): symmetric about zero by
+    /// the given magnitude.
+    DivergingBy(f32),
     /// Images and activations: black at the minimum, white at the maximum.
     Gray,
 }
@@ -32,6 +35,16 @@ pub(crate) fn normalize(values: &[f32], scale: Scale) -> Vec<f32> {
                 .map(|v| if m > 0.0 { v / m } else { 0.0 })
                 .collect()
         }
+        Scale::DivergingBy(m) => values
+            .iter()
+            .map(|v| {
+                if m > 0.0 {
+                    (v / m).clamp(-1.0, 1.0)
+                } else {
+                    0.0
+                }
+            })
+            .collect(),
         Scale::Gray => {
             let lo = values.iter().copied().fold(f32::INFINITY, f32::min);
             let hi = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -53,7 +66,7 @@ fn ramp_index(t: f32, len: usize) -> usize {
 fn color(v: f32, scale: Scale) -> Color {
     match scale {
         Scale::Gray => Color::Indexed(232 + ramp_index(v, 24) as u8),
-        Scale::Diverging => {
+        Scale::Diverging | Scale::DivergingBy(_) => {
             let level = ramp_index(v.abs(), 6) as u8;
             // The 6x6x6 cube: 16 + 36r + 6g + b; negative blue, positive red.
             if v < 0.0 {
@@ -69,7 +82,7 @@ fn color(v: f32, scale: Scale) -> Color {
 fn shade(v: f32, scale: Scale, ascii: bool) -> char {
     let t = match scale {
         Scale::Gray => v,
-        Scale::Diverging => (v + 1.0) / 2.0,
+        Scale::Diverging | Scale::DivergingBy(_) => (v + 1.0) / 2.0,
     };
     if ascii {
         ASCII_RAMP[ramp_index(t, ASCII_RAMP.len())] as char
@@ -117,7 +130,9 @@ pub(crate) fn grid_lines(
                         let v = sample(img, &norm, c, r, cols, rows);
                         let tint = match scale {
                             Scale::Gray => Color::Indexed(232 + ramp_index(v.max(0.35), 24) as u8),
-                            Scale::Diverging => color(v.signum() * v.abs().max(0.6), scale),
+                            Scale::Diverging | Scale::DivergingBy(_) => {
+                                color(v.signum() * v.abs().max(0.6), scale)
+                            }
                         };
                         Span::styled(
                             shade(v, scale, true).to_string(),
@@ -126,6 +141,66 @@ pub(crate) fn grid_lines(
                     } else {
                         let v = sample(img, &norm, c, r, cols, rows);
                         Span::raw(shade(v, scale, style.ascii).to_string())
+                    }
+                })
+                .collect();
+            Line::from(spans)
+        })
+        .collect()
+}
+
+/// The largest magnitude among several images: the one scale for a layer's filters.
+pub(crate) fn shared_magnitude<'a>(images: impl IntoIterator<Item = &'a FilterImage>) -> f32 {
+    images
+        .into_iter()
+        .flat_map(|i| i.values.iter())
+        .fold(0.0f32, |m, v| m.max(v.abs()))
+}
+
+/// The mean of the normalized pixels that cell (c, r) of a `cols` x `rows` grid covers.
+fn area_mean(img: &FilterImage, norm: &[f32], c: usize, r: usize, cols: usize, rows: usize) -> f32 {
+    let span = |i: usize, n: usize, len: usize| {
+        let a = (i * len / n).min(len - 1);
+        let b = ((i + 1) * len / n).clamp(a + 1, len);
+        a..b
+    };
+    let (xs, ys) = (span(c, cols, img.width), span(r, rows, img.height));
+    let n = (xs.len() * ys.len()) as f32;
+    ys.flat_map(|y| xs.clone().map(move |x| (x, y)))
+        .map(|(x, y)| norm[y * img.width + x])
+        .sum::<f32>()
+        / n
+}
+
+/// Draws `img` into exactly `cols` x `rows` cells as text art: one shade character a cell
+/// (the mean of the pixels it covers), tinted when colour is on. Unlike half blocks, it reads
+/// the same in a plain copy of the screen, without colour.
+pub(crate) fn art_lines(
+    img: &FilterImage,
+    scale: Scale,
+    style: Style,
+    cols: u16,
+    rows: u16,
+) -> Vec<Line<'static>> {
+    let (cols, rows) = (cols as usize, rows as usize);
+    if img.values.is_empty() || cols == 0 || rows == 0 {
+        return Vec::new();
+    }
+    let norm = normalize(&img.values, scale);
+    (0..rows)
+        .map(|r| {
+            let spans: Vec<Span<'static>> = (0..cols)
+                .map(|c| {
+                    let v = area_mean(img, &norm, c, r, cols, rows);
+                    let ch = shade(v, scale, style.ascii).to_string();
+                    if style.color {
+                        let tint = match scale {
+                            Scale::Gray => Color::Indexed(232 + ramp_index(v.max(0.35), 24) as u8),
+                            _ => color(v.signum() * v.abs().max(0.6), scale),
+                        };
+                        Span::styled(ch, CellStyle::default().fg(tint))
+                    } else {
+                        Span::raw(ch)
                     }
                 })
                 .collect();
@@ -300,6 +375,32 @@ mod tests {
             Some(Color::Indexed(16 + 36 * 5)),
             "lower pixel full red"
         );
+    }
+
+    #[test]
+    fn text_art_averages_the_pixels_a_cell_covers_and_shares_a_scale() {
+        // 4x2 pixels into 2x1 cells: each cell the mean of a 2x2 block.
+        let g = FilterImage {
+            height: 2,
+            width: 4,
+            values: vec![0.0, 0.0, 3.0, 3.0, 0.0, 0.0, 3.0, 1.0],
+        };
+        assert_eq!(text(&art_lines(&g, Scale::Gray, ASCII, 2, 1)), vec![" %"]);
+        // A weak filter on the layer's scale stays faint; on its own scale it is full.
+        let weak = FilterImage {
+            height: 1,
+            width: 2,
+            values: vec![-0.1, 0.1],
+        };
+        assert_eq!(
+            text(&art_lines(&weak, Scale::Diverging, ASCII, 2, 1)),
+            vec![" @"]
+        );
+        assert_eq!(
+            text(&art_lines(&weak, Scale::DivergingBy(1.0), ASCII, 2, 1)),
+            vec!["=+"]
+        );
+        assert_eq!(shared_magnitude([&g, &weak]), 3.0);
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod panels;
 use ratatui::symbols::border;
 use ratatui::widgets::Block;
 
-use super::app::Style;
+use super::app::{App, Pane, Style};
 
 /// Plain ASCII borders for `--ascii`.
 pub(crate) const ASCII_BORDER: border::Set = border::Set {
@@ -26,10 +26,26 @@ pub(crate) const ASCII_BORDER: border::Set = border::Set {
 
 /// A bordered pane with a title.
 pub(crate) fn pane(title: &str, style: Style) -> Block<'static> {
-    let block = Block::bordered().title(format!(" {title} "));
+    bare_pane(style).title(format!(" {title} "))
+}
+
+/// A bordered pane, untitled.
+pub(crate) fn bare_pane(style: Style) -> Block<'static> {
+    let block = Block::bordered();
     if style.ascii {
         block.border_set(ASCII_BORDER)
     } else {
         block
+    }
+}
+
+/// The pane `which` with its key in the title (`4 probe and feature maps`), in brackets when
+/// it is the selected one.
+pub(crate) fn pane_of(title: &str, which: Pane, app: &App) -> Block<'static> {
+    let title = format!("{} {title}", which.key());
+    if app.ui.pane == which {
+        pane(&format!("[{title}]"), app.style)
+    } else {
+        pane(&title, app.style)
     }
 }

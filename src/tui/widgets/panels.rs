@@ -6,9 +6,9 @@ use ratatui::style::{Color, Modifier, Style as CellStyle};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::pane;
+use super::pane_of;
 use crate::config::fmt_lr;
-use crate::tui::app::{App, Mode, RunState};
+use crate::tui::app::{App, Mode, Pane, RunState};
 use crate::tui::keys::FOOTER;
 
 /// `1h02m`, `3m20s`, `45s`.
@@ -60,10 +60,11 @@ pub(crate) fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
             .fg(Color::Cyan)
             .add_modifier(Modifier::BOLD),
     };
-    let eta = app
-        .run
-        .eta_seconds()
-        .map_or("ETA --".into(), |s| format!("ETA {}", fmt_duration(s)));
+    // Paused, the ETA is unknown: the pause may last any time.
+    let eta = match app.run.eta_seconds() {
+        Some(s) if !app.run.is_paused() => format!("ETA {}", fmt_duration(s)),
+        _ => "ETA --".into(),
+    };
     // Watching a job that has not ended: its heartbeat's age, and SILENT once it stopped.
     let beat = app
         .run
@@ -92,28 +93,42 @@ pub(crate) fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
             String::new(),
         ),
     };
-    let line = Line::from(vec![
-        Span::styled(
-            if app.info.watching {
-                format!("watch {}", app.info.name)
-            } else {
-                app.info.name.clone()
-            },
+    let name = if app.info.watching {
+        format!("watch {}", app.info.name)
+    } else {
+        app.info.name.clone()
+    };
+    let facts = format!(
+        "{beat} | epoch {}/{} | {} samples/s | {eta} | lr {}",
+        app.run.epoch,
+        app.run.epochs,
+        fmt_rate(app.run.samples_per_second),
+        fmt_lr(app.run.lr),
+    );
+    let optimizer = format!(" {}", app.run.optimizer.replace("momentum ", "m "));
+    // What goes first when the line is too long: the optimizer, then the model's name.
+    let width = area.width as usize;
+    let full = name.len() + 3 + state.len() + facts.len();
+    let mut spans = Vec::new();
+    // A watcher keeps the word "watch" when the run's name has no room.
+    let name = match (full <= width, app.info.watching) {
+        (true, _) => Some(name),
+        (false, true) if full - app.info.name.len() - 1 <= width => Some("watch".to_string()),
+        (false, _) => None,
+    };
+    if let Some(name) = name {
+        spans.push(Span::styled(
+            name,
             CellStyle::default().add_modifier(Modifier::BOLD),
-        ),
-        Span::raw(" | "),
-        Span::styled(state, state_style),
-        Span::raw(beat),
-        Span::raw(format!(
-            " | epoch {}/{} | {} samples/s | {eta} | lr {} {}",
-            app.run.epoch,
-            app.run.epochs,
-            fmt_rate(app.run.samples_per_second),
-            fmt_lr(app.run.lr),
-            app.run.optimizer.replace("momentum ", "m ")
-        )),
-    ]);
-    frame.render_widget(Paragraph::new(line), area);
+        ));
+        spans.push(Span::raw(" | "));
+    }
+    spans.push(Span::styled(state, state_style));
+    spans.push(Span::raw(facts));
+    if full + optimizer.len() <= width {
+        spans.push(Span::raw(optimizer));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
 pub(crate) fn draw_progress(frame: &mut Frame, area: Rect, app: &App) {
@@ -129,17 +144,60 @@ pub(crate) fn draw_progress(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(format!("{bar}{label}")), area);
 }
 
+/// Keras' epoch line made to fit `width`: `E3/20 0.5s loss .0042 acc .9996 val .1057 .9712`
+/// keeps the validation accuracy when the full line would be cut.
+pub(crate) fn fit_epoch_line(line: &str, width: usize) -> String {
+    if line.chars().count() <= width || !line.starts_with("Epoch ") {
+        return line.to_string();
+    }
+    let mut parts = line.split(" - ");
+    let epoch = parts.next().unwrap_or("").trim_start_matches("Epoch ");
+    let mut out = format!("E{epoch}");
+    for part in parts {
+        let short = match part.split_once(": ") {
+            Some((key, value)) => {
+                let key = match key {
+                    "loss" => "loss",
+                    "accuracy" => "acc",
+                    "val_loss" => "vloss",
+                    "val_accuracy" => "vacc",
+                    k => k,
+                };
+                format!(
+                    "{key} {}",
+                    value
+                        .strip_prefix("0.")
+                        .map_or(value.to_string(), |v| format!(".{v}"))
+                )
+            }
+            None => part.to_string(),
+        };
+        out.push(' ');
+        out.push_str(&short);
+    }
+    out
+}
+
 pub(crate) fn draw_log(frame: &mut Frame, area: Rect, app: &App) {
-    let block = pane("log", app.style);
+    let back = app.ui.log_back.min(app.run.log.len().saturating_sub(1));
+    let mut block = pane_of("log", Pane::Log, app);
+    if back > 0 {
+        block = block.title_bottom(Line::from(format!(
+            " {} {back} newer lines below: pgdn, end ",
+            if app.style.ascii { "v" } else { "▼" }
+        )));
+    }
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let n = inner.height as usize;
+    let end = app.run.log.len() - back;
     let lines: Vec<Line> = app
         .run
         .log
         .iter()
-        .skip(app.run.log.len().saturating_sub(n))
-        .map(|l| Line::from(l.as_str()))
+        .take(end)
+        .skip(end.saturating_sub(n))
+        .map(|l| Line::from(fit_epoch_line(l, inner.width as usize)))
         .collect();
     frame.render_widget(Paragraph::new(lines), inner);
 }
