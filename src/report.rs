@@ -68,8 +68,13 @@ pub(crate) fn describe(event: &TrainEvent, total_epochs: usize) -> Option<String
 
 /// Like Keras' `verbose=2`: one line per epoch.
 pub(crate) fn epoch_line(m: &EpochMetrics, total_epochs: usize) -> String {
+    let paused = if m.paused_seconds >= 0.05 {
+        format!(" (+{:.1}s paused)", m.paused_seconds)
+    } else {
+        String::new()
+    };
     let mut s = format!(
-        "Epoch {}/{} - {:.1}s - loss: {:.4} - accuracy: {:.4}",
+        "Epoch {}/{} - {:.1}s{paused} - loss: {:.4} - accuracy: {:.4}",
         m.epoch, total_epochs, m.seconds, m.loss, m.accuracy
     );
     if let (Some(l), Some(a)) = (m.val_loss, m.val_accuracy) {
@@ -117,10 +122,19 @@ mod tests {
             val_accuracy: Some(0.95),
             lr: 0.01,
             seconds: 3.04,
+            paused_seconds: 0.0,
         };
         assert_eq!(
             epoch_line(&m, 5),
             "Epoch 2/5 - 3.0s - loss: 0.1235 - accuracy: 0.9000 - val_loss: 0.2000 - val_accuracy: 0.9500 - lr: 0.01"
+        );
+        let paused = EpochMetrics {
+            paused_seconds: 12.34,
+            ..m
+        };
+        assert_eq!(
+            epoch_line(&paused, 5),
+            "Epoch 2/5 - 3.0s (+12.3s paused) - loss: 0.1235 - accuracy: 0.9000 - val_loss: 0.2000 - val_accuracy: 0.9500 - lr: 0.01"
         );
     }
 }

@@ -51,7 +51,7 @@ fn duration(seconds: f64) -> String {
     }
 }
 
-fn cells(r: &RunRow) -> [String; 13] {
+fn cells(r: &RunRow) -> [String; 15] {
     let lr = match r.lr_now {
         Some(now) if (now - r.lr).abs() > 1e-12 * r.lr.abs() => {
             format!("{}>{}", fmt_lr(r.lr), fmt_lr(now))
@@ -64,15 +64,25 @@ fn cells(r: &RunRow) -> [String; 13] {
         escape(&r.optimizer),
         lr,
         r.batch_size.to_string(),
-        format!("{}/{}", r.epochs_done, r.epochs),
+        // A running job's epochs with the fraction of the one in progress: 2.37/5.
+        match r.epoch_progress {
+            Some(f) => format!("{:.2}/{}", r.epochs_done as f64 + f.min(0.99), r.epochs),
+            None => format!("{}/{}", r.epochs_done, r.epochs),
+        },
         percent(r.best_val_accuracy),
         percent(r.test_accuracy),
         duration(r.seconds),
+        if r.paused_seconds >= 0.5 {
+            duration(r.paused_seconds)
+        } else {
+            "-".into()
+        },
         r.wall_seconds.map_or("-".into(), duration),
         r.samples_per_second
             .map_or("-".into(), |v| format!("{:.0}", v)),
         r.starts.to_string(),
         r.status.clone(),
+        r.eta_seconds.map_or("-".into(), duration),
     ]
 }
 
@@ -81,7 +91,7 @@ pub(crate) fn text(rows: &[RunRow]) -> String {
     if rows.is_empty() {
         return "no runs found\n".into();
     }
-    let body: Vec<[String; 13]> = rows.iter().map(cells).collect();
+    let body: Vec<[String; 15]> = rows.iter().map(cells).collect();
     let widths: Vec<usize> = (0..COLUMNS.len())
         .map(|c| {
             body.iter()
@@ -119,12 +129,12 @@ fn csv(rows: &[RunRow]) -> String {
         }
     };
     let mut out = String::from(
-        "name,model,optimizer,lr,lr_now,batch_size,epochs_done,epochs,best_val_accuracy,test_accuracy,seconds,wall_seconds,samples_per_second,starts,status\n",
+        "name,model,optimizer,lr,lr_now,batch_size,epochs_done,epochs,best_val_accuracy,test_accuracy,seconds,wall_seconds,samples_per_second,starts,status,paused_seconds,epoch_progress,eta_seconds\n",
     );
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     for r in rows {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{:.1},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{:.1},{},{},{},{},{:.1},{},{}\n",
             quote(&r.name),
             quote(&r.model),
             quote(&r.optimizer),
@@ -139,7 +149,10 @@ fn csv(rows: &[RunRow]) -> String {
             opt(r.wall_seconds.map(|w| (w * 10.0).round() / 10.0)),
             opt(r.samples_per_second.map(f64::round)),
             r.starts,
-            r.status
+            r.status,
+            r.paused_seconds,
+            opt(r.epoch_progress.map(|f| (f * 1000.0).round() / 1000.0)),
+            opt(r.eta_seconds.map(f64::round)),
         ));
     }
     out

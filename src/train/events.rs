@@ -63,7 +63,16 @@ pub struct EpochMetrics {
     pub(crate) val_loss: Option<f64>,
     pub(crate) val_accuracy: Option<f64>,
     pub(crate) lr: f64,
+    /// Time the epoch took, pauses left out.
     pub(crate) seconds: f64,
+    /// Time the epoch spent paused (absent in the records of older versions, whose
+    /// `seconds` included it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) paused_seconds: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// The outcome of a run, as written to `summary.json`.

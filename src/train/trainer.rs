@@ -329,6 +329,7 @@ impl Trainer {
             let epoch = self.state.epoch;
             self.emit(TrainEvent::Phase(Phase::Training));
             let epoch_start = Instant::now();
+            let paused_before = self.clock.paused;
             let order = epoch_order(data.train.len(), t.seed, epoch);
             let augment_config = self.config.data.augment.clone();
             let augment = EpochAugment::new(&augment_config, t.seed, epoch);
@@ -411,7 +412,8 @@ impl Trainer {
             if self.stop.is_some() {
                 break;
             }
-            self.end_epoch(epoch, epoch_start)?;
+            let paused = self.clock.paused.saturating_sub(paused_before);
+            self.end_epoch(epoch, epoch_start, paused)?;
         }
         if self.stop == Some(StopReason::Interrupted) {
             return self.finish_interrupted();
@@ -444,7 +446,8 @@ impl Trainer {
     }
 
     /// Validation, schedule, early stopping and checkpoints at the end of an epoch.
-    fn end_epoch(&mut self, epoch: usize, epoch_start: Instant) -> Result<()> {
+    /// `paused`: the time the epoch spent paused, left out of its time.
+    fn end_epoch(&mut self, epoch: usize, epoch_start: Instant, paused: Duration) -> Result<()> {
         let data = Arc::clone(&self.data);
         let (val_loss, val_accuracy) = if data.validation.is_empty() {
             (None, None)
@@ -465,7 +468,8 @@ impl Trainer {
             val_loss,
             val_accuracy,
             lr: self.state.lr,
-            seconds: epoch_start.elapsed().as_secs_f64(),
+            seconds: epoch_start.elapsed().saturating_sub(paused).as_secs_f64(),
+            paused_seconds: paused.as_secs_f64(),
         };
         self.state.history.push(metrics.clone());
         self.emit(TrainEvent::EpochEnd(metrics));

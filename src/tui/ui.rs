@@ -173,6 +173,7 @@ mod tests {
                     val_accuracy: Some(0.94),
                     lr: 0.05,
                     seconds: 0.5,
+                    paused_seconds: 0.0,
                 }));
             }
         }
@@ -368,6 +369,7 @@ mod tests {
             val_accuracy: Some(1.0),
             lr: 0.05,
             seconds: 0.5,
+            paused_seconds: 0.0,
         }));
         let rows: Vec<Vec<char>> = screen(&app, 80, 24)
             .iter()

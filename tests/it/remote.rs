@@ -484,3 +484,109 @@ fn watch_keeps_its_choice_to_itself_and_shows_it_after_tab_and_n() {
     t.wait_for("EXIT=0", 10);
     assert_eq!(job_files(&run), before, "viewing writes nothing");
 }
+
+#[test]
+fn runs_tells_stopped_finished_interrupted_and_killed_and_follows_a_running_job() {
+    let root = tempfile::tempdir().unwrap();
+    let cwd = |name: &str| {
+        let d = root.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        d
+    };
+    let runs = || -> Vec<Value> {
+        let o = cnn_tui(&["runs", ".", "--json", "--sort", "name"], root.path());
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        serde_json::from_str(&stdout(&o)).unwrap()
+    };
+    let row = |name: &str| -> Value {
+        runs()
+            .into_iter()
+            .find(|r| r["name"] == format!("{name}/run"))
+            .unwrap_or_else(|| panic!("no row {name}"))
+    };
+    let signal = |job: &Job, sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &job.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    let mut a = Job::start(&cwd("a"), &["--epochs", "500"]);
+    let mut b = Job::start(&cwd("b"), &["--epochs", "500"]);
+    let mut c = Job::start(&cwd("c"), &["--epochs", "500"]);
+    let o = cnn_tui(
+        &["train", "--headless", "--epochs", "1", "--run-dir", "run"],
+        &cwd("d"),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Running: the epoch in progress, the time so far and the time left.
+    a.wait_for_line(|l| l["type"] == "epoch", 60);
+    a.wait_for_line(|l| l["type"] == "batch" && l["epoch"] == 2, 60);
+    let r = row("a");
+    assert_eq!(r["status"], "running", "{r}");
+    let progress = r["epoch_progress"].as_f64().unwrap();
+    assert!(progress > 0.0 && progress < 1.0, "{r}");
+    assert!(r["seconds"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["eta_seconds"].as_f64().unwrap() > 0.0, "{r}");
+    // Paused: said so, and the pause counted apart from the training time.
+    let o = cnn_tui(&["ctl", "run", "pause"], &root.path().join("a"));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(row("a")["status"], "paused");
+    std::thread::sleep(Duration::from_millis(1500));
+    let o = cnn_tui(&["ctl", "run", "resume"], &root.path().join("a"));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let resumed_epoch = a.lines().iter().filter(|l| l["type"] == "epoch").count() + 1;
+    let epoch = a.wait_for_line(|l| l["type"] == "epoch" && l["epoch"] == resumed_epoch, 60);
+    assert!(epoch["paused_seconds"].as_f64().unwrap() >= 1.5, "{epoch}");
+    let o = cnn_tui(&["ctl", "run", "stop"], &root.path().join("a"));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(a.wait(60), Some(0));
+    // b: a signal; c: killed without a word.
+    b.wait_for_line(|l| l["type"] == "batch", 60);
+    signal(&b, "-TERM");
+    b.wait(60);
+    c.wait_for_line(|l| l["type"] == "batch", 60);
+    signal(&c, "-KILL");
+    c.wait(60);
+    let statuses: Vec<(String, String)> = runs()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_string(),
+                r["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("a/run", "stopped"),
+        ("b/run", "interrupted"),
+        ("c/run", "killed"),
+        ("d/run", "finished"),
+    ];
+    assert_eq!(
+        statuses,
+        expected.map(|(n, s)| (n.to_string(), s.to_string()))
+    );
+    let a = row("a");
+    let (train, paused, wall) = (
+        a["seconds"].as_f64().unwrap(),
+        a["paused_seconds"].as_f64().unwrap(),
+        a["wall_seconds"].as_f64().unwrap(),
+    );
+    assert!(paused >= 1.5, "{a}");
+    assert!((train + paused - wall).abs() < 0.01, "{a}");
+    assert!(
+        a["eta_seconds"].is_null() && a["epoch_progress"].is_null(),
+        "{a}"
+    );
+    let o = cnn_tui(&["runs", "."], root.path());
+    let table = stdout(&o);
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("starts  status       eta"),
+        "{table}"
+    );
+}

@@ -376,12 +376,12 @@ fn a_second_job_fails_at_once_naming_the_first_and_runs_tells_them_apart() {
         stderr(&o)
     );
     let o = cnn_tui(&["runs", "--csv", "."], dir.path());
-    assert!(stdout(&o).contains(",running\n"), "{}", stdout(&o));
+    assert!(stdout(&o).contains(",running,"), "{}", stdout(&o));
     // Killed without a word: the lock goes with the process.
     first.kill().unwrap();
     first.wait().unwrap();
     let o = cnn_tui(&["runs", "--csv", "."], dir.path());
-    assert!(stdout(&o).contains(",stopped\n"), "{}", stdout(&o));
+    assert!(stdout(&o).contains(",killed,"), "{}", stdout(&o));
 }
 
 #[test]
