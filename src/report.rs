@@ -62,6 +62,7 @@ pub(crate) fn describe(event: &TrainEvent, total_epochs: usize) -> Option<String
         | TrainEvent::Batch { .. }
         | TrainEvent::Snapshot(_)
         | TrainEvent::Heartbeat { .. }
+        | TrainEvent::LayerStats { .. }
         | TrainEvent::Reset => return None,
     })
 }

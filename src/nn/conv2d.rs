@@ -459,6 +459,10 @@ impl Layer for Conv2d {
         }
     }
 
+    fn fused_relu(&self) -> bool {
+        self.relu
+    }
+
     fn forward_flops(&self) -> u64 {
         2 * (self.geometry.positions() * self.geometry.patch_len() * self.filters()) as u64
     }

@@ -146,6 +146,10 @@ pub trait Layer: Send {
     /// Restores the weights from before `fold_affine`, bit for bit.
     fn unfold(&mut self) {}
     /// Floating-point operations of one sample's forward pass (a multiply-add counts 2).
+    /// Whether the layer applies a ReLU to its own output (a convolution does, in place).
+    fn fused_relu(&self) -> bool {
+        false
+    }
     fn forward_flops(&self) -> u64 {
         0
     }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fs::escape;
 use crate::nn::LayerRow;
+use crate::train::layer_stats::LayerStats;
 use crate::train::{EpochMetrics, FailureKind, LrSource, RunSummary, TrainEvent};
 
 /// Longest line read; a longer one is not a record and is skipped.
@@ -87,6 +88,11 @@ pub enum Record {
         step: u64,
         message: String,
     },
+    /// Per-layer statistics ([`crate::train::layer_stats`]).
+    LayerStats {
+        step: u64,
+        layers: Vec<LayerStats>,
+    },
     Finished(RunSummary),
     Failed {
         #[serde(default)]
@@ -161,7 +167,8 @@ impl Record {
             | Record::Restart { step }
             | Record::Checkpoint { step, .. }
             | Record::Command { step, .. }
-            | Record::Diverged { step, .. } => Some(*step),
+            | Record::Diverged { step, .. }
+            | Record::LayerStats { step, .. } => Some(*step),
             Record::Epoch(m) => Some(m.step),
             Record::Finished(s) => Some(s.steps),
             _ => None,
@@ -215,6 +222,7 @@ mirror! {
     Checkpoint <=> CheckpointSaved { step, path },
     Command <=> CommandApplied { id, command, step, epoch, batch },
     Diverged <=> Diverged { step, message },
+    LayerStats <=> LayerStats { step, layers },
 }
 
 /// Escapes the control characters in an event's texts (names, messages, paths).
@@ -239,6 +247,9 @@ fn escape_texts(event: &mut TrainEvent) {
             text(command);
         }
         TrainEvent::CheckpointSaved { path: p, .. } => path(p),
+        TrainEvent::LayerStats { layers, .. } => {
+            layers.iter_mut().for_each(|l| text(&mut l.name));
+        }
         TrainEvent::Finished(s) => {
             s.interrupted_by.iter_mut().for_each(text);
             s.weights.iter_mut().for_each(path);

@@ -178,6 +178,12 @@ pub enum TrainEvent {
         kind: FailureKind,
         message: String,
     },
+    /// Per-layer statistics read around the optimizer step of `step` (every
+    /// `training.log_every_batches` steps).
+    LayerStats {
+        step: u64,
+        layers: Vec<super::layer_stats::LayerStats>,
+    },
     /// How long the watched job's heartbeat has not changed, by the watcher's clock, and
     /// whether that is long enough to call the job silent. Sent by `watch`'s feed, never by
     /// the training loop.

@@ -5,6 +5,7 @@ pub mod checkpoint;
 mod control;
 mod early_stopping;
 mod events;
+pub mod layer_stats;
 pub mod resume;
 mod snapshot;
 mod trainer;

@@ -13,6 +13,7 @@ use super::early_stopping::{EarlyStopping, Verdict};
 use super::events::{
     EpochMetrics, FailureKind, LrSource, Phase, RunSummary, StopReason, TrainEvent,
 };
+use super::layer_stats;
 use super::snapshot;
 use crate::config::Config;
 use crate::data::{Dataset, EpochAugment, Normalization, epoch_order};
@@ -380,6 +381,12 @@ impl Trainer {
                     self.state.batches_done += 1;
                     continue;
                 }
+                // Read-only: the batch's (this rank's share of) activations and the complete
+                // gradients, before the step.
+                let every = self.config.training.log_every_batches.max(1) as u64;
+                let layer_stats = (self.state.step + 1)
+                    .is_multiple_of(every)
+                    .then(|| layer_stats::Before::take(&self.model));
                 self.optimizer
                     .step(&mut self.model.params_mut(), self.state.lr);
                 self.state.step += 1;
@@ -402,6 +409,11 @@ impl Trainer {
                     samples_per_second: self.state.epoch_seen as f64
                         / epoch_batch_seconds.max(1e-9),
                 });
+                if let Some(before) = layer_stats {
+                    let layers = before.finish(&self.model);
+                    let step = self.state.step;
+                    self.emit(TrainEvent::LayerStats { step, layers });
+                }
                 self.maybe_snapshot(false);
                 if let Some(every) = self.config.checkpoint.every_seconds
                     && self.last_checkpoint_at.elapsed().as_secs_f64() >= every

@@ -15,6 +15,8 @@ pub(crate) enum Mode {
     Normal,
     Help,
     Model,
+    /// The per-layer statistics overlay.
+    LayerStats,
     /// Typing a learning rate; the text so far and an error from the last attempt.
     LrInput {
         text: String,

@@ -24,6 +24,10 @@ pub(crate) const BINDINGS: &[(&str, &str)] = &[
     ("f", "filters on one scale for the layer / each its own"),
     ("pgup/pgdn", "scroll the log (end: back to the newest)"),
     ("m", "model summary and hyperparameters"),
+    (
+        "w",
+        "per-layer weights, gradients, update ratios, dead ReLUs",
+    ),
     ("?", "this help"),
     (
         "q",
@@ -79,7 +83,7 @@ pub(crate) fn handle_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
         return KeyOutcome::command(Command::Steer(Steer::Stop));
     }
     match app.ui.mode.clone() {
-        Mode::Help | Mode::Model => {
+        Mode::Help | Mode::Model | Mode::LayerStats => {
             app.ui.mode = Mode::Normal;
             KeyOutcome::default()
         }
@@ -203,6 +207,10 @@ fn normal_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
         }
         KeyCode::Char('m') => {
             app.ui.mode = Mode::Model;
+            None
+        }
+        KeyCode::Char('w') => {
+            app.ui.mode = Mode::LayerStats;
             None
         }
         KeyCode::Char('q') | KeyCode::Esc if over => {

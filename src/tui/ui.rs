@@ -4,7 +4,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
 
 use super::app::{App, Mode, Pane};
-use super::widgets::{ascii, charts, inspect, overlays, panels};
+use super::widgets::{ascii, charts, inspect, layer_stats, overlays, panels};
 
 /// Below this the dashboard shows a "terminal too small" message.
 pub(crate) const MIN_SIZE: (u16, u16) = (60, 20);
@@ -39,7 +39,7 @@ pub(crate) fn draw(frame: &mut Frame, app: &App) {
             Pane::Log => panels::draw_log(frame, body, app),
         }
         panels::draw_footer(frame, footer, app);
-        draw_overlay(frame, app);
+        draw_overlay(frame, body, app);
     } else {
         let compact = area.width < COMPACT_BELOW.0 || area.height < COMPACT_BELOW.1;
         let log_height = if area.height >= 36 { 8 } else { 5 };
@@ -82,17 +82,18 @@ pub(crate) fn draw(frame: &mut Frame, app: &App) {
         }
         panels::draw_log(frame, log, app);
         panels::draw_footer(frame, footer, app);
-        draw_overlay(frame, app);
+        draw_overlay(frame, body, app);
     }
     if app.style.ascii {
         ascii::asciify(frame.buffer_mut());
     }
 }
 
-fn draw_overlay(frame: &mut Frame, app: &App) {
+fn draw_overlay(frame: &mut Frame, body: ratatui::layout::Rect, app: &App) {
     match app.ui.mode {
         Mode::Help => overlays::draw_help(frame, app),
         Mode::Model => overlays::draw_model(frame, app),
+        Mode::LayerStats => layer_stats::draw(frame, body, app),
         Mode::QuitConfirm => overlays::draw_quit_confirm(frame, app),
         Mode::Normal | Mode::LrInput { .. } => {}
     }

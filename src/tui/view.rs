@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use crate::nn::LayerRow;
 use crate::report::describe;
+use crate::train::layer_stats::LayerStats;
 use crate::train::{FailureKind, Phase, RunSummary, Snapshot, StopReason, TrainEvent};
 
 /// How many log lines the dashboard keeps.
@@ -93,6 +94,8 @@ pub(crate) struct RunView {
     /// Watching: how long the job's heartbeat has not changed (seconds) and whether the job
     /// is silent; `None` when there is no heartbeat (or not watching).
     pub(crate) heartbeat: Option<(f64, bool)>,
+    /// The latest per-layer statistics and their step.
+    pub(crate) layer_stats: Option<(u64, Vec<LayerStats>)>,
 }
 
 impl Default for RunView {
@@ -125,6 +128,7 @@ impl Default for RunView {
             last_checkpoint: None,
             error: None,
             heartbeat: None,
+            layer_stats: None,
         }
     }
 }
@@ -253,6 +257,9 @@ impl RunView {
             TrainEvent::Resumed { .. } => self.state = RunState::Running(Phase::Training),
             TrainEvent::Snapshot(s) => self.snapshot = Some((**s).clone()),
             TrainEvent::CheckpointSaved { path, .. } => self.last_checkpoint = Some(path.clone()),
+            TrainEvent::LayerStats { step, layers } => {
+                self.layer_stats = Some((*step, layers.clone()));
+            }
             TrainEvent::Heartbeat {
                 unchanged_seconds,
                 silent,

@@ -7,6 +7,7 @@ mod configs;
 mod dashboard;
 mod faults;
 mod fuzz_corpus;
+mod layer_stats;
 mod pictures;
 mod plots;
 mod predict;

@@ -4,6 +4,7 @@ pub mod ascii;
 pub mod charts;
 pub mod grid;
 pub mod inspect;
+pub mod layer_stats;
 pub mod overlays;
 pub mod panels;
 
