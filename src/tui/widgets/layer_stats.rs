@@ -55,9 +55,9 @@ fn row(s: &LayerStats, ascii: bool, ranges: bool) -> String {
         }
         t
     };
-    let name: String = s.name.chars().take(10).collect();
+    let name: String = s.name.chars().take(8).collect();
     format!(
-        "{name:<10} {:>8} {:>8} {:>8} {dead:>6}  {}  {}",
+        "{name:<8} {:>8} {:>8} {:>8} {dead:>6}  {}  {}",
         num(s.weight_norm),
         num(s.grad_norm),
         num(s.update_ratio),
@@ -86,8 +86,8 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, app: &App) {
         return;
     };
     let ascii = app.style.ascii;
-    // The histograms' ranges when there is room for them (two more 20-column fields: 120 in all).
-    let ranges = inner.width >= 120;
+    // The histograms' ranges when there is room for them (two more 20-column fields: 118 in all).
+    let ranges = inner.width >= 118;
     let (wh, gh) = if ranges {
         (
             "weights            min       max",
@@ -97,7 +97,7 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, app: &App) {
         ("weights         ", "gradients       ")
     };
     let header = format!(
-        "{:<10} {:>8} {:>8} {:>8} {:>6}  {wh}  {gh}",
+        "{:<8} {:>8} {:>8} {:>8} {:>6}  {wh}  {gh}",
         "layer", "|w|", "|grad|", "upd/|w|", "dead"
     );
     let bold = CellStyle::default().add_modifier(Modifier::BOLD);
@@ -197,9 +197,9 @@ mod tests {
             screen(&app(false), 80, 11),
             [
                 "┌ layer statistics at step 150 (w closes) ─────────────────────────────────────┐",
-                "│layer           |w|   |grad|  upd/|w|   dead  weights           gradients     │",
-                "│conv1         2.345    0.046  1.23e-3  12.5%    ▅▆▆▇▇███▇▇▆▆▅    ▅▆▆▇▇███▇▇▆▆▅│",
-                "│dense1       11.000  1.50e-6  2.00e-7      -  ▇▇███▇▇▆▆▅              ▅▆▆▇▇███│",
+                "│layer         |w|   |grad|  upd/|w|   dead  weights           gradients       │",
+                "│conv1       2.345    0.046  1.23e-3  12.5%    ▅▆▆▇▇███▇▇▆▆▅    ▅▆▆▇▇███▇▇▆▆▅  │",
+                "│dense1     11.000  1.50e-6  2.00e-7      -  ▇▇███▇▇▆▆▅              ▅▆▆▇▇███▇▇│",
                 "│                                                                              │",
                 "│|w| |grad|: L2 norms of the weight (kernel or matrix) and its batch gradient  │",
                 "│upd/|w|: optimizer step over |w|; near 1e-3 is healthy, far off is marked     │",
@@ -216,10 +216,10 @@ mod tests {
         let s = app(true);
         let h = &s.run.layer_stats.as_ref().unwrap().1[0].weights;
         assert_eq!(sparkline(h, true), "  =++**###**++= ");
-        let wide = screen(&app(false), 124, 5);
+        let wide = screen(&app(false), 120, 5);
         assert_eq!(
             wide[1].trim_end_matches(['│', ' ']),
-            "│layer           |w|   |grad|  upd/|w|   dead  weights            min       max  gradients          min       max"
+            "│layer         |w|   |grad|  upd/|w|   dead  weights            min       max  gradients          min       max"
         );
         assert!(
             wide[2].contains("▆▆▅     -0.600     0.700   ▅▆▆"),
