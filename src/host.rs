@@ -502,6 +502,7 @@ mod tests {
                     for timed in [
                         "samples_per_second",
                         "seconds",
+                        "paused_seconds",
                         "train_seconds",
                         "wall_seconds",
                     ] {
