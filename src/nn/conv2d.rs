@@ -17,25 +17,12 @@ use super::conv_geometry::ConvGeometry;
 use super::init::init_weights;
 use super::layer::{Context, GradParts, Layer, LayerKind, Param};
 use super::matmul::{matmul, matmul_serial};
+use super::shard::{GRAD_CHUNKS, chunk_samples};
 use super::simd::mask_relu;
 use super::tensor::{Tensor, column_sums, data, data_mut, ensure_shape};
 use super::winograd::Winograd;
 use crate::config::{Activation, Init, Padding};
 use crate::error::Result;
-
-/// Fixed number of batch chunks for weight gradients: partial sums are added in chunk order,
-/// so results do not depend on the thread count (nor, in `dist`, on the number of ranks).
-pub const GRAD_CHUNKS: usize = 8;
-
-/// Samples per gradient chunk of a batch: `per_chunk` when a rank holds part of a split batch
-/// (set by `set_shard`), otherwise the batch cut into `GRAD_CHUNKS`.
-pub(crate) fn chunk_samples(per_chunk: usize, batch: usize) -> usize {
-    if per_chunk > 0 {
-        per_chunk
-    } else {
-        batch.div_ceil(GRAD_CHUNKS).max(1)
-    }
-}
 
 /// Bytes of patches unfolded and multiplied at a time in the forward pass: about what stays
 /// in a core's L2 cache together with the kernel and the output block.

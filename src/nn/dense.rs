@@ -36,7 +36,7 @@ impl Dense {
     /// how many rows it multiplies at once, so the products go chunk by chunk, as a rank
     /// holding part of a split batch (whole chunks) computes them.
     fn row_blocks(&self, batch: usize) -> impl Iterator<Item = std::ops::Range<usize>> + use<> {
-        let rows = super::conv2d::chunk_samples(self.per_chunk, batch);
+        let rows = super::shard::chunk_samples(self.per_chunk, batch);
         (0..batch)
             .step_by(rows)
             .map(move |r| r..(r + rows).min(batch))

@@ -3,7 +3,19 @@
 
 use std::ops::Range;
 
-use super::conv2d::chunk_samples;
+/// Fixed number of batch chunks for weight gradients: partial sums are added in chunk order,
+/// so results do not depend on the thread count (nor, in `dist`, on the number of ranks).
+pub const GRAD_CHUNKS: usize = 8;
+
+/// Samples per gradient chunk of a batch: `per_chunk` when a rank holds part of a split batch
+/// (set by `set_shard`), otherwise the batch cut into `GRAD_CHUNKS`.
+pub(crate) fn chunk_samples(per_chunk: usize, batch: usize) -> usize {
+    if per_chunk > 0 {
+        per_chunk
+    } else {
+        batch.div_ceil(GRAD_CHUNKS).max(1)
+    }
+}
 
 /// Rank `rank` of `ranks`'s share of a batch of `batch` samples: whole gradient chunks, as
 /// even a run of them as the ranks allow (ranks beyond the number of chunks get none).

@@ -30,7 +30,7 @@ use tiles::{
 
 /// Fixed number of batch chunks: parallel tasks whose kernel-gradient partials are summed in
 /// chunk order.
-const CHUNKS: usize = super::conv2d::GRAD_CHUNKS;
+const CHUNKS: usize = super::shard::GRAD_CHUNKS;
 
 /// Samples transformed and multiplied at a time within a chunk.
 const BLOCK_SAMPLES: usize = 4;
@@ -101,7 +101,7 @@ impl Winograd {
     /// Sizes the per-chunk buffers; returns (samples per chunk, chunks).
     fn chunking(&mut self, batch: usize) -> (usize, usize) {
         let (c, f, tiles) = (self.t.g.in_c, self.t.filters, self.t.tiles());
-        let per_chunk = super::conv2d::chunk_samples(self.per_chunk, batch);
+        let per_chunk = super::shard::chunk_samples(self.per_chunk, batch);
         let block_tiles = BLOCK_SAMPLES * tiles;
         self.m
             .resize(CHUNKS * POSITIONS * padded(block_tiles * f), 0.0);
