@@ -7,11 +7,28 @@ use clap::{Args, Parser, Subcommand};
 use crate::train::Steer;
 
 /// Train convolutional neural networks on the CPU and watch them learn in the terminal.
+///
+/// With no command, `cnn-tui [OPTIONS]` is `cnn-tui train [OPTIONS]`.
 #[derive(Debug, Parser)]
-#[command(name = "cnn-tui", version, about)]
+#[command(
+    name = "cnn-tui",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub(crate) command: Option<Commands>,
+    /// The default command's options (`cnn-tui --epochs 2` is `cnn-tui train --epochs 2`).
+    #[command(flatten)]
+    pub(crate) train: TrainArgs,
+}
+
+impl Cli {
+    /// The command to run: the one named, or `train` with the options given without one.
+    pub(crate) fn command(self) -> Commands {
+        self.command.unwrap_or(Commands::Train(self.train))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -42,16 +59,6 @@ pub(crate) enum Commands {
     Runs(RunsArgs),
     /// Train a grid of settings, one run directory each, then print their table.
     Sweep(SweepArgs),
-}
-
-impl Default for Commands {
-    /// `cnn-tui` alone trains the default model on the bundled data.
-    fn default() -> Self {
-        let Cli { command: Some(c) } = Cli::parse_from(["cnn-tui", "train"]) else {
-            unreachable!("train parses")
-        };
-        c
-    }
 }
 
 /// Options shared by commands that build a model from a config.

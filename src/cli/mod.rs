@@ -65,7 +65,7 @@ pub mod exit {
 
 /// Runs the parsed command line and returns the exit code.
 pub fn run(cli: Cli) -> u8 {
-    let result = match cli.command.unwrap_or_default() {
+    let result = match cli.command() {
         Commands::Train(args) => train::run(args),
         Commands::Summary(args) => summary::run(args),
         Commands::Data(args) => data::run(args),

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::util::{cnn_tui, gzip, idx, stderr, write_tiny_dataset};
+use crate::util::{cnn_tui, gzip, idx, stderr, stdout, write_tiny_dataset};
 
 /// Runs `train --data DIR` on a dataset with one file replaced, and returns the error line.
 fn train_error(setup: impl FnOnce(&Path)) -> String {
@@ -150,6 +150,37 @@ fn weights_that_are_not_weights() {
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).starts_with("error: w.safetensors: not a readable safetensors file"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// `cnn-tui` is documented as `cnn-tui train`: the default command takes train's options
+/// without the word, and mixing them with another command is a usage error (exit 2).
+#[test]
+fn the_default_command_takes_the_options_of_train() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = cnn_tui(
+        &[
+            "--headless",
+            "--epochs",
+            "1",
+            "--set",
+            "training.batch_size=512",
+            "--no-plots",
+            "--run-dir",
+            "run",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Epoch 1/1"), "{}", stdout(&o));
+    assert!(dir.path().join("run/metrics.jsonl").is_file());
+
+    let o = cnn_tui(&["--epochs", "1", "summary"], dir.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("'summary' cannot be used with '--epochs <EPOCHS>'"),
         "{}",
         stderr(&o)
     );
