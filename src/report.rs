@@ -4,6 +4,15 @@
 use crate::lr::fmt_lr;
 use crate::train::{EpochMetrics, LrSource, RunSummary, TrainEvent};
 
+/// `n` and its noun, singular for one: "1 thread", "2 threads".
+pub(crate) fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// The log line for an event, if it deserves one (batches and snapshots do not).
 pub(crate) fn describe(event: &TrainEvent, total_epochs: usize) -> Option<String> {
     Some(match event {
@@ -17,8 +26,9 @@ pub(crate) fn describe(event: &TrainEvent, total_epochs: usize) -> Option<String
             threads,
             ..
         } => format!(
-            "training on {train_samples} samples, validating on {validation_samples}, testing on {test_samples}; {params} parameters; {optimizer} lr {}; {threads} threads",
-            fmt_lr(*lr)
+            "training on {train_samples} samples, validating on {validation_samples}, testing on {test_samples}; {params} parameters; {optimizer} lr {}; {}",
+            fmt_lr(*lr),
+            count(*threads, "thread")
         ),
         TrainEvent::EpochEnd(m) => epoch_line(m, total_epochs),
         TrainEvent::LrChanged {
@@ -111,6 +121,13 @@ fn finished_line(s: &RunSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_thread_is_singular() {
+        assert_eq!(count(1, "thread"), "1 thread");
+        assert_eq!(count(2, "thread"), "2 threads");
+        assert_eq!(count(0, "epoch"), "0 epochs");
+    }
 
     #[test]
     fn epoch_lines_read_like_keras() {

@@ -210,10 +210,11 @@ pub(crate) fn run(args: BenchArgs) -> Result<u8> {
         return Ok(exit::OK);
     }
     println!(
-        "{name}: batch {}, {} repetitions of {} timed steps after {WARMUP} warm-up, {threads} threads, data: {source}",
+        "{name}: batch {}, {} repetitions of {} timed steps after {WARMUP} warm-up, {}, data: {source}",
         t.batch_size,
         args.repeats,
-        args.batches / args.repeats
+        args.batches / args.repeats,
+        crate::report::count(threads, "thread")
     );
     println!(
         "train: {:.0} samples/s median of the repetitions ({:.0} min, {:.0} max); step {:.2} ms median ({:.2} min, {:.2} max)",
@@ -232,9 +233,9 @@ pub(crate) fn run(args: BenchArgs) -> Result<u8> {
         train_flops / 1e6
     );
     println!(
-        "roofline: FMA peak {:.1} GFLOP/s measured on {} threads ({}); training at {:.1}% of it, inference at {:.1}%",
+        "roofline: FMA peak {:.1} GFLOP/s measured on {} ({}); training at {:.1}% of it, inference at {:.1}%",
         peak.gflops,
-        peak.threads,
+        crate::report::count(peak.threads, "thread"),
         peak.isa,
         100.0 * train_gflops / peak.gflops,
         100.0 * infer_gflops / peak.gflops

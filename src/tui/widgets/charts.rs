@@ -207,7 +207,7 @@ fn draw_chart(
         .legend_position(None)
         .x_axis(Axis::default().bounds([0.0, x_max]).labels(vec![
             Line::from("0"),
-            Line::from(format!("{} epochs", app.run.epochs)),
+            Line::from(crate::report::count(app.run.epochs, "epoch")),
         ]))
         .y_axis(
             Axis::default()
