@@ -111,6 +111,22 @@ fn build_layer(b: &mut Builder, spec: &LayerSpec) -> Result<Built> {
 }
 
 impl Sequential {
+    /// Back-propagates `grads[top]` down the layers, into each layer's parameter gradients
+    /// and `grads[1..top]` (the input's gradient is not needed).
+    fn backward_layers(&mut self, top: usize) {
+        let Sequential {
+            layers,
+            acts,
+            grads,
+            ..
+        } = self;
+        for i in (0..top).rev() {
+            let (lower, upper) = grads.split_at_mut(i + 1);
+            let dx = if i > 0 { Some(&mut lower[i]) } else { None };
+            layers[i].backward(&acts[i], &acts[i + 1], &upper[0], dx);
+        }
+    }
+
     /// Builds the model for images of `input_shape` (`[h, w, c]`) and `classes` outputs.
     /// An impossible stack is a config error naming the layer.
     pub fn build(
@@ -288,17 +304,7 @@ impl Sequential {
             &self.labels,
             Some(&mut self.grads[top]),
         );
-        let Sequential {
-            layers,
-            acts,
-            grads,
-            ..
-        } = self;
-        for i in (0..top).rev() {
-            let (lower, upper) = grads.split_at_mut(i + 1);
-            let dx = if i > 0 { Some(&mut lower[i]) } else { None };
-            layers[i].backward(&acts[i], &acts[i + 1], &upper[0], dx);
-        }
+        self.backward_layers(top);
         stats
     }
 
@@ -436,17 +442,7 @@ impl Sequential {
             shard.batch,
             terms,
         );
-        let Sequential {
-            layers,
-            acts,
-            grads,
-            ..
-        } = self;
-        for i in (0..top).rev() {
-            let (lower, upper) = grads.split_at_mut(i + 1);
-            let dx = if i > 0 { Some(&mut lower[i]) } else { None };
-            layers[i].backward(&acts[i], &acts[i + 1], &upper[0], dx);
-        }
+        self.backward_layers(top);
         for l in &mut self.layers {
             l.set_shard(0, 0);
         }
