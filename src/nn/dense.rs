@@ -1,11 +1,11 @@
 //! Fully connected layer: `y = x · W + b` with `W` stored `[in, out]` (as Keras).
 
-use ndarray::{ArrayView2, IxDyn, s};
+use ndarray::{ArrayView2, IxDyn};
 
 use super::build::Builder;
 use super::init::init_weights;
 use super::layer::{Context, GradParts, Layer, LayerKind, Param};
-use super::matmul::matmul;
+use super::matmul::{matmul, matmul_by_chunks};
 use super::tensor::{Tensor, as_matrix, as_matrix_mut, column_sums, data, data_mut, ensure_shape};
 use crate::config::Init;
 use crate::error::Result;
@@ -17,6 +17,9 @@ pub struct Dense {
     out_shape: [usize; 1],
     /// Samples per gradient chunk of a split batch (0: one process, from the batch).
     per_chunk: usize,
+    /// The weights transposed, `[out, in]` row-major, written at each backward pass for the
+    /// input gradient's product (gemm wants a row-major right-hand side; see `matmul`).
+    w_t: Vec<f32>,
 }
 
 impl Dense {
@@ -29,17 +32,15 @@ impl Dense {
             bias: Param::new(format!("{name}.bias"), Tensor::zeros(IxDyn(&[units]))),
             out_shape: [units],
             per_chunk: 0,
+            w_t: Vec::new(),
         }
     }
 
-    /// The batch's rows in its gradient chunks: gemm gives a row different bits depending on
-    /// how many rows it multiplies at once, so the products go chunk by chunk, as a rank
-    /// holding part of a split batch (whole chunks) computes them.
-    fn row_blocks(&self, batch: usize) -> impl Iterator<Item = std::ops::Range<usize>> + use<> {
-        let rows = super::shard::chunk_samples(self.per_chunk, batch);
-        (0..batch)
-            .step_by(rows)
-            .map(move |r| r..(r + rows).min(batch))
+    /// Samples per gradient chunk of the batch: gemm can give a row different bits depending
+    /// on how many rows it multiplies at once, so the products have the bits of multiplying
+    /// chunk by chunk, as a rank holding part of a split batch (whole chunks) computes them.
+    fn chunk(&self, batch: usize) -> usize {
+        super::shard::chunk_samples(self.per_chunk, batch)
     }
 
     fn units(&self) -> usize {
@@ -80,22 +81,20 @@ impl Layer for Dense {
         data_mut(y)
             .chunks_exact_mut(self.units())
             .for_each(|row| row.copy_from_slice(bias));
-        let (x, mut y) = (as_matrix(x), as_matrix_mut(y));
-        for rows in self.row_blocks(batch) {
-            let mut y = y.slice_mut(s![rows.clone(), ..]);
-            matmul(x.slice(s![rows, ..]), self.w(), &mut y, true);
-        }
+        let chunk = self.chunk(batch);
+        matmul_by_chunks(as_matrix(x), self.w(), &mut as_matrix_mut(y), true, chunk);
     }
 
     fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
         self.param_grads_from_rows(x, dy);
         if let Some(dx) = dx {
             ensure_shape(dx, x.shape());
-            let (dy, mut dx) = (as_matrix(dy), as_matrix_mut(dx));
-            for rows in self.row_blocks(dy.nrows()) {
-                let mut dx = dx.slice_mut(s![rows.clone(), ..]);
-                matmul(dy.slice(s![rows, ..]), self.w().t(), &mut dx, false);
-            }
+            let w = as_matrix(&self.weight.value);
+            self.w_t.clear();
+            self.w_t.extend(w.t().iter());
+            let w_t = ArrayView2::from_shape(w.t().dim(), &self.w_t).expect("sized");
+            let chunk = self.chunk(dy.shape()[0]);
+            matmul_by_chunks(as_matrix(dy), w_t, &mut as_matrix_mut(dx), false, chunk);
         }
     }
 

@@ -2,7 +2,7 @@
 //! has them, rayon-parallel on large products). Strided views make transposes free.
 
 use gemm::Parallelism;
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2, s};
 
 /// Products smaller than this many multiply-adds run on one thread.
 const PARALLEL_THRESHOLD: usize = 1 << 18;
@@ -29,6 +29,74 @@ pub(crate) fn matmul(
     }
     multiply(a, b, c, accumulate, true);
 }
+
+/// `c = a · b`, or `c += a · b`, with every row of `c` bit for bit what `matmul` gives when
+/// `a`'s rows are multiplied `chunk` at a time (the last block shorter), as a rank holding
+/// some of a batch's gradient chunks multiplies them, but in as few gemm calls as that allows:
+/// a batch's chunks at once instead of one call per chunk.
+///
+/// gemm's bits for a row depend on the number of rows `m` only through the depth blocking:
+/// up to 64 rows times up to 64 columns it adds the product in depth blocks of 512, otherwise
+/// in blocks that depend on the depth alone; a few cases take other paths (one row, one
+/// column, a depth of 1 or 2). So the blocks of one kind are multiplied together, the first
+/// kind over explicit depth blocks of 512 (each a single gemm block whatever the rows), and
+/// the special cases block by block as before. `b` must be row-major (a transposed weight
+/// matrix is kept row-major by its layer); the test below compares with per-block calls.
+///
+/// # Panics
+/// When the shapes do not chain, `chunk` is 0 or `b`'s rows are not contiguous.
+pub(crate) fn matmul_by_chunks(
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    c: &mut ArrayViewMut2<f32>,
+    accumulate: bool,
+    chunk: usize,
+) {
+    assert!(chunk > 0, "matmul_by_chunks: empty chunks");
+    assert!(
+        b.ncols() <= 1 || b.strides()[1] == 1,
+        "matmul_by_chunks: b must be row-major"
+    );
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    // How gemm treats a block of `rows` rows: 0 a path of its own, 1 depth blocks of 512,
+    // 2 depth blocks chosen from the depth alone.
+    let kind = |rows: usize| {
+        if rows <= 1 || n <= 1 || k <= 2 {
+            0
+        } else if rows <= 64 && n <= 64 {
+            1
+        } else {
+            2
+        }
+    };
+    let mut start = 0;
+    while start < m {
+        let end_of = |s: usize| (s + chunk).min(m);
+        let this = kind(end_of(start) - start);
+        let mut end = end_of(start);
+        if this != 0 {
+            while end < m && kind(end_of(end) - end) == this {
+                end = end_of(end);
+            }
+        }
+        let rows = a.slice(s![start..end, ..]);
+        let mut out = c.slice_mut(s![start..end, ..]);
+        if this == 1 {
+            for (i, depth) in (0..k).step_by(SMALL_DEPTH_BLOCK).enumerate() {
+                let block = depth..(depth + SMALL_DEPTH_BLOCK).min(k);
+                let (ab, bb) = (rows.slice(s![.., block.clone()]), b.slice(s![block, ..]));
+                multiply(ab, bb, &mut out, accumulate || i > 0, true);
+            }
+        } else {
+            multiply(rows, b, &mut out, accumulate, true);
+        }
+        start = end;
+    }
+}
+
+/// gemm's depth block for products of at most 64 rows and 64 columns.
+const SMALL_DEPTH_BLOCK: usize = 512;
 
 /// `matmul` on the calling thread only, for use inside parallel loops.
 pub(crate) fn matmul_serial(
@@ -99,7 +167,7 @@ fn multiply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{Array2, array, s};
+    use ndarray::{Array2, array};
 
     #[test]
     fn rows_do_not_depend_on_the_number_of_rows() {
@@ -134,6 +202,57 @@ mod tests {
                         .eq(full.slice(s![..m, ..]).iter().map(bits)),
                     "k {k} n {n} transposed {transposed}: the first {m} rows differ"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_products_have_the_bits_of_one_call_per_chunk() {
+        let value = |i: usize, j: usize, salt: usize| {
+            ((i * 31 + j * 17 + salt * 7) % 29) as f32 * 0.0173 - 0.23
+        };
+        // Depths and widths of the shipped dense layers and around gemm's thresholds.
+        for (k, n) in [
+            (784, 10),
+            (1600, 10),
+            (2704, 10),
+            (10, 784),
+            (64, 10),
+            (784, 128),
+            (128, 784),
+            (512, 64),
+            (513, 65),
+            (2304, 64),
+            (3, 1),
+            (2, 7),
+            (700, 1),
+        ] {
+            let b = Array2::from_shape_fn((k, n), |(i, j)| value(i, j, 1));
+            for (m, chunk) in [
+                (128, 16),
+                (129, 17),
+                (57, 8),
+                (334, 42),
+                (1000, 125),
+                (300, 70),
+            ] {
+                let a = Array2::from_shape_fn((m, k), |(i, j)| value(i, j, 2));
+                let start = Array2::from_shape_fn((m, n), |(i, j)| value(i, j, 3));
+                for accumulate in [false, true] {
+                    let mut whole = start.clone();
+                    matmul_by_chunks(a.view(), b.view(), &mut whole.view_mut(), accumulate, chunk);
+                    let mut per_chunk = start.clone();
+                    for r in (0..m).step_by(chunk) {
+                        let rows = r..(r + chunk).min(m);
+                        let mut out = per_chunk.slice_mut(s![rows.clone(), ..]);
+                        matmul(a.slice(s![rows, ..]), b.view(), &mut out, accumulate);
+                    }
+                    let bits = |x: &f32| x.to_bits();
+                    assert!(
+                        whole.iter().map(bits).eq(per_chunk.iter().map(bits)),
+                        "k {k} n {n} m {m} chunk {chunk} accumulate {accumulate}"
+                    );
+                }
             }
         }
     }
