@@ -168,12 +168,15 @@ def fmt(x):
     return f"{x:.0f}"
 
 def span(v):
+    if not v: return ""
     lo, hi = min(v), max(v)
     return fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo)}-{fmt(hi)}"
 
 key = {"train": ("train_samples_per_second", "train_samples_per_s"),
        "inference": ("infer_samples_per_second", "infer_samples_per_s")}
-print(f"| model, samples/s | " + " | ".join(label[s] + (f" ({versions[s]})" if s in versions else "") for s in sides)
+# The README's performance table: one row per model and measure, each side's range, and the
+# ratio's range from the least to the most favourable pairing with the faster peer (by median).
+print(f"| model | " + " | ".join(label[s] + (f" {versions[s]}" if s in versions else "") for s in sides)
       + " | cnn-tui vs the faster peer |")
 print("|---" * (len(sides) + 2) + "|")
 for m in dict.fromkeys(r["model"] for r in runs):
@@ -187,10 +190,12 @@ for m in dict.fromkeys(r["model"] for r in runs):
             lo = min(vals["cnn-tui"]) / max(vals[best])
             hi = max(vals["cnn-tui"]) / min(vals[best])
             med = statistics.median(vals["cnn-tui"]) / statistics.median(vals[best])
-            ratio = f"{med:.2f}x (range {lo:.2f}-{hi:.2f}x, vs {label[best]})"
+            ratio = f"{lo:.1f}x" if f"{lo:.1f}" == f"{hi:.1f}" else f"{lo:.1f}-{hi:.1f}x"
+            ratio += f" (median {med:.2f}x, vs {label[best]})" if len(peers) > 1 else ""
         else:
             ratio = "-"
-        print(f"| {m} {names.get(m, '')}, {what} | " + " | ".join(cells) + f" | {ratio} |")
+        cells = [c or "-" for c in cells]
+        print(f"| {names.get(m, m)}, {what} samples/s | " + " | ".join(cells) + f" | {ratio} |")
 print()
 print("CPU during each side's runs, as fractions of all cores' time (from /proc/stat):")
 for s in sides:
