@@ -107,46 +107,22 @@ pub(crate) fn grid_lines(
     cols: u16,
     rows: u16,
 ) -> Vec<Line<'static>> {
-    let (cols, rows) = (cols as usize, rows as usize);
-    if img.values.is_empty() || cols == 0 || rows == 0 {
-        return Vec::new();
-    }
-    let norm = normalize(&img.values, scale);
-    (0..rows)
-        .map(|r| {
-            let spans: Vec<Span<'static>> = (0..cols)
-                .map(|c| {
-                    if style.color && !style.ascii {
-                        let top = sample(img, &norm, c, 2 * r, cols, 2 * rows);
-                        let bottom = sample(img, &norm, c, 2 * r + 1, cols, 2 * rows);
-                        Span::styled(
-                            "▀",
-                            CellStyle::default()
-                                .fg(color(top, scale))
-                                .bg(color(bottom, scale)),
-                        )
-                    } else if style.color {
-                        // ASCII shades, tinted: readable in colour and in a plain copy.
-                        let v = sample(img, &norm, c, r, cols, rows);
-                        let tint = match scale {
-                            Scale::Gray => Color::Indexed(232 + ramp_index(v.max(0.35), 24) as u8),
-                            Scale::Diverging | Scale::DivergingBy(_) => {
-                                color(v.signum() * v.abs().max(0.6), scale)
-                            }
-                        };
-                        Span::styled(
-                            shade(v, scale, true).to_string(),
-                            CellStyle::default().fg(tint),
-                        )
-                    } else {
-                        let v = sample(img, &norm, c, r, cols, rows);
-                        Span::raw(shade(v, scale, style.ascii).to_string())
-                    }
-                })
-                .collect();
-            Line::from(spans)
-        })
-        .collect()
+    cell_lines(img, scale, cols, rows, |norm, c, r, cols, rows| {
+        if style.color && !style.ascii {
+            let top = sample(img, norm, c, 2 * r, cols, 2 * rows);
+            let bottom = sample(img, norm, c, 2 * r + 1, cols, 2 * rows);
+            Span::styled(
+                "▀",
+                CellStyle::default()
+                    .fg(color(top, scale))
+                    .bg(color(bottom, scale)),
+            )
+        } else {
+            // ASCII shades, tinted when colour is on: readable in colour and in a plain copy.
+            let v = sample(img, norm, c, r, cols, rows);
+            shade_span(v, scale, style, style.color || style.ascii)
+        }
+    })
 }
 
 /// The largest magnitude among several images: the one scale for a layer's filters.
@@ -182,6 +158,21 @@ pub(crate) fn art_lines(
     cols: u16,
     rows: u16,
 ) -> Vec<Line<'static>> {
+    cell_lines(img, scale, cols, rows, |norm, c, r, cols, rows| {
+        let v = area_mean(img, norm, c, r, cols, rows);
+        shade_span(v, scale, style, style.ascii)
+    })
+}
+
+/// `cols` x `rows` cells of `img`, each drawn by `cell(normalized values, column, row, cols,
+/// rows)`.
+fn cell_lines(
+    img: &FilterImage,
+    scale: Scale,
+    cols: u16,
+    rows: u16,
+    cell: impl Fn(&[f32], usize, usize, usize, usize) -> Span<'static>,
+) -> Vec<Line<'static>> {
     let (cols, rows) = (cols as usize, rows as usize);
     if img.values.is_empty() || cols == 0 || rows == 0 {
         return Vec::new();
@@ -189,24 +180,26 @@ pub(crate) fn art_lines(
     let norm = normalize(&img.values, scale);
     (0..rows)
         .map(|r| {
-            let spans: Vec<Span<'static>> = (0..cols)
-                .map(|c| {
-                    let v = area_mean(img, &norm, c, r, cols, rows);
-                    let ch = shade(v, scale, style.ascii).to_string();
-                    if style.color {
-                        let tint = match scale {
-                            Scale::Gray => Color::Indexed(232 + ramp_index(v.max(0.35), 24) as u8),
-                            _ => color(v.signum() * v.abs().max(0.6), scale),
-                        };
-                        Span::styled(ch, CellStyle::default().fg(tint))
-                    } else {
-                        Span::raw(ch)
-                    }
-                })
-                .collect();
-            Line::from(spans)
+            Line::from(
+                (0..cols)
+                    .map(|c| cell(&norm, c, r, cols, rows))
+                    .collect::<Vec<_>>(),
+            )
         })
         .collect()
+}
+
+/// One shade character for `v` (ASCII when `ascii`), tinted when colour is on.
+fn shade_span(v: f32, scale: Scale, style: Style, ascii: bool) -> Span<'static> {
+    let ch = shade(v, scale, ascii).to_string();
+    if !style.color {
+        return Span::raw(ch);
+    }
+    let tint = match scale {
+        Scale::Gray => Color::Indexed(232 + ramp_index(v.max(0.35), 24) as u8),
+        Scale::Diverging | Scale::DivergingBy(_) => color(v.signum() * v.abs().max(0.6), scale),
+    };
+    Span::styled(ch, CellStyle::default().fg(tint))
 }
 
 /// A colour for `[r, g, b]` in [0, 1]: 24-bit, or the nearest of the 256-colour palette's

@@ -123,7 +123,13 @@ fn filters_legend(app: &App, colour: bool) -> String {
     }
 }
 
-pub(crate) fn draw_filters(frame: &mut Frame, area: Rect, app: &App) {
+/// The filters pane's frame, title and legend; the area inside it, the snapshot and whether
+/// its filters are in colour, or `None` (with a note drawn) before the first snapshot.
+fn filters_frame<'a>(
+    frame: &mut Frame,
+    area: Rect,
+    app: &'a App,
+) -> Option<(Rect, &'a Snapshot, bool)> {
     let colour = app
         .run
         .snapshot
@@ -135,6 +141,13 @@ pub(crate) fn draw_filters(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(block, area);
     let Some(s) = &app.run.snapshot else {
         frame.render_widget(Paragraph::new("no conv layer snapshot yet"), inner);
+        return None;
+    };
+    Some((inner, s, colour))
+}
+
+pub(crate) fn draw_filters(frame: &mut Frame, area: Rect, app: &App) {
+    let Some((inner, s, colour)) = filters_frame(frame, area, app) else {
         return;
     };
     let drawn = match (colour, in_colour(app.style)) {
@@ -337,17 +350,7 @@ fn value_range(img: &FilterImage) -> String {
 
 /// The zoomed filters: each at its native size or larger, labelled, paged with the arrows.
 pub(crate) fn draw_filters_zoomed(frame: &mut Frame, area: Rect, app: &App) {
-    let colour = app
-        .run
-        .snapshot
-        .as_ref()
-        .is_some_and(|s| !s.colour_filters.is_empty());
-    let block = pane_of(&filters_title(app), Pane::Filters, app)
-        .title_bottom(Line::from(format!(" {} ", filters_legend(app, colour))));
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
-    let Some(s) = &app.run.snapshot else {
-        frame.render_widget(Paragraph::new("no conv layer snapshot yet"), inner);
+    let Some((inner, s, colour)) = filters_frame(frame, area, app) else {
         return;
     };
     let [header, body] =
