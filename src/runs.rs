@@ -266,7 +266,7 @@ fn model_name(config: &Config) -> String {
         .layers
         .iter()
         .filter_map(|l| match l {
-            LayerSpec::Conv2d { filters, .. } => Some(format!("conv{filters}")),
+            LayerSpec::Conv2d(c) => Some(format!("conv{}", c.filters)),
             LayerSpec::Maxpool2d { .. } => Some("pool".into()),
             LayerSpec::Dense { units, .. } => Some(format!("dense{units}")),
             _ => None,

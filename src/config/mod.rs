@@ -6,7 +6,7 @@ mod model;
 
 pub(crate) use crate::lr::fmt_lr;
 pub use load::parse_config;
-pub use model::{Activation, Init, LayerSpec, LossKind, ModelConfig, Padding};
+pub use model::{Activation, ConvSpec, Init, LayerSpec, LossKind, ModelConfig, Padding};
 
 use std::path::PathBuf;
 

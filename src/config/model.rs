@@ -63,24 +63,29 @@ pub enum Padding {
 }
 
 /// One entry of `[[model.layers]]`, selected by `type`.
+/// A `conv2d` entry: Keras' `Conv2D` options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvSpec {
+    pub filters: usize,
+    pub kernel_size: usize,
+    #[serde(default = "one")]
+    pub stride: usize,
+    #[serde(default)]
+    pub padding: Padding,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<Activation>,
+    #[serde(default)]
+    pub init: Init,
+    /// False for a convolution followed by `batch_norm`, whose shift replaces the bias.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub use_bias: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum LayerSpec {
-    Conv2d {
-        filters: usize,
-        kernel_size: usize,
-        #[serde(default = "one")]
-        stride: usize,
-        #[serde(default)]
-        padding: Padding,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        activation: Option<Activation>,
-        #[serde(default)]
-        init: Init,
-        /// False for a convolution followed by `batch_norm`, whose shift replaces the bias.
-        #[serde(default = "yes", skip_serializing_if = "is_true")]
-        use_bias: bool,
-    },
+    Conv2d(ConvSpec),
     Maxpool2d {
         #[serde(default = "two")]
         pool_size: usize,
@@ -168,12 +173,12 @@ impl ModelConfig {
         for (i, layer) in self.layers.iter().enumerate() {
             let at = |field: &str| format!("model.layers[{i}].{field}");
             match layer {
-                LayerSpec::Conv2d {
+                LayerSpec::Conv2d(ConvSpec {
                     filters,
                     kernel_size,
                     stride,
                     ..
-                } => {
+                }) => {
                     for (name, v) in [
                         ("filters", filters),
                         ("kernel_size", kernel_size),

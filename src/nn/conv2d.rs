@@ -21,7 +21,7 @@ use super::shard::{GRAD_CHUNKS, chunk_samples};
 use super::simd::mask_relu;
 use super::tensor::{Tensor, column_sums, data, data_mut, ensure_shape};
 use super::winograd::Winograd;
-use crate::config::{Activation, Init, Padding};
+use crate::config::{Activation, ConvSpec, Init};
 use crate::error::Result;
 
 /// Bytes of patches unfolded and multiplied at a time in the forward pass: about what stays
@@ -36,17 +36,6 @@ enum Path {
     Winograd(Box<Winograd>),
     /// Anything else: im2col patches and a matrix multiply.
     Patches,
-}
-
-/// A `conv2d` entry of the config.
-pub(super) struct ConvSpec {
-    pub(crate) filters: usize,
-    pub(crate) kernel_size: usize,
-    pub(crate) stride: usize,
-    pub(crate) padding: Padding,
-    pub(crate) activation: Option<Activation>,
-    pub(crate) init: Init,
-    pub(crate) use_bias: bool,
 }
 
 pub struct Conv2d {
@@ -122,7 +111,7 @@ impl Conv2d {
 
     /// The layer for the builder's input; a ReLU `activation` is applied inside the
     /// convolution, any other is left to the caller (returned with the layer).
-    pub(super) fn build(b: &mut Builder, spec: ConvSpec) -> Result<(Conv2d, Option<Activation>)> {
+    pub(super) fn build(b: &mut Builder, spec: &ConvSpec) -> Result<(Conv2d, Option<Activation>)> {
         let ConvSpec {
             filters,
             kernel_size,
@@ -131,7 +120,7 @@ impl Conv2d {
             activation,
             init,
             use_bias,
-        } = spec;
+        } = *spec;
         let input = b.image("conv2d")?;
         b.add_params(
             kernel_size

@@ -7,7 +7,7 @@ use super::activation::{ActivationLayer, softmax_rows};
 use super::avgpool::AvgPool2d;
 use super::batch_norm::BatchNorm;
 use super::build::{Builder, ParamBudget, size_check};
-use super::conv2d::{Conv2d, ConvSpec};
+use super::conv2d::Conv2d;
 use super::dense::Dense;
 use super::dropout::Dropout;
 use super::flatten::Flatten;
@@ -58,24 +58,7 @@ type Built = (Option<Box<dyn Layer>>, Option<Activation>);
 /// Builds one config entry: each layer type reads its own fields.
 fn build_layer(b: &mut Builder, spec: &LayerSpec) -> Result<Built> {
     Ok(match *spec {
-        LayerSpec::Conv2d {
-            filters,
-            kernel_size,
-            stride,
-            padding,
-            activation,
-            init,
-            use_bias,
-        } => {
-            let spec = ConvSpec {
-                filters,
-                kernel_size,
-                stride,
-                padding,
-                activation,
-                init,
-                use_bias,
-            };
+        LayerSpec::Conv2d(ref spec) => {
             let (conv, activation) = Conv2d::build(b, spec)?;
             (Some(Box::new(conv)), activation)
         }
