@@ -80,6 +80,22 @@ impl Split {
         self.labels.is_empty()
     }
 
+    /// `n` images of `pixels` pseudo-random bytes (xorshift) with labels 0–9, for tests.
+    #[cfg(test)]
+    pub(crate) fn random(n: usize, pixels: usize) -> Split {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        Split {
+            images: (0..n * pixels).map(|_| next() as u8).collect(),
+            labels: (0..n).map(|_| (next() % 10) as u8).collect(),
+        }
+    }
+
     /// Splits off the last `count` samples (Keras' `validation_split` takes the tail).
     pub fn split_off_tail(&mut self, count: usize) -> Split {
         let keep = self.len() - count;

@@ -44,21 +44,6 @@ fn wide_dense() -> Sequential {
     Sequential::build(&spec, [28, 28, 1], 10, 5).unwrap()
 }
 
-/// `n` images of `pixels` pseudo-random bytes with labels.
-fn split(n: usize, pixels: usize) -> Split {
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    Split {
-        images: (0..n * pixels).map(|_| next() as u8).collect(),
-        labels: (0..n).map(|_| (next() % 10) as u8).collect(),
-    }
-}
-
 /// What a run of a few SGD steps leaves: every step's loss and correct count, the final
 /// parameters and the evaluation of the data, all as bits.
 type Trace = (Vec<(u32, usize)>, Vec<Vec<u32>>, (u32, usize));
@@ -70,7 +55,7 @@ fn train(comm: &dyn Collective, loss: &str, batch: usize) -> Trace {
         "wide" => (wide_dense(), 784),
         _ => (model(loss), 144),
     };
-    let samples = split(3 * batch, pixels);
+    let samples = Split::random(3 * batch, pixels);
     let mut steps = Vec::new();
     for step in 0..3u64 {
         let indices: Vec<u32> = (0..batch as u32)
@@ -143,7 +128,7 @@ fn any_number_of_ranks_matches_one_process_bit_for_bit() {
 fn a_wrong_order_would_be_seen() {
     // The test above can fail: summing the chunks' partials in another order changes bits.
     let mut m = model("softmax_cross_entropy");
-    let samples = split(64, 144);
+    let samples = Split::random(64, 144);
     let indices: Vec<u32> = (0..64).collect();
     let ctx = Context {
         train: true,

@@ -642,25 +642,10 @@ mod tests {
         Sequential::build(&model_config(MODEL), [12, 12, 1], 10, 5).unwrap()
     }
 
-    /// `n` images of 12x12 pseudo-random bytes with labels.
-    fn split(n: usize) -> Split {
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        Split {
-            images: (0..n * 144).map(|_| next() as u8).collect(),
-            labels: (0..n).map(|_| (next() % 10) as u8).collect(),
-        }
-    }
-
     #[test]
     fn inference_pass_matches_the_full_forward_pass() {
         let mut m = model();
-        let data = split(40);
+        let data = Split::random(40, 144);
         let indices: Vec<u32> = (0..40).collect();
         m.load_batch(&data, &indices);
         // The training forward computes the conv layers exactly as inference does.
@@ -697,7 +682,7 @@ mod tests {
 
     #[test]
     fn evaluation_is_identical_for_any_thread_count() {
-        let data = split(1000);
+        let data = Split::random(1000, 144);
         let mut m = model();
         assert!(m.eval_batch() < 1000, "several evaluation batches");
         let run = |threads: usize, m: &mut Sequential| {
@@ -743,7 +728,7 @@ mod tests {
             assert!(names.contains(&format!("bn1.{t}")), "{names:?}");
         }
         assert!(names.contains(&"conv3.bias".to_string()));
-        let data = split(64);
+        let data = Split::random(64, 144);
         // A few training passes move the running statistics away from 0 and 1.
         for step in 0..3u32 {
             let indices: Vec<u32> = (step * 16..step * 16 + 32).collect();

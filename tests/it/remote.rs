@@ -343,6 +343,18 @@ fn runs_lists_a_sweep_and_sweep_index_runs_one_combination() {
     );
 }
 
+/// A finished one-epoch headless run, `run` in a fresh temporary directory.
+fn one_epoch_run() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let o = cnn_tui(
+        &["train", "--headless", "--epochs", "1", "--run-dir", "run"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let run = dir.path().join("run");
+    (dir, run)
+}
+
 /// Files of a run directory that only its job may write, with their contents.
 fn job_files(run: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = ["metrics.jsonl", "train.log", "summary.json"]
@@ -360,13 +372,7 @@ fn watch_computes_its_own_layer_and_probe_from_the_newest_weights() {
     use cnn_tui::remote::feed::Feed;
     use cnn_tui::remote::view::Selection;
     use cnn_tui::train::TrainEvent;
-    let dir = tempfile::tempdir().unwrap();
-    let o = cnn_tui(
-        &["train", "--headless", "--epochs", "1", "--run-dir", "run"],
-        dir.path(),
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let run = dir.path().join("run");
+    let (dir, run) = one_epoch_run();
     let before = job_files(&run);
     let snapshots = |events: Vec<TrainEvent>| -> Vec<(usize, usize, u64, String)> {
         events
@@ -456,13 +462,7 @@ fn watch_computes_its_own_layer_and_probe_from_the_newest_weights() {
 
 #[test]
 fn watch_keeps_its_choice_to_itself_and_shows_it_after_tab_and_n() {
-    let dir = tempfile::tempdir().unwrap();
-    let o = cnn_tui(
-        &["train", "--headless", "--epochs", "1", "--run-dir", "run"],
-        dir.path(),
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let run = dir.path().join("run");
+    let (dir, run) = one_epoch_run();
     let before = job_files(&run);
     let Some(t) = Tmux::start("watchsel", 80, 24, &shell_command(dir.path(), "watch run")) else {
         return;

@@ -264,6 +264,13 @@ fn losses_and_rates_after(run: &Path, step: u64) -> Vec<(u64, f64, f64)> {
         .collect()
 }
 
+/// Resumes run `whole` from its step-5 checkpoint into `split`; the steps after 5.
+fn resumed_at_step_5(dir: &Path) -> Vec<(u64, f64, f64)> {
+    let o = train(dir, &["--resume", &ckpt("whole", 5), "--run-dir", "split"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    losses_and_rates_after(&dir.join("split"), 5)
+}
+
 #[test]
 fn a_per_step_schedule_resumes_with_the_same_rates_and_losses() {
     let dir = tempfile::tempdir().unwrap();
@@ -305,14 +312,8 @@ fn a_per_step_schedule_resumes_with_the_same_rates_and_losses() {
         );
     }
 
-    let o = train(
-        dir.path(),
-        &["--resume", &ckpt("whole", 5), "--run-dir", "split"],
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let split = losses_and_rates_after(&dir.path().join("split"), 5);
     assert_eq!(
-        split,
+        resumed_at_step_5(dir.path()),
         whole[5..],
         "same rates and losses at every step after the resume"
     );
@@ -361,14 +362,8 @@ fn augmentation_and_batch_norm_resume_mid_epoch_with_the_same_losses() {
     );
 
     // Interrupted after 5 of epoch 1's 8 batches, resumed in another directory.
-    let o = train(
-        dir.path(),
-        &["--resume", &ckpt("whole", 5), "--run-dir", "split"],
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let split = losses_and_rates_after(&dir.path().join("split"), 5);
     assert_eq!(
-        split,
+        resumed_at_step_5(dir.path()),
         whole[5..],
         "same losses at every step after the resume"
     );
