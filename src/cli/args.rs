@@ -136,9 +136,13 @@ pub(crate) struct TrainArgs {
     /// Plain log lines instead of the dashboard (the default when stdout is not a terminal).
     #[arg(long)]
     pub(crate) headless: bool,
-    /// Dashboard: ASCII characters only (for terminals without Unicode fonts).
-    #[arg(long)]
+    /// Dashboard: ASCII characters only (for terminals without Unicode fonts; the default
+    /// when the locale is not UTF-8 or TERM is linux, vt100 or dumb).
+    #[arg(long, conflicts_with = "unicode")]
     pub(crate) ascii: bool,
+    /// Dashboard: Unicode even where the locale or TERM suggests ASCII.
+    #[arg(long)]
+    pub(crate) unicode: bool,
     /// Dashboard: the factor by which + and - change the learning rate.
     #[arg(long, default_value_t = 2.0, value_parser = positive_factor)]
     pub(crate) lr_factor: f64,
@@ -166,6 +170,7 @@ impl TrainArgs {
             resume: Some(PathBuf::from("auto")),
             headless: true,
             ascii: false,
+            unicode: false,
             lr_factor: 2.0,
         }
     }
@@ -259,9 +264,13 @@ pub(crate) struct PlotArgs {
 pub(crate) struct WatchArgs {
     /// The run directory of the run to watch (running or finished).
     pub(crate) run_dir: PathBuf,
-    /// ASCII characters only (for terminals without Unicode fonts).
-    #[arg(long)]
+    /// ASCII characters only (for terminals without Unicode fonts; the default when the
+    /// locale is not UTF-8 or TERM is linux, vt100 or dumb).
+    #[arg(long, conflicts_with = "unicode")]
     pub(crate) ascii: bool,
+    /// Unicode even where the locale or TERM suggests ASCII.
+    #[arg(long)]
+    pub(crate) unicode: bool,
     /// The factor by which + and - change the learning rate.
     #[arg(long, default_value_t = 2.0, value_parser = positive_factor)]
     pub(crate) lr_factor: f64,

@@ -16,7 +16,7 @@ use crate::nn::Sequential;
 use crate::nn::loss::top_k;
 use crate::nn::tensor::data;
 use crate::train::FilterImage;
-use crate::tui::app::Style;
+use crate::tui::app::{Palette, Style};
 use crate::tui::widgets::grid::{Scale, grid_lines};
 use crate::weights;
 
@@ -131,7 +131,7 @@ pub(crate) fn ascii_art(image: &[f32], shape: [usize; 3]) -> String {
     let style = Style {
         ascii: true,
         color: false,
-        truecolor: false,
+        palette: Palette::Indexed,
     };
     let lines = grid_lines(&img, Scale::Gray, style, cols as u16, rows as u16);
     lines

@@ -105,12 +105,12 @@ pub(crate) fn run(args: TrainArgs) -> Result<u8> {
     };
     let (feed, hosted) = host::spawn(handle, recorder, signals, front_end)?;
     let aborted = if dashboard {
-        let style = app::Style::from_env(args.ascii);
+        let (style, notice) = tui::term::from_env(args.ascii, args.unicode);
         let session = tui::Session {
             events: feed.events,
             commands: feed.commands,
         };
-        let outcome = tui::run(session, app::App::new(info, style))?;
+        let outcome = tui::run(session, app::App::new(info, style).with_notice(notice))?;
         matches!(outcome, Outcome::Aborted)
     } else {
         say(&format!("run directory: {}", run_dir.display()));

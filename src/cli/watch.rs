@@ -71,7 +71,7 @@ pub(crate) fn run(args: WatchArgs) -> Result<u8> {
         lr_factor: args.lr_factor,
         watching: true,
     };
-    let style = app::Style::from_env(args.ascii);
+    let (style, notice) = tui::term::from_env(args.ascii, args.unicode);
     // Bounded: a long history is read no faster than the dashboard takes it in.
     let (event_tx, events) = mpsc::sync_channel(1024);
     let (commands, command_rx) = mpsc::channel();
@@ -82,7 +82,7 @@ pub(crate) fn run(args: WatchArgs) -> Result<u8> {
     spawn_sender(dir, command_rx, event_tx.clone(), selection_tx).map_err(io)?;
     forward_signals(Signals::register()?, event_tx).map_err(io)?;
     let session = tui::Session { events, commands };
-    match tui::run(session, app::App::new(info, style))? {
+    match tui::run(session, app::App::new(info, style).with_notice(notice))? {
         Outcome::Ended | Outcome::Aborted => Ok(exit::OK),
     }
 }

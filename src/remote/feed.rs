@@ -369,7 +369,7 @@ mod tests {
             crate::tui::app::Style {
                 ascii: true,
                 color: false,
-                truecolor: false,
+                palette: crate::tui::app::Palette::Indexed,
             },
         );
         first.iter().for_each(|e| app.on_train_event(e));

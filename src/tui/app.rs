@@ -25,30 +25,26 @@ pub(crate) enum Mode {
     QuitConfirm,
 }
 
-/// Display options fixed at start.
+/// How many colours the terminal shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Palette {
+    /// The 16 ANSI colours (the Linux console, vt100, a non-UTF-8 locale).
+    Ansi16,
+    /// The 256-colour palette.
+    Indexed,
+    /// 24-bit colour (COLORTERM=truecolor or 24bit).
+    Rgb,
+}
+
+/// Display options fixed at start (see `term::detect`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Style {
     /// Only ASCII characters on screen.
     pub(crate) ascii: bool,
     /// Colours allowed (off with NO_COLOR).
     pub(crate) color: bool,
-    /// 24-bit colour (the terminal says so in COLORTERM); else the 256-colour palette.
-    pub(crate) truecolor: bool,
-}
-
-impl Style {
-    /// From `--ascii` and the environment: NO_COLOR turns colour off, COLORTERM=truecolor
-    /// (or 24bit) turns 24-bit colour on.
-    pub(crate) fn from_env(ascii: bool) -> Style {
-        let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        let truecolor = std::env::var("COLORTERM")
-            .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "truecolor" | "24bit"));
-        Style {
-            ascii,
-            color,
-            truecolor: color && truecolor,
-        }
-    }
+    /// Which colours, when allowed.
+    pub(crate) palette: Palette,
 }
 
 /// Static facts about the run, known before training starts.
@@ -148,6 +144,8 @@ pub(crate) struct App {
     pub(crate) run: RunView,
     /// What the user is doing.
     pub(crate) ui: UiState,
+    /// A line about the terminal (it falls back to ASCII), at the head of the log.
+    notice: Option<String>,
 }
 
 impl App {
@@ -157,7 +155,18 @@ impl App {
             style,
             run: RunView::default(),
             ui: UiState::default(),
+            notice: None,
         }
+    }
+
+    /// Says `notice` (one line about the terminal) in the log, once, and again after a reset
+    /// has emptied the log.
+    pub(crate) fn with_notice(mut self, notice: Option<String>) -> App {
+        if let Some(line) = &notice {
+            self.push_log(line.clone());
+        }
+        self.notice = notice;
+        self
     }
 
     /// Adds a line of the dashboard's own to the log.
@@ -173,6 +182,9 @@ impl App {
     pub(crate) fn on_train_event(&mut self, event: &TrainEvent) {
         let before = self.run.log_total;
         self.run.apply(event);
+        if let (TrainEvent::Reset, Some(line)) = (event, &self.notice) {
+            self.run.push_log(line.clone());
+        }
         if self.ui.log_back > 0 {
             // Scrolled back: the lines on screen stay put as new ones arrive.
             let added = self.run.log_total.saturating_sub(before) as usize;
@@ -304,9 +316,11 @@ mod tests {
             Style {
                 ascii: true,
                 color: false,
-                truecolor: false,
+                palette: Palette::Indexed,
             },
-        );
+        )
+        .with_notice(Some("TERM=linux: ASCII".into()));
+        assert_eq!(app.run.log, ["TERM=linux: ASCII"]);
         app.on_train_event(&TrainEvent::Phase(Phase::Training));
         app.on_train_event(&TrainEvent::LrChanged {
             step: 3,
@@ -323,7 +337,8 @@ mod tests {
         app.on_train_event(&TrainEvent::Reset);
         assert_eq!(app.run.lr, 0.0);
         assert_eq!(app.run.state, RunState::Starting);
-        assert!(app.run.log.is_empty());
+        // The log starts afresh with the terminal's line alone.
+        assert_eq!(app.run.log, ["TERM=linux: ASCII"]);
         assert_eq!(
             (&app.ui.mode, app.ui.probe, app.ui.quitting),
             (&Mode::Help, 4, true)

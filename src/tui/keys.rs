@@ -245,7 +245,7 @@ pub(crate) const WATCH_FOOTER: &str =
 mod tests {
     use super::*;
     use crate::train::{Phase, TrainEvent};
-    use crate::tui::app::{RunInfo, RunState, Style};
+    use crate::tui::app::{Palette, RunInfo, RunState, Style};
 
     fn key(c: char) -> KeyEvent {
         KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
@@ -260,7 +260,7 @@ mod tests {
             Style {
                 ascii: true,
                 color: false,
-                truecolor: false,
+                palette: Palette::Indexed,
             },
         );
         app.on_train_event(&TrainEvent::Phase(Phase::Training));

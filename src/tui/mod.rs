@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod keys;
+pub mod term;
 pub mod ui;
 pub mod view;
 pub mod widgets;

@@ -109,7 +109,7 @@ mod tests {
     use super::*;
     use crate::nn::LayerRow;
     use crate::train::{EpochMetrics, FilterImage, Phase, Snapshot, TrainEvent};
-    use crate::tui::app::{RunInfo, Style};
+    use crate::tui::app::{Palette, RunInfo, Style};
 
     fn image(h: usize, w: usize, f: impl Fn(usize) -> f32) -> FilterImage {
         FilterImage {
@@ -215,12 +215,12 @@ mod tests {
     pub(super) const PLAIN_ASCII: Style = Style {
         ascii: true,
         color: false,
-        truecolor: false,
+        palette: Palette::Indexed,
     };
     pub(super) const UNICODE_COLOR: Style = Style {
         ascii: false,
         color: true,
-        truecolor: false,
+        palette: Palette::Indexed,
     };
 
     /// The demo app with a colour model's snapshot: 8 RGB filters (pure red, green or blue
@@ -275,7 +275,7 @@ mod tests {
     fn rgb_filters_and_probe_show_in_colour_or_as_a_row_per_channel() {
         use ratatui::style::Color;
         let truecolor = Style {
-            truecolor: true,
+            palette: Palette::Rgb,
             ..UNICODE_COLOR
         };
         let all = screen(&colour_app(truecolor), 120, 40).join("\n");
@@ -632,6 +632,96 @@ mod tests {
         assert_eq!(
             screen(&app, 80, 24)[21],
             "|line 10                                                                       |"
+        );
+    }
+}
+
+#[cfg(test)]
+mod term_tests {
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::style::Color;
+
+    use super::tests::{demo, screen};
+    use super::*;
+    use crate::tui::app::Palette;
+    use crate::tui::term::detect;
+
+    /// The dashboard as TERM=linux sees it.
+    fn linux() -> App {
+        let env = |name: &str| match name {
+            "TERM" => Some("linux".to_string()),
+            "LANG" => Some("en_US.UTF-8".to_string()),
+            _ => None,
+        };
+        let (style, notice) = detect(env, false, false);
+        // Said once, as the newest line of the log here (at the start of a real run, its
+        // first).
+        demo(style).with_notice(notice)
+    }
+
+    #[test]
+    fn term_linux_gets_ascii_16_colours_and_one_line_saying_so() {
+        let app = linux();
+        assert_eq!(
+            (app.style.ascii, app.style.palette),
+            (true, Palette::Ansi16)
+        );
+        let rows = screen(&app, 80, 24);
+        let expected = [
+            "demo | TRAINING | epoch 2/4 | 15.8k samples/s | ETA 1s | lr 0.05 sgd(m 0.9)     ",
+            "[#########################-------------------------] batch 50/100 (50%) step 150",
+            "+ 1 loss .batch .0194 xval .2000 --++ [4 probe and feature maps] --------------+",
+            "|1.298| .                          ||probe #3 label 7 -> 7 97%, 1 2%, 9 1%     |",
+            "|     | ..                         ||@%%#**++=--:. ..:--=++**#%  .::-=++*#%@   |",
+            "|     |  ...                       ||@%%#**++=--:. ..:--=++**#%  .::-=++*#%@   |",
+            "|0.000|    ...x...                 ||@%%#**++=--:. ..:--=++**#%  .::-=++*#%@   |",
+            "|     +----------------------------||@%%#**++=--:. ..:--=++**#%  .::-=++*#%@   |",
+            "|     0                    4 epochs||@%%#**++=--:. ..:--=++**#%  .::-=++*#%@   |",
+            "+----------------------------------+|@%%#**++=--:. ..:--=++**#%  .::-=++*#%@   |",
+            "+ lr (log) 0.05 -------------------+|@%%#**++=--:. ..:--=++**#%                |",
+            "|-------------                     ||@%%#**++=--:. ..:--=++**#%  .::-=++*#%@   |",
+            "+----------------------------------+|@%%#**++=--:. ..:--=++**#%  .::-=++*#%@   |",
+            "+ 2 acc *train .9100 xval .9400 ---+|@%%#**++=--:. ..:--=++**#%  .::-=++*#%@   |",
+            "|0.941|       x                    ||@%%#**++=--:. ..:--=++**#%  .::-=++*#%@   |",
+            "|     +----------------------------||@%%#**++=--:. ..:--=++**#%  .::-=++*#%@   |",
+            "|     0                    4 epochs||@%%#**++=--:. ..:--=++**#%  .::-=++*#%@   |",
+            "+----------------------------------++ 2 of 8 maps of conv1, z: all ------------+",
+            "+ 5 log -----------------------------------------------------------------------+",
+            "|training on 6400 samples, validating on 640, testing on 1000; 5386 parameters;|",
+            "|E1/4 0.5s loss .3000 acc .9100 vloss .2000 vacc .9400 lr .05                  |",
+            "|TERM=linux: ASCII characters and 16 colours (--unicode forces Unicode)        |",
+            "+------------------------------------------------------------------------------+",
+            "p pause +/- lr l set lr s save tab layer n probe z zoom m model ? help q quit   ",
+        ];
+        assert_eq!(rows, expected);
+        // Every colour on screen is one of the 16 (the probe and maps are tinted shades).
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        terminal.draw(|f| draw(f, &app)).unwrap();
+        let buf = terminal.backend().buffer().clone();
+        let colours: Vec<Color> = buf.content().iter().flat_map(|c| [c.fg, c.bg]).collect();
+        assert!(
+            colours.contains(&Color::White),
+            "the probe's brightest shade"
+        );
+        assert!(
+            colours
+                .iter()
+                .all(|c| !matches!(c, Color::Indexed(_) | Color::Rgb(..))),
+            "{colours:?}"
+        );
+    }
+
+    #[test]
+    fn unicode_forces_unicode_on_term_linux() {
+        let env = |name: &str| (name == "TERM").then(|| "linux".to_string());
+        let (style, notice) = detect(env, false, true);
+        let rows = screen(&demo(style).with_notice(notice), 120, 40);
+        let all = rows.join("\n");
+        assert!(!all.is_ascii(), "{all}");
+        assert!(
+            all.contains("TERM=linux: Unicode (--unicode) and 16 colours"),
+            "{all}"
         );
     }
 }

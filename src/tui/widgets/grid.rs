@@ -8,7 +8,7 @@ use ratatui::style::{Color, Style as CellStyle};
 use ratatui::text::{Line, Span};
 
 use crate::train::{FilterImage, RgbImage};
-use crate::tui::app::Style;
+use crate::tui::app::{Palette, Style};
 
 pub(crate) const ASCII_RAMP: &[u8] = b" .:-=+*#%@";
 pub(crate) const UNICODE_RAMP: [char; 5] = [' ', '░', '▒', '▓', '█'];
@@ -62,11 +62,24 @@ fn ramp_index(t: f32, len: usize) -> usize {
     ((t.clamp(0.0, 1.0) * (len - 1) as f32).round() as usize).min(len - 1)
 }
 
-/// A 256-colour index for a normalized value.
-fn color(v: f32, scale: Scale) -> Color {
-    match scale {
-        Scale::Gray => Color::Indexed(232 + ramp_index(v, 24) as u8),
-        Scale::Diverging | Scale::DivergingBy(_) => {
+/// A colour for a normalized value: grey (Gray) or blue below zero and red above
+/// (Diverging), in the terminal's palette.
+fn color(v: f32, scale: Scale, palette: Palette) -> Color {
+    let byte = |t: f32| (t.clamp(0.0, 1.0) * 255.0).round() as u8;
+    match (scale, palette) {
+        (Scale::Gray, Palette::Ansi16) => {
+            [Color::Black, Color::DarkGray, Color::Gray, Color::White][ramp_index(v, 4)]
+        }
+        (Scale::Gray, Palette::Indexed) => Color::Indexed(232 + ramp_index(v, 24) as u8),
+        (Scale::Gray, Palette::Rgb) => Color::Rgb(byte(v), byte(v), byte(v)),
+        (_, Palette::Ansi16) => match (ramp_index(v.abs(), 3), v < 0.0) {
+            (0, _) => Color::Black,
+            (1, true) => Color::Blue,
+            (1, false) => Color::Red,
+            (_, true) => Color::LightBlue,
+            (_, false) => Color::LightRed,
+        },
+        (_, Palette::Indexed) => {
             let level = ramp_index(v.abs(), 6) as u8;
             // The 6x6x6 cube: 16 + 36r + 6g + b; negative blue, positive red.
             if v < 0.0 {
@@ -74,6 +87,18 @@ fn color(v: f32, scale: Scale) -> Color {
             } else {
                 Color::Indexed(16 + 36 * level)
             }
+        }
+        (_, Palette::Rgb) if v < 0.0 => Color::Rgb(0, 0, byte(-v)),
+        (_, Palette::Rgb) => Color::Rgb(byte(v), 0, 0),
+    }
+}
+
+/// The tint of an ASCII shade: never so dark that the character disappears.
+fn tint(v: f32, scale: Scale, palette: Palette) -> Color {
+    match scale {
+        Scale::Gray => color(v.max(0.35), scale, palette),
+        Scale::Diverging | Scale::DivergingBy(_) => {
+            color(v.signum() * v.abs().max(0.6), scale, palette)
         }
     }
 }
@@ -114,8 +139,8 @@ pub(crate) fn grid_lines(
             Span::styled(
                 "▀",
                 CellStyle::default()
-                    .fg(color(top, scale))
-                    .bg(color(bottom, scale)),
+                    .fg(color(top, scale, style.palette))
+                    .bg(color(bottom, scale, style.palette)),
             )
         } else {
             // ASCII shades, tinted when colour is on: readable in colour and in a plain copy.
@@ -195,22 +220,52 @@ fn shade_span(v: f32, scale: Scale, style: Style, ascii: bool) -> Span<'static> 
     if !style.color {
         return Span::raw(ch);
     }
-    let tint = match scale {
-        Scale::Gray => Color::Indexed(232 + ramp_index(v.max(0.35), 24) as u8),
-        Scale::Diverging | Scale::DivergingBy(_) => color(v.signum() * v.abs().max(0.6), scale),
-    };
-    Span::styled(ch, CellStyle::default().fg(tint))
+    Span::styled(ch, CellStyle::default().fg(tint(v, scale, style.palette)))
 }
 
-/// A colour for `[r, g, b]` in [0, 1]: 24-bit, or the nearest of the 256-colour palette's
-/// 6x6x6 cube.
-pub(crate) fn rgb_color([r, g, b]: [f32; 3], truecolor: bool) -> Color {
+/// The 16 ANSI colours and the sRGB values terminals commonly give them (xterm's).
+const ANSI16: [(Color, [u8; 3]); 16] = [
+    (Color::Black, [0, 0, 0]),
+    (Color::Red, [205, 0, 0]),
+    (Color::Green, [0, 205, 0]),
+    (Color::Yellow, [205, 205, 0]),
+    (Color::Blue, [0, 0, 238]),
+    (Color::Magenta, [205, 0, 205]),
+    (Color::Cyan, [0, 205, 205]),
+    (Color::Gray, [229, 229, 229]),
+    (Color::DarkGray, [127, 127, 127]),
+    (Color::LightRed, [255, 0, 0]),
+    (Color::LightGreen, [0, 255, 0]),
+    (Color::LightYellow, [255, 255, 0]),
+    (Color::LightBlue, [92, 92, 255]),
+    (Color::LightMagenta, [255, 0, 255]),
+    (Color::LightCyan, [0, 255, 255]),
+    (Color::White, [255, 255, 255]),
+];
+
+/// A colour for `[r, g, b]` in [0, 1]: 24-bit, the nearest of the 256-colour palette's
+/// 6x6x6 cube, or the nearest of the 16 ANSI colours.
+pub(crate) fn rgb_color([r, g, b]: [f32; 3], palette: Palette) -> Color {
     let byte = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
-    if truecolor {
-        Color::Rgb(byte(r), byte(g), byte(b))
-    } else {
-        let level = |v: f32| ramp_index(v, 6) as u8;
-        Color::Indexed(16 + 36 * level(r) + 6 * level(g) + level(b))
+    match palette {
+        Palette::Rgb => Color::Rgb(byte(r), byte(g), byte(b)),
+        Palette::Indexed => {
+            let level = |v: f32| ramp_index(v, 6) as u8;
+            Color::Indexed(16 + 36 * level(r) + 6 * level(g) + level(b))
+        }
+        Palette::Ansi16 => {
+            let want = [byte(r), byte(g), byte(b)];
+            let distance = |c: &[u8; 3]| {
+                c.iter()
+                    .zip(want)
+                    .map(|(&a, b)| (a as i32 - b as i32).pow(2))
+                    .sum::<i32>()
+            };
+            ANSI16
+                .iter()
+                .min_by_key(|(_, c)| distance(c))
+                .map_or(Color::Reset, |(colour, _)| *colour)
+        }
     }
 }
 
@@ -225,7 +280,7 @@ pub(crate) fn rgb_lines(img: &RgbImage, style: Style, cols: u16, rows: u16) -> V
     let at = |x: usize, y: usize| {
         let sx = (x * img.width / cols).min(img.width - 1);
         let sy = (y * img.height / (2 * rows)).min(img.height - 1);
-        rgb_color(img.pixel(sy, sx), style.truecolor)
+        rgb_color(img.pixel(sy, sx), style.palette)
     };
     (0..rows)
         .map(|r| {
@@ -275,12 +330,12 @@ mod tests {
     const ASCII: Style = Style {
         ascii: true,
         color: false,
-        truecolor: false,
+        palette: Palette::Indexed,
     };
     const UNICODE: Style = Style {
         ascii: false,
         color: false,
-        truecolor: false,
+        palette: Palette::Indexed,
     };
 
     #[test]
@@ -291,18 +346,22 @@ mod tests {
             width: 1,
             values: vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0],
         };
-        let style = |truecolor| Style {
+        let style = |palette| Style {
             ascii: false,
             color: true,
-            truecolor,
+            palette,
         };
-        let span = &rgb_lines(&img, style(true), 1, 1)[0].spans[0];
+        let span = &rgb_lines(&img, style(Palette::Rgb), 1, 1)[0].spans[0];
         assert_eq!(span.content, "▀");
         assert_eq!(span.style.fg, Some(Color::Rgb(255, 0, 0)));
         assert_eq!(span.style.bg, Some(Color::Rgb(0, 0, 255)));
-        let span = &rgb_lines(&img, style(false), 1, 1)[0].spans[0];
+        let span = &rgb_lines(&img, style(Palette::Indexed), 1, 1)[0].spans[0];
         assert_eq!(span.style.fg, Some(Color::Indexed(16 + 36 * 5)));
         assert_eq!(span.style.bg, Some(Color::Indexed(16 + 5)));
+        // TERM=linux: the nearest of the 16 colours.
+        let span = &rgb_lines(&img, style(Palette::Ansi16), 1, 1)[0].spans[0];
+        assert_eq!(span.style.fg, Some(Color::LightRed));
+        assert_eq!(span.style.bg, Some(Color::Blue));
     }
 
     #[test]
@@ -351,7 +410,7 @@ mod tests {
             Style {
                 ascii: false,
                 color: true,
-                truecolor: false,
+                palette: Palette::Indexed,
             },
             1,
             1,

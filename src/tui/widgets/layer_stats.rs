@@ -134,7 +134,7 @@ mod tests {
 
     use super::*;
     use crate::train::layer_stats::BINS;
-    use crate::tui::app::{RunInfo, Style};
+    use crate::tui::app::{Palette, RunInfo, Style};
 
     fn hist(lo: f32, hi: f32, peak: usize) -> Histogram {
         Histogram {
@@ -153,7 +153,7 @@ mod tests {
             Style {
                 ascii,
                 color: false,
-                truecolor: false,
+                palette: Palette::Indexed,
             },
         );
         app.run.layer_stats = Some((

@@ -263,7 +263,7 @@ mod tests {
             Style {
                 ascii: true,
                 color: false,
-                truecolor: false,
+                palette: crate::tui::app::Palette::Indexed,
             },
         );
         app.on_train_event(&TrainEvent::Phase(Phase::Training));
