@@ -6,6 +6,10 @@
 //!
 //! Statistics take one pass (sum and sum of squares in f64), in a fixed number of row chunks
 //! added in order, so results do not depend on the thread count.
+//!
+//! A ReLU after it (`activation = "relu"`) is applied in the same pass, in place, as a
+//! convolution does: no separate activation layer, so neither its output nor its gradient
+//! takes a batch-sized buffer of its own (the values are the same, bit for bit).
 
 use ndarray::IxDyn;
 use rayon::prelude::*;
@@ -13,6 +17,7 @@ use rayon::prelude::*;
 use super::build::Builder;
 use super::layer::{Context, Layer, LayerKind, Param};
 use super::tensor::{Tensor, data, data_mut, ensure_shape};
+use crate::config::Activation;
 use crate::error::Result;
 
 /// Fixed number of row chunks for the per-channel sums.
@@ -33,6 +38,8 @@ pub(crate) struct BatchNorm {
     inv_std: Vec<f32>,
     /// Per-chunk partial sums (2 per channel).
     partials: Vec<f64>,
+    /// ReLU applied to the output in place.
+    relu: bool,
 }
 
 impl BatchNorm {
@@ -56,10 +63,25 @@ impl BatchNorm {
             mean: Vec::new(),
             inv_std: Vec::new(),
             partials: Vec::new(),
+            relu: false,
         }
     }
 
-    pub(super) fn build(b: &mut Builder, momentum: f64, epsilon: f64) -> Result<BatchNorm> {
+    /// The same layer followed by a ReLU applied in place.
+    #[cfg(test)]
+    pub(crate) fn with_relu(mut self) -> BatchNorm {
+        self.relu = true;
+        self
+    }
+
+    /// The layer for the builder's input; a ReLU `activation` is applied inside, any other is
+    /// left to the caller (returned with the layer).
+    pub(super) fn build(
+        b: &mut Builder,
+        momentum: f64,
+        epsilon: f64,
+        activation: Option<Activation>,
+    ) -> Result<(BatchNorm, Option<Activation>)> {
         if b.shape.len() != 1 && b.shape.len() != 3 {
             return Err(b.error(format!(
                 "batch_norm needs a conv or dense output but gets {:?}",
@@ -69,7 +91,9 @@ impl BatchNorm {
         let c = *b.shape.last().expect("a shape");
         b.add_params(c.checked_mul(4))?;
         let name = b.name("bn");
-        Ok(BatchNorm::new(&name, &b.shape, momentum, epsilon))
+        let mut bn = BatchNorm::new(&name, &b.shape, momentum, epsilon);
+        bn.relu = activation == Some(Activation::Relu);
+        Ok((bn, activation.filter(|a| *a != Activation::Relu)))
     }
 
     fn channels(&self) -> usize {
@@ -123,8 +147,8 @@ impl BatchNorm {
     }
 }
 
-/// `y = scale · x + shift` per channel, rows in parallel.
-fn affine(x: &[f32], y: &mut [f32], scale: &[f32], shift: &[f32]) {
+/// `y = scale · x + shift` per channel, then `max(y, 0)` with `relu`; rows in parallel.
+fn affine(x: &[f32], y: &mut [f32], scale: &[f32], shift: &[f32], relu: bool) {
     let c = scale.len();
     let rows_per_task = (4096 / c).max(1) * c;
     y.par_chunks_mut(rows_per_task)
@@ -133,6 +157,9 @@ fn affine(x: &[f32], y: &mut [f32], scale: &[f32], shift: &[f32]) {
             for (yr, xr) in yb.chunks_exact_mut(c).zip(xb.chunks_exact(c)) {
                 for ch in 0..c {
                     yr[ch] = xr[ch] * scale[ch] + shift[ch];
+                }
+                if relu {
+                    yr.iter_mut().for_each(|v| *v = v.max(0.0));
                 }
             }
         });
@@ -156,7 +183,7 @@ impl Layer for BatchNorm {
         let c = self.channels();
         if !ctx.train {
             let (scale, shift) = self.inference_affine_values();
-            affine(data(x), data_mut(y), &scale, &shift);
+            affine(data(x), data_mut(y), &scale, &shift, self.relu);
             return;
         }
         let xs = data(x);
@@ -189,21 +216,29 @@ impl Layer for BatchNorm {
             mm[ch] = momentum * mm[ch] + (1.0 - momentum) * mean as f32;
             mv[ch] = momentum * mv[ch] + (1.0 - momentum) * var as f32;
         }
-        affine(xs, data_mut(y), &scale, &shift);
+        affine(xs, data_mut(y), &scale, &shift, self.relu);
     }
 
-    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
         let c = self.channels();
-        let (xs, gs) = (data(x), data(dy));
+        let (xs, gs, ys) = (data(x), data(dy), data(y));
+        // The gradient through the fused ReLU, as the activation layer computes it.
+        let relu = self.relu;
+        let grad = |g: f32, y: f32| if !relu || y > 0.0 { g } else { 0.0 };
         let rows = xs.len() / c;
         let (mean, inv) = (&self.mean, &self.inv_std);
         // sum(dy) and sum(dy · xhat) per channel, in one pass.
         let sums = Self::channel_sums(&mut self.partials, rows, c, |r, acc| {
-            let (xr, gr) = (&xs[r * c..(r + 1) * c], &gs[r * c..(r + 1) * c]);
+            let (xr, gr, yr) = (
+                &xs[r * c..(r + 1) * c],
+                &gs[r * c..(r + 1) * c],
+                &ys[r * c..(r + 1) * c],
+            );
             for ch in 0..c {
                 let xhat = (xr[ch] - mean[ch]) * inv[ch];
-                acc[2 * ch] += gr[ch] as f64;
-                acc[2 * ch + 1] += (gr[ch] * xhat) as f64;
+                let g = grad(gr[ch], yr[ch]);
+                acc[2 * ch] += g as f64;
+                acc[2 * ch + 1] += (g * xhat) as f64;
             }
         });
         let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
@@ -222,16 +257,20 @@ impl Layer for BatchNorm {
         data_mut(dx)
             .par_chunks_mut(rows_per_task)
             .zip(xs.par_chunks(rows_per_task))
-            .zip(gs.par_chunks(rows_per_task))
-            .for_each(|((db, xb), gb)| {
-                for ((dr, xr), gr) in db
+            .zip(
+                gs.par_chunks(rows_per_task)
+                    .zip(ys.par_chunks(rows_per_task)),
+            )
+            .for_each(|((db, xb), (gb, yb))| {
+                for (((dr, xr), gr), yr) in db
                     .chunks_exact_mut(c)
                     .zip(xb.chunks_exact(c))
                     .zip(gb.chunks_exact(c))
+                    .zip(yb.chunks_exact(c))
                 {
                     for ch in 0..c {
                         let xhat = (xr[ch] - mean[ch]) * inv[ch];
-                        dr[ch] = k[ch] * (gr[ch] - mb[ch] - xhat * mg[ch]);
+                        dr[ch] = k[ch] * (grad(gr[ch], yr[ch]) - mb[ch] - xhat * mg[ch]);
                     }
                 }
             });
@@ -260,6 +299,10 @@ impl Layer for BatchNorm {
 
     fn forward_flops(&self) -> u64 {
         2 * self.shape.iter().product::<usize>() as u64
+    }
+
+    fn fused_relu(&self) -> bool {
+        self.relu
     }
 
     fn inference_affine(&self) -> Option<(Vec<f32>, Vec<f32>)> {
@@ -299,6 +342,52 @@ mod tests {
         let mut dense = BatchNorm::new("bn2", &[6], MOMENTUM, EPSILON);
         data_mut(&mut dense.gamma.value).copy_from_slice(&[1.5, -0.7, 0.9, 1.1, 0.4, 2.0]);
         check_layer(&mut dense, &[8, 6]);
+    }
+
+    #[test]
+    fn gradients_match_finite_differences_with_the_fused_relu() {
+        let mut bn = BatchNorm::new("bn1", &[3, 4, 5], MOMENTUM, EPSILON).with_relu();
+        for (i, v) in data_mut(&mut bn.beta.value).iter_mut().enumerate() {
+            *v = 0.3 * i as f32 - 0.5;
+        }
+        check_layer(&mut bn, &[2, 3, 4, 5]);
+    }
+
+    /// The fused ReLU gives the values, bit for bit, of a ReLU layer after the normalisation,
+    /// forward and backward, in training and at inference.
+    #[test]
+    fn fused_relu_is_bit_identical_to_a_relu_layer() {
+        use crate::nn::activation::ActivationLayer;
+        let shape = [6, 3, 3, 4];
+        let n: usize = shape.iter().product();
+        let wave = |k: usize| -> Tensor {
+            Tensor::from_shape_vec(
+                IxDyn(&shape),
+                (0..n)
+                    .map(|i| (((i * k) % 97) as f32 - 48.0) / 13.0)
+                    .collect(),
+            )
+            .unwrap()
+        };
+        let (x, dy) = (wave(31), wave(17));
+        let mut plain = BatchNorm::new("bn1", &shape[1..], MOMENTUM, EPSILON);
+        let mut fused = BatchNorm::new("bn1", &shape[1..], MOMENTUM, EPSILON).with_relu();
+        let mut relu = ActivationLayer::new("relu1", Activation::Relu, &shape[1..]);
+        for ctx in [train(), Context::inference()] {
+            let (mut y0, mut y1, mut r) = (empty(), empty(), empty());
+            plain.forward(&x, &mut y0, &ctx);
+            relu.forward(&y0, &mut r, &ctx);
+            fused.forward(&x, &mut y1, &ctx);
+            assert_eq!(r, y1);
+            let (mut d0, mut dx0, mut dx1) = (empty(), empty(), empty());
+            relu.backward(&y0, &r, &dy, Some(&mut d0));
+            plain.backward(&x, &y0, &d0, Some(&mut dx0));
+            fused.backward(&x, &y1, &dy, Some(&mut dx1));
+            assert_eq!(dx0, dx1);
+            assert_eq!(plain.gamma.grad, fused.gamma.grad);
+            assert_eq!(plain.beta.grad, fused.beta.grad);
+            assert!(data(&r).contains(&0.0) && data(&r).iter().any(|&v| v > 0.0));
+        }
     }
 
     /// Training normalises with the batch's statistics and moves the running averages by

@@ -75,10 +75,10 @@ fn build_layer(b: &mut Builder, spec: &LayerSpec) -> Result<Built> {
             momentum,
             epsilon,
             activation,
-        } => (
-            Some(Box::new(BatchNorm::build(b, momentum, epsilon)?)),
-            activation,
-        ),
+        } => {
+            let (bn, activation) = BatchNorm::build(b, momentum, epsilon, activation)?;
+            (Some(Box::new(bn)), activation)
+        }
         LayerSpec::Flatten => (Some(Box::new(Flatten::build(b))), None),
         LayerSpec::Dense {
             units,
@@ -321,11 +321,13 @@ impl Sequential {
             let Some((scale, shift)) = self.layers[i + 1].inference_affine() else {
                 continue;
             };
-            let relu = i + 2 < self.logit_layers
+            // A ReLU the batch normalisation applies itself, or one in the next layer.
+            let separate_relu = i + 2 < self.logit_layers
                 && self.layers[i + 2].kind() == LayerKind::Activation(Activation::Relu);
+            let relu = self.layers[i + 1].fused_relu() || separate_relu;
             if self.layers[i].fold_affine(&scale, &shift, relu) {
                 self.folded[i + 1] = true;
-                self.folded[i + 2] = relu;
+                self.folded[i + 2] = separate_relu && !self.layers[i + 1].fused_relu();
             }
         }
     }
@@ -746,7 +748,8 @@ mod tests {
         let (_, predictions) = m.evaluate(&data);
         m.load_batch(&data, &indices);
         m.fold_batch_norms();
-        assert_eq!(m.folded.iter().filter(|f| **f).count(), 5, "{:?}", m.folded);
+        // bn1 (with its own ReLU), bn2 and the relu layer after it, bn3.
+        assert_eq!(m.folded.iter().filter(|f| **f).count(), 4, "{:?}", m.folded);
         let logits = m.infer();
         let folded = m.acts[logits].clone();
         m.unfold_batch_norms();
