@@ -39,8 +39,14 @@ pub struct Sequential {
     logit_layers: usize,
     /// `acts[0]` is the input batch, `acts[i + 1]` the output of layer `i`.
     acts: Vec<Tensor>,
-    /// `grads[i]` is the loss gradient with respect to `acts[i]`.
+    /// `grads[top]` is the loss gradient with respect to the logits `acts[top]`; below it,
+    /// `grads[i + 1]` holds the output gradient of a layer `i` whose parameter gradients a
+    /// data-parallel run computes from rows (`GradParts::Rows`), kept for `pack_grad_parts`.
     grads: Vec<Tensor>,
+    /// The gradients between the layers, in turns: layer `i` writes its input gradient into
+    /// `work[i % 2]` and reads its output gradient from the other, so that the backward pass
+    /// takes two buffers the size of the largest activation instead of one per layer.
+    work: [Tensor; 2],
     labels: Vec<u8>,
     /// Layers an inference pass skips because they are folded into the layer before
     /// (a batch normalisation and its ReLU into their convolution, during `evaluate`).
@@ -95,18 +101,31 @@ fn build_layer(b: &mut Builder, spec: &LayerSpec) -> Result<Built> {
 
 impl Sequential {
     /// Back-propagates `grads[top]` down the layers, into each layer's parameter gradients
-    /// and `grads[1..top]` (the input's gradient is not needed).
-    fn backward_layers(&mut self, top: usize) {
+    /// (the input's gradient is not needed), through the two `work` buffers; with
+    /// `keep_rows`, the output gradients that `pack_grad_parts` needs are kept in `grads`.
+    fn backward_layers(&mut self, top: usize, keep_rows: bool) {
         let Sequential {
             layers,
             acts,
             grads,
+            work,
             ..
         } = self;
+        let (even, odd) = work.split_at_mut(1);
+        let (even, odd) = (&mut even[0], &mut odd[0]);
         for i in (0..top).rev() {
-            let (lower, upper) = grads.split_at_mut(i + 1);
-            let dx = if i > 0 { Some(&mut lower[i]) } else { None };
-            layers[i].backward(&acts[i], &acts[i + 1], &upper[0], dx);
+            let (into, from) = if i % 2 == 0 {
+                (&mut *even, &*odd)
+            } else {
+                (&mut *odd, &*even)
+            };
+            let dy = if i + 1 == top { &grads[top] } else { from };
+            let dx = if i > 0 { Some(into) } else { None };
+            layers[i].backward(&acts[i], &acts[i + 1], dy, dx);
+            if keep_rows && i + 1 < top && layers[i].grad_parts() == GradParts::Rows {
+                let from = if i % 2 == 0 { &*odd } else { &*even };
+                grads[i + 1].clone_from(from);
+            }
         }
     }
 
@@ -198,6 +217,7 @@ impl Sequential {
             logit_layers,
             acts: (0..=n).map(|_| empty()).collect(),
             grads: (0..=n).map(|_| empty()).collect(),
+            work: [empty(), empty()],
             labels: Vec::new(),
             folded: vec![false; n],
             normalization: Normalization::identity(input_shape[2]),
@@ -287,7 +307,7 @@ impl Sequential {
             &self.labels,
             Some(&mut self.grads[top]),
         );
-        self.backward_layers(top);
+        self.backward_layers(top, false);
         stats
     }
 
@@ -427,7 +447,7 @@ impl Sequential {
             shard.batch,
             terms,
         );
-        self.backward_layers(top);
+        self.backward_layers(top, true);
         for l in &mut self.layers {
             l.set_shard(0, 0);
         }
