@@ -14,11 +14,20 @@ pub struct ModelConfig {
     /// as Keras' `label_smoothing` (0, the default, is plain cross-entropy).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) label_smoothing: f64,
+    /// Evaluation (validation and test sets) averages the logits of each image and its
+    /// mirror image (a horizontal flip), the cheapest test-time augmentation; training and
+    /// `predict` see the image alone. Off by default.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub(crate) test_time_flip: bool,
     pub(crate) layers: Vec<LayerSpec>,
 }
 
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 /// Losses. Cross-entropy takes logits; a final softmax layer is folded into it.

@@ -2,6 +2,7 @@
 //! that carry a batch through them (allocated once, reused for every batch of that size).
 
 use ndarray::IxDyn;
+use rayon::prelude::*;
 
 use super::activation::{ActivationLayer, softmax_rows};
 use super::avgpool::AvgPool2d;
@@ -34,6 +35,8 @@ pub struct Sequential {
     input_shape: [usize; 3],
     loss: LossKind,
     label_smoothing: f32,
+    /// Evaluation averages the logits of each image and its horizontal flip.
+    test_time_flip: bool,
     /// Layers that produce the loss's input: all, or all but a final softmax that the
     /// cross-entropy loss applies itself.
     logit_layers: usize,
@@ -60,6 +63,14 @@ pub(crate) use super::build::{MAX_ELEMENTS, MAX_PARAMS};
 /// The layer a config entry builds (none for a bare activation), and the activation layer
 /// to put after it.
 type Built = (Option<Box<dyn Layer>>, Option<Activation>);
+
+/// Mirrors one image row of `w` pixels of `c` channels left to right, in place.
+fn flip_row(row: &mut [f32], w: usize, c: usize) {
+    for q in 0..w / 2 {
+        let (left, right) = row.split_at_mut((w - 1 - q) * c);
+        left[q * c..(q + 1) * c].swap_with_slice(&mut right[..c]);
+    }
+}
 
 /// Builds one config entry: each layer type reads its own fields.
 fn build_layer(b: &mut Builder, spec: &LayerSpec) -> Result<Built> {
@@ -214,6 +225,7 @@ impl Sequential {
             input_shape,
             loss: spec.loss,
             label_smoothing: spec.label_smoothing as f32,
+            test_time_flip: spec.test_time_flip,
             logit_layers,
             acts: (0..=n).map(|_| empty()).collect(),
             grads: (0..=n).map(|_| empty()).collect(),
@@ -405,7 +417,10 @@ impl Sequential {
                 .map(|i| i as u32)
                 .collect();
             self.load_batch(split, &chunk);
-            let logits = self.infer();
+            let mut logits = self.infer();
+            if self.test_time_flip {
+                logits = self.average_with_flipped(logits);
+            }
             let out = &self.acts[logits];
             let stats = loss::compute(self.loss, self.label_smoothing, out, &self.labels, None);
             if let Some(p) = predictions.as_deref_mut() {
@@ -416,6 +431,30 @@ impl Sequential {
         }
         self.unfold_batch_norms();
         parts
+    }
+
+    /// Test-time flips: after an inference pass whose logits are `acts[logits]`, mirrors the
+    /// loaded images left to right, runs them through again and leaves the mean of both
+    /// passes' logits in the returned place of `acts`.
+    fn average_with_flipped(&mut self, logits: usize) -> usize {
+        // A model whose inference pass skips every layer gives its input: nothing to average.
+        if logits == 0 {
+            return 0;
+        }
+        let first = std::mem::replace(&mut self.acts[logits], empty());
+        let [_, w, c] = self.input_shape;
+        data_mut(&mut self.acts[0])
+            .par_chunks_mut(w * c)
+            .for_each(|row| flip_row(row, w, c));
+        let again = self.infer();
+        data_mut(&mut self.acts[again])
+            .iter_mut()
+            .zip(data(&first))
+            .for_each(|(b, a)| *b = (a + *b) * 0.5);
+        if again != logits {
+            self.acts[logits] = first;
+        }
+        again
     }
 
     /// One rank's share of a training batch split into the fixed gradient chunks: runs the
@@ -662,6 +701,47 @@ mod tests {
 
     fn model() -> Sequential {
         Sequential::build(&model_config(MODEL), [12, 12, 1], 10, 5).unwrap()
+    }
+
+    /// With `test_time_flip`, evaluation scores the mean of the logits of each image and of
+    /// its mirror image, as two plain passes over the images and the flipped images give.
+    #[test]
+    fn test_time_flip_averages_the_logits_of_the_image_and_its_mirror() {
+        let mut plain = model();
+        let mut spec = model_config(MODEL);
+        spec.test_time_flip = true;
+        let mut tta = Sequential::build(&spec, [12, 12, 1], 10, 5).unwrap();
+        let data = Split::random(40, 144);
+        let mut mirrored = data.clone();
+        for row in mirrored.images.chunks_exact_mut(12) {
+            row.reverse();
+        }
+        let indices: Vec<u32> = (0..40).collect();
+        let logits = |m: &mut Sequential, s: &Split| {
+            m.load_batch(s, &indices);
+            m.forward(&Context::inference()).clone()
+        };
+        let (a, b) = (logits(&mut plain, &data), logits(&mut plain, &mirrored));
+        assert_ne!(a, b, "the images are not symmetric");
+        let mean = (&a + &b) * 0.5;
+        let stats = loss::compute(
+            plain.loss,
+            plain.label_smoothing,
+            &mean,
+            &plain.labels,
+            None,
+        );
+        let expected: Vec<u8> = data_of(&mean).map(|r| argmax(r) as u8).collect();
+        let (eval, predictions) = tta.evaluate(&data);
+        assert_eq!(predictions, expected);
+        assert!(
+            (eval.loss - stats.loss).abs() < 1e-6,
+            "{} vs {}",
+            eval.loss,
+            stats.loss
+        );
+        let (unflipped, _) = plain.evaluate(&data);
+        assert_ne!(eval.loss, unflipped.loss);
     }
 
     #[test]
