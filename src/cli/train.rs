@@ -5,12 +5,14 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use super::args::TrainArgs;
 use super::{LoadedConfig, exit, load_config, threads};
 use crate::config::{Config, parse_config};
 use crate::data::{DataSource, Dataset};
+use crate::dist::Ranks;
 use crate::error::{Error, Result};
 use crate::host::{self, Feed, FrontEnd};
 use crate::record::{Recorder, new_run_dir};
@@ -18,7 +20,7 @@ use crate::report::describe;
 use crate::signals::Signals;
 use crate::train::checkpoint;
 use crate::train::resume;
-use crate::train::{Resume, TrainEvent, TrainSetup, spawn};
+use crate::train::{Command, Resume, RunSummary, TrainEvent, TrainHandle, TrainSetup, spawn_on};
 use crate::tui::{self, Outcome, app};
 
 /// How often the dashboard gets fresh filters and feature maps.
@@ -32,6 +34,27 @@ pub(crate) fn run(args: TrainArgs) -> Result<u8> {
     // Before the checkpoint and the data load, so that a signal meanwhile is not fatal: it
     // ends the run with exit code 4, as during training, and a requeued job starts again.
     let signals = Signals::register()?;
+    // MPI's ranks when srun or mpirun started this process (an MPI build); held until the
+    // run is over.
+    let ranks = Ranks::start()?;
+    let result = run_rank(args, &ranks, signals);
+    if ranks.ranks() > 1
+        && let Err(e) = &result
+        && !matches!(e, Error::Diverged { .. })
+    {
+        // An error on this rank alone (a divergence happens on every rank at the same step):
+        // the others would wait for it in their next gather. End them all.
+        eprintln!(
+            "error (rank {}): {}",
+            ranks.rank(),
+            crate::fs::escape(&e.to_string())
+        );
+        ranks.abort(i32::from(exit::of_error(e)));
+    }
+    result
+}
+
+fn run_rank(args: TrainArgs, ranks: &Ranks, signals: Signals) -> Result<u8> {
     let (mut config, name, origin, resume, run_dir) = prepare(&args)?;
     if let Some(r) = &resume
         && r.state.epoch > config.training.epochs
@@ -50,19 +73,47 @@ pub(crate) fn run(args: TrainArgs) -> Result<u8> {
     if let DataSource::Dir(dir) = &source {
         config.data.dir = Some(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone()));
     }
-    let threads = threads(args.flags.threads)?;
+    let threads = threads(args.flags.threads.or(ranks.default_threads()))?;
     let dataset = Arc::new(Dataset::load(
         &source,
         &config.data,
         config.training.validation_split,
     )?);
-    if let Some(signal) = signals.take_interrupt() {
-        say(&format!(
-            "{signal} received before training started: nothing trained, nothing to save"
-        ));
+    let dashboard =
+        !args.headless && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    let interrupted = signals.take_interrupt();
+    // Every rank goes on with rank 0's run directory and divergence handling (its dashboard
+    // pauses), and stops here if a signal reached any of them.
+    let agreed = ranks.agree(
+        &run_dir,
+        dashboard,
+        interrupted.is_some(),
+        resume.as_ref().map(|r| r.state.step),
+    )?;
+    if agreed.interrupted {
+        if ranks.rank() == 0 {
+            say(&format!(
+                "{} received before training started: nothing trained, nothing to save",
+                interrupted.unwrap_or("a signal (on another rank)")
+            ));
+        }
         return Ok(exit::INTERRUPTED);
     }
-    let recorder = match &resume {
+    let run_dir = agreed.run_dir;
+    if ranks.rank() > 0 {
+        let setup = TrainSetup {
+            config,
+            dataset,
+            run_dir,
+            threads,
+            snapshot_every: None,
+            pause_on_divergence: agreed.pause_on_divergence,
+            resume,
+        };
+        let handle = spawn_on(setup, ranks.collective()).map_err(|e| e.in_config(&origin))?;
+        return follow(handle, &signals);
+    }
+    let mut recorder = match &resume {
         Some(r) => Recorder::resume(&run_dir, &config, &source.to_string(), r.state.step)?,
         None => Recorder::create(
             &run_dir,
@@ -74,8 +125,15 @@ pub(crate) fn run(args: TrainArgs) -> Result<u8> {
     if let Some(w) = recorder.lock_warning() {
         say(&format!("warning: {w}"));
     }
-    let dashboard =
-        !args.headless && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    if ranks.ranks() > 1 {
+        let line = format!(
+            "{} MPI ranks x {}; rank 0 writes the run directory",
+            ranks.ranks(),
+            crate::report::count(threads, "thread")
+        );
+        say(&line);
+        recorder.log_line(&line)?;
+    }
     let info = app::RunInfo {
         name: name.clone(),
         run_dir: run_dir.clone(),
@@ -84,7 +142,7 @@ pub(crate) fn run(args: TrainArgs) -> Result<u8> {
         lr_factor: args.lr_factor,
         watching: false,
     };
-    let handle = spawn(TrainSetup {
+    let setup = TrainSetup {
         config,
         dataset,
         run_dir: run_dir.clone(),
@@ -96,8 +154,8 @@ pub(crate) fn run(args: TrainArgs) -> Result<u8> {
         }),
         pause_on_divergence: dashboard,
         resume,
-    })
-    .map_err(|e| e.in_config(&origin))?;
+    };
+    let handle = spawn_on(setup, ranks.collective()).map_err(|e| e.in_config(&origin))?;
     let front_end = if dashboard {
         FrontEnd::Dashboard
     } else {
@@ -121,6 +179,12 @@ pub(crate) fn run(args: TrainArgs) -> Result<u8> {
     // The run has ended (unless aborted): its thread, and the memory it holds, is gone before
     // the plots.
     let mut ending = hosted.leave()?;
+    if let Some(line) = ranks.summary() {
+        if !dashboard {
+            say(&line);
+        }
+        let _ = ending.recorder.log_line(&line);
+    }
     if !args.flags.no_plots {
         plot(&run_dir, &mut ending.recorder);
     }
@@ -305,6 +369,27 @@ fn refuse_other_run(checkpoint: &Path, run_dir: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A rank other than 0 of a data-parallel run: it trains its share and writes nothing (rank 0
+/// records the run); a signal here reaches every rank's trainer at the same step.
+fn follow(handle: TrainHandle, signals: &Signals) -> Result<u8> {
+    loop {
+        if let Some(name) = signals.take_interrupt() {
+            let _ = handle.commands.send(Command::Interrupt(name.to_string()));
+        }
+        match handle.events.recv_timeout(Duration::from_millis(100)) {
+            Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let summary: RunSummary = handle.thread.join().map_err(|_| {
+        Error::system(
+            "train",
+            std::io::Error::other("the training thread panicked"),
+        )
+    })??;
+    Ok(exit::of_run(&summary))
 }
 
 /// Prints each event's line until the run has ended (or its host stopped).

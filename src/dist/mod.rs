@@ -10,12 +10,16 @@
 //! A [`Collective`] is the group of ranks: [`Local`] is one process, [`Sim`] runs N ranks as
 //! threads of one process (the tests), and `mpi::World` (cargo feature `mpi`) is MPI.
 
+mod launch;
+#[cfg(feature = "mpi")]
+mod mpi;
 mod sim;
 
 use crate::data::{EpochAugment, Split};
 use crate::nn::loss::BatchStats;
 use crate::nn::{Context, Sequential, Shard, combine_eval};
 
+pub(crate) use launch::Ranks;
 pub use sim::Sim;
 
 /// The ranks of a run, and the one collective operation training needs.
