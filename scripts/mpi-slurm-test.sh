@@ -38,8 +38,9 @@ wait_end() { # JOB SECONDS
 }
 
 echo "== A: srun -n 2 --mpi=pmix, one epoch, against one plain process"
+# The sbatch's own --set too: the weights file holds the config.
 "$plain" train --headless --no-plots --config "$work/e1.toml" --data "$work/data" --threads 2 \
-  --run-dir "$work/plain" >"$work/plain.log" 2>&1 || { cat "$work/plain.log"; exit 1; }
+  --set checkpoint.every_seconds=600 --run-dir "$work/plain" >"$work/plain.log" 2>&1 || { cat "$work/plain.log"; exit 1; }
 job=$(submit A 1)
 wait_end "$job" 120 || { echo "job $job did not end in 120 s"; scancel "$job"; fail=1; }
 same=$(same_as "$work/A" "$work/plain")
