@@ -70,16 +70,20 @@ fn new_id() -> String {
 /// temporary file renamed to `<id>.json`, which the job only then sees). Returns the file
 /// and its path.
 pub(crate) fn send(run_dir: &Path, command: Steer) -> Result<(CommandFile, PathBuf)> {
-    let dir = fs::Dir::open(run_dir)
-        .and_then(|d| d.open_dir(COMMANDS))
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::PermissionDenied => Error::data(run_dir, "permission denied"),
-            std::io::ErrorKind::NotFound => Error::data(
-                run_dir,
-                "no commands/ folder: not a run directory, or written by an older cnn-tui",
-            ),
-            _ => Error::io(&run_dir.join(COMMANDS), "cannot open", e),
-        })?;
+    let run = fs::Dir::open(run_dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => Error::data(run_dir, "permission denied"),
+        _ => Error::io(run_dir, "cannot open", e),
+    })?;
+    // A job takes commands only from its owner, in a directory nobody else can write.
+    super::check_mode(&run)?;
+    let dir = run.open_dir(COMMANDS).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => Error::data(run_dir, "permission denied"),
+        std::io::ErrorKind::NotFound => Error::data(
+            run_dir,
+            "no commands/ folder: not a run directory, or written by an older cnn-tui",
+        ),
+        _ => Error::io(&run_dir.join(COMMANDS), "cannot open", e),
+    })?;
     let file = CommandFile::new(command);
     let text = serde_json::to_vec(&file).expect("command files serialize");
     let path = dir.join(&file.file_name());

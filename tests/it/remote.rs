@@ -189,6 +189,19 @@ fn run_directories_are_owner_only_and_other_users_commands_are_ignored() {
             .mode();
         assert_eq!(mode & 0o777, 0o700, "{d}");
     }
+    // ctl refuses at once a directory others can write into: the job would not take the
+    // command, and nobody should wait for it.
+    let run = dir.path().join("run");
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let o = cnn_tui(&["ctl", "run", "pause"], dir.path());
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("writable by group or others (mode 0777)"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read_dir(run.join("commands")).unwrap().count(), 0);
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         assert!(
