@@ -141,6 +141,7 @@ fn run_rank(args: TrainArgs, ranks: &Ranks, signals: Signals) -> Result<u8> {
         configured_lr: Some(config.optimizer.lr()),
         lr_factor: args.lr_factor,
         watching: false,
+        resume_command: Some(resume_command(std::env::args(), &run_dir)),
     };
     let setup = TrainSetup {
         config,
@@ -437,4 +438,69 @@ pub(super) fn hyperparameters(
         ));
     }
     v
+}
+
+/// The command line that continues this run from its newest checkpoint: this process's own,
+/// with `--resume auto --run-dir DIR` in place of any `--resume` or `--run-dir` it had, quoted
+/// for a POSIX shell.
+pub(crate) fn resume_command(args: impl IntoIterator<Item = String>, run_dir: &Path) -> String {
+    let mut kept = Vec::new();
+    let mut skip_value = false;
+    for arg in args {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        match arg.as_str() {
+            "--resume" | "--run-dir" => skip_value = true,
+            a if a.starts_with("--resume=") || a.starts_with("--run-dir=") => {}
+            _ => kept.push(arg),
+        }
+    }
+    kept.extend([
+        "--resume".to_string(),
+        "auto".to_string(),
+        "--run-dir".to_string(),
+        run_dir.display().to_string(),
+    ]);
+    kept.iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `arg` as a POSIX shell reads it back: unchanged when plain, else in single quotes.
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod resume_tests {
+    use super::*;
+
+    #[test]
+    fn the_resume_command_is_this_one_with_resume_auto_and_the_run_directory() {
+        let args = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            resume_command(
+                args("./cnn-tui --epochs 2 --resume=x.safetensors --run-dir old --lr 0.1"),
+                Path::new("runs/my run")
+            ),
+            "./cnn-tui --epochs 2 --lr 0.1 --resume auto --run-dir 'runs/my run'"
+        );
+        assert_eq!(
+            resume_command(
+                args("cnn-tui train --config it's.toml"),
+                Path::new("runs/a")
+            ),
+            "cnn-tui train --config 'it'\\''s.toml' --resume auto --run-dir runs/a"
+        );
+    }
 }

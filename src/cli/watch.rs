@@ -70,6 +70,7 @@ pub(crate) fn run(args: WatchArgs) -> Result<u8> {
         configured_lr: config.as_ref().map(|c| c.optimizer.lr()),
         lr_factor: args.lr_factor,
         watching: true,
+        resume_command: None,
     };
     let (style, notice) = tui::term::from_env(args.ascii, args.unicode);
     // Bounded: a long history is read no faster than the dashboard takes it in.

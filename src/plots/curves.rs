@@ -121,7 +121,35 @@ fn range(values: impl Iterator<Item = f64>, floor: Option<f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-/// Vertical lines at the hand-made learning-rate changes, labelled with the new rate.
+/// Where the labels of lines at pixel columns `lines` (each with its label's width) go: the
+/// label's left edge relative to its line (right of it, or left of it where it would run past
+/// `right`) and its row from the top, the first row where it overlaps no label before it.
+fn place_labels(lines: &[(i32, i32)], right: i32) -> Vec<(i32, usize)> {
+    const GAP: i32 = 4;
+    let mut row_ends: Vec<i32> = Vec::new();
+    lines
+        .iter()
+        .map(|&(x, width)| {
+            let start = if x + GAP + width > right {
+                x - GAP - width
+            } else {
+                x + GAP
+            };
+            let row = row_ends
+                .iter()
+                .position(|&end| end + GAP < start)
+                .unwrap_or(row_ends.len());
+            if row == row_ends.len() {
+                row_ends.push(0);
+            }
+            row_ends[row] = start + width;
+            (start - x, row)
+        })
+        .collect()
+}
+
+/// Vertical lines at the hand-made learning-rate changes, each labelled beside its line (not
+/// across it), the labels stacked in rows where they would overprint.
 fn draw_lr_changes<DB: DrawingBackend>(
     chart: &mut ChartContext<
         DB,
@@ -130,17 +158,48 @@ fn draw_lr_changes<DB: DrawingBackend>(
     m: &Metrics,
     (lo, hi): (f64, f64),
 ) -> std::result::Result<(), String> {
+    const ROW: i32 = 18;
     let style = RGBColor(200, 60, 0);
-    for &(x, from, to) in &m.lr_changes {
+    let font = ("sans-serif", 14).into_font().color(&style);
+    let labels: Vec<String> = m
+        .lr_changes
+        .iter()
+        .map(|&(_, from, to)| format!("lr {} -> {}", fmt_lr(from), fmt_lr(to)))
+        .collect();
+    let area = chart.plotting_area();
+    let right = area.get_pixel_range().0.end;
+    let lines: Vec<(i32, i32)> = m
+        .lr_changes
+        .iter()
+        .zip(&labels)
+        .map(|(&(x, _, _), label)| {
+            let width = area
+                .estimate_text_size(label, &font)
+                .map_or(7 * label.len() as i32, |(w, _)| w as i32);
+            (chart.backend_coord(&(x, hi)).0, width)
+        })
+        .collect();
+    for &(x, _, _) in &m.lr_changes {
         chart
             .draw_series(LineSeries::new([(x, lo), (x, hi)], style.stroke_width(1)))
             .map_err(|e| e.to_string())?;
+    }
+    // On white, over the lines: a later change's line never crosses an earlier label.
+    for (((&(x, _, _), label), (dx, row)), &(_, width)) in m
+        .lr_changes
+        .iter()
+        .zip(&labels)
+        .zip(place_labels(&lines, right))
+        .zip(&lines)
+    {
+        let top = 4 + ROW * row as i32;
         chart
-            .draw_series([Text::new(
-                format!("lr {} -> {}", fmt_lr(from), fmt_lr(to)),
-                (x, hi - (hi - lo) * 0.04),
-                ("sans-serif", 14).into_font().color(&style),
-            )])
+            .draw_series([EmptyElement::at((x, hi))
+                + Rectangle::new(
+                    [(dx - 2, top - 1), (dx + width + 2, top + ROW - 3)],
+                    WHITE.filled(),
+                )
+                + Text::new(label.clone(), (dx, top), font.clone())])
             .map_err(|e| e.to_string())?;
     }
     Ok(())
@@ -295,6 +354,14 @@ mod tests {
         .unwrap();
         let e = read_metrics(&path).unwrap_err().to_string();
         assert!(e.ends_with("no training progress to plot yet"), "{e}");
+    }
+
+    #[test]
+    fn lr_labels_sit_beside_their_lines_and_never_overlap() {
+        // Three changes close together, one near the right edge (at 1000).
+        let placed = place_labels(&[(100, 80), (150, 80), (300, 80), (980, 80)], 1000);
+        // The second would overprint the first: a row down; the last turns left of its line.
+        assert_eq!(placed, vec![(4, 0), (4, 1), (4, 0), (-84, 0)]);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crate::config::fmt_lr;
-use crate::train::{Command, Phase, Steer, TrainEvent};
+use crate::train::{Command, Phase, Steer, StopReason, TrainEvent};
 
 pub(crate) use super::view::{RunState, RunView};
 
@@ -60,6 +60,8 @@ pub(crate) struct RunInfo {
     /// Watching a run started elsewhere, through its run directory (`cnn-tui watch`):
     /// leaving does not stop it.
     pub(crate) watching: bool,
+    /// The command line that continues this run from its newest checkpoint.
+    pub(crate) resume_command: Option<String>,
 }
 
 /// A pane of the dashboard, as the user selects it (keys 1 to 5) and zooms it (`z`).
@@ -116,6 +118,8 @@ pub(crate) struct UiState {
     pub(crate) interrupts: u8,
     /// Something changed since the last draw.
     pub(crate) dirty: bool,
+    /// Why the last key did nothing, shown in the footer until the next key.
+    pub(crate) hint: Option<String>,
 }
 
 impl Default for UiState {
@@ -132,6 +136,7 @@ impl Default for UiState {
             quitting: false,
             interrupts: 0,
             dirty: true,
+            hint: None,
         }
     }
 }
@@ -261,9 +266,12 @@ impl App {
 
     /// Validates a typed learning rate with the rule every rate follows.
     pub(crate) fn parse_lr(text: &str) -> Result<f64, String> {
-        match text.trim().parse::<f64>() {
-            Ok(v) => crate::lr::check_lr(v).map_err(|why| format!("the learning rate {why}")),
-            Err(_) => Err(format!("'{}' is not a number", text.trim())),
+        let text = text.trim();
+        match text.parse::<f64>() {
+            Ok(v) => {
+                crate::lr::check_lr(v).map_err(|why| format!("'{text}': the learning rate {why}"))
+            }
+            Err(_) => Err(format!("'{text}' is not a number")),
         }
     }
 
@@ -277,11 +285,37 @@ impl App {
             if let (Some(a), Some(l)) = (s.test_accuracy, s.test_loss) {
                 out.push(format!("test accuracy: {a:.4} (loss {l:.4})"));
             }
+            let resume = self.info.resume_command.clone().unwrap_or_else(|| {
+                format!("--resume auto --run-dir {}", self.info.run_dir.display())
+            });
+            let checkpoint = match self.run.last_checkpoint_step {
+                Some(step) => format!("its last checkpoint (step {step})"),
+                None => "its start (no checkpoint was saved)".to_string(),
+            };
             if let Some(by) = &s.interrupted_by {
                 out.push(format!(
-                    "interrupted by {by}: resume with --resume auto --run-dir {}",
-                    self.info.run_dir.display()
+                    "interrupted by {by}: resume from {checkpoint} with:"
                 ));
+                out.push(format!("  {resume}"));
+            } else if s.stop_reason == StopReason::Stopped {
+                let (epoch, epochs) = (self.run.epoch, self.run.epochs);
+                let (batch, batches) = (self.run.batch, self.run.batches_per_epoch);
+                let done = s.epochs_completed;
+                out.push(if batch < batches {
+                    format!(
+                        "stopped early in epoch {epoch}/{epochs} at batch {batch}/{batches} \
+                         ({done} epoch{} complete), step {}",
+                        if done == 1 { "" } else { "s" },
+                        s.steps
+                    )
+                } else {
+                    format!(
+                        "stopped early after epoch {done}/{epochs}, step {}",
+                        s.steps
+                    )
+                });
+                out.push(format!("to go on from {checkpoint} to epoch {epochs}:"));
+                out.push(format!("  {resume}"));
             }
             if let Some(w) = &s.weights {
                 out.push(format!("weights: {}", w.display()));
@@ -308,6 +342,7 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::RunSummary;
 
     #[test]
     fn a_reset_rebuilds_the_run_view_and_keeps_what_the_user_chose() {
@@ -343,5 +378,49 @@ mod tests {
             (&app.ui.mode, app.ui.probe, app.ui.quitting),
             (&Mode::Help, 4, true)
         );
+    }
+
+    #[test]
+    fn an_early_stop_says_where_and_the_command_that_goes_on() {
+        let mut app = App::new(
+            RunInfo {
+                run_dir: PathBuf::from("runs/r"),
+                resume_command: Some("cnn-tui --epochs 9 --resume auto --run-dir runs/r".into()),
+                ..Default::default()
+            },
+            Style {
+                ascii: true,
+                color: false,
+                palette: Palette::Indexed,
+            },
+        );
+        let mut summary: RunSummary = serde_json::from_str(
+            r#"{"stop_reason":"stopped","test_loss":0.2,"test_accuracy":0.95,
+                "best_val_accuracy":null,"best_val_loss":null,"epochs_completed":2,"steps":250,
+                "train_seconds":1.0,"samples_per_second":1.0,"weights":null,"last_checkpoint":null}"#,
+        )
+        .unwrap();
+        app.run.epochs = 9;
+        app.run.batches_per_epoch = 100;
+        (app.run.epoch, app.run.batch) = (3, 50);
+        app.on_train_event(&TrainEvent::CheckpointSaved {
+            path: PathBuf::from("runs/r/checkpoints/ckpt-00000200.safetensors"),
+            step: 200,
+        });
+        app.on_train_event(&TrainEvent::Finished(summary.clone()));
+        let out = app.exit_summary();
+        assert_eq!(
+            out[1..4],
+            [
+                "stopped early in epoch 3/9 at batch 50/100 (2 epochs complete), step 250",
+                "to go on from its last checkpoint (step 200) to epoch 9:",
+                "  cnn-tui --epochs 9 --resume auto --run-dir runs/r",
+            ],
+            "{out:#?}"
+        );
+        // A run that ended by itself says nothing of the kind.
+        summary.stop_reason = StopReason::Completed;
+        app.on_train_event(&TrainEvent::Finished(summary));
+        assert!(!app.exit_summary().iter().any(|l| l.contains("resume")));
     }
 }

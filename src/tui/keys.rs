@@ -40,6 +40,10 @@ pub(crate) const BINDINGS: &[(&str, &str)] = &[
 pub(crate) const FOOTER: &str =
     "p pause +/- lr l set lr s save tab layer n probe z zoom m model ? help q quit";
 
+/// The footer while paused: resuming, and restoring, are what one may want now.
+pub(crate) const PAUSED_FOOTER: &str =
+    "p resume +/-/l lr s save r restore tab layer n probe z zoom ? help q quit";
+
 /// What a key press asks of the loop.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct KeyOutcome {
@@ -59,6 +63,8 @@ impl KeyOutcome {
 
 pub(crate) fn handle_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
     app.ui.dirty = true;
+    // A hint lasts until the next key.
+    app.ui.hint = None;
     let ctrl_c = key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
     // Watching: q and ctrl-c leave at once, the run goes on.
     if app.info.watching
@@ -98,8 +104,9 @@ pub(crate) fn handle_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
                     KeyOutcome::command(Command::Steer(Steer::Lr { value: lr }))
                 }
                 Err(e) => {
+                    // The error quotes what was typed; the field is empty for the next try.
                     app.ui.mode = Mode::LrInput {
-                        text,
+                        text: String::new(),
                         error: Some(e),
                     };
                     KeyOutcome::default()
@@ -190,6 +197,14 @@ fn normal_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
         KeyCode::Char('-') | KeyCode::Char('_') if !over => Some(app.scale_lr(false)),
         KeyCode::Char('s') if !over => Some(Command::Steer(Steer::Save)),
         KeyCode::Char('r') if app.run.is_paused() => Some(Command::Steer(Steer::Restore)),
+        KeyCode::Char('r') => {
+            app.ui.hint = Some(if over {
+                "r does nothing: the run is over".into()
+            } else {
+                "r restores the last good weights only while paused: p pauses first".into()
+            });
+            None
+        }
         KeyCode::Char('l') if !over => {
             app.ui.mode = Mode::LrInput {
                 text: String::new(),
@@ -213,7 +228,8 @@ fn normal_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
             app.ui.mode = Mode::LayerStats;
             None
         }
-        KeyCode::Char('q') | KeyCode::Esc if over => {
+        // Esc only closes things (overlays, the zoom); q leaves.
+        KeyCode::Char('q') if over => {
             return KeyOutcome {
                 commands: vec![],
                 abort: true,
@@ -222,12 +238,6 @@ fn normal_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
         KeyCode::Char('q') => {
             app.ui.mode = Mode::QuitConfirm;
             None
-        }
-        KeyCode::Esc if app.info.watching => {
-            return KeyOutcome {
-                commands: vec![],
-                abort: true,
-            };
         }
         _ => None,
     };
@@ -240,6 +250,10 @@ fn normal_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
 /// The footer while watching a run started elsewhere.
 pub(crate) const WATCH_FOOTER: &str =
     "p pause +/- lr l set lr s save tab layer n probe z zoom m model ? help q leave";
+
+/// The footer while watching a paused run.
+pub(crate) const WATCH_PAUSED_FOOTER: &str =
+    "p resume +/-/l lr s save r restore tab layer n probe z zoom ? help q leave";
 
 #[cfg(test)]
 mod tests {
@@ -303,14 +317,24 @@ mod tests {
         }
         let enter = KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE);
         assert!(handle_key(&mut a, enter).commands.is_empty());
+        // The error quotes what was typed, and the field is empty again.
+        assert_eq!(
+            a.ui.mode,
+            Mode::LrInput {
+                text: String::new(),
+                error: Some("'0.e' is not a number".into())
+            }
+        );
+        for c in "-1".chars() {
+            handle_key(&mut a, key(c));
+        }
+        assert!(handle_key(&mut a, enter).commands.is_empty());
         assert!(
-            matches!(&a.ui.mode, Mode::LrInput { text, error: Some(e) } if text == "0.e" && e.contains("not a number"))
+            matches!(&a.ui.mode, Mode::LrInput { text, error: Some(e) } if text.is_empty() && e.starts_with("'-1': the learning rate")),
+            "{:?}",
+            a.ui.mode
         );
-        handle_key(
-            &mut a,
-            KeyEvent::new(KeyCode::Backspace, KeyModifiers::NONE),
-        );
-        for c in "05".chars() {
+        for c in "0.05".chars() {
             handle_key(&mut a, key(c));
         }
         assert_eq!(
@@ -346,6 +370,37 @@ mod tests {
         let mut a = app();
         let ctrl_s = KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL);
         assert_eq!(handle_key(&mut a, ctrl_s), KeyOutcome::default());
+    }
+
+    #[test]
+    fn r_says_why_it_does_nothing_and_esc_never_quits() {
+        let mut a = app();
+        assert!(handle_key(&mut a, key('r')).commands.is_empty());
+        assert_eq!(
+            a.ui.hint.as_deref(),
+            Some("r restores the last good weights only while paused: p pauses first")
+        );
+        // The hint goes with the next key.
+        handle_key(&mut a, key('1'));
+        assert_eq!(a.ui.hint, None);
+        a.run.state = RunState::Running(Phase::Paused);
+        assert_eq!(
+            handle_key(&mut a, key('r')).commands,
+            vec![Command::Steer(Steer::Restore)]
+        );
+        // Finished: Esc closes the help, then does nothing; q leaves.
+        let esc = KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE);
+        a.run.state = RunState::Finished(crate::train::StopReason::Completed);
+        handle_key(&mut a, key('?'));
+        assert_eq!(handle_key(&mut a, esc), KeyOutcome::default());
+        assert_eq!(a.ui.mode, Mode::Normal);
+        assert_eq!(handle_key(&mut a, esc), KeyOutcome::default());
+        assert!(handle_key(&mut a, key('q')).abort);
+        // Watching, too, Esc only closes; q leaves.
+        a.info.watching = true;
+        a.run.state = RunState::Running(Phase::Training);
+        assert_eq!(handle_key(&mut a, esc), KeyOutcome::default());
+        assert!(handle_key(&mut a, key('q')).abort);
     }
 
     #[test]

@@ -129,6 +129,7 @@ mod tests {
                 configured_lr: Some(0.01),
                 lr_factor: 2.0,
                 watching: false,
+                resume_command: None,
             },
             style,
         );

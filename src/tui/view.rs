@@ -90,6 +90,8 @@ pub(crate) struct RunView {
     pub(crate) log_total: u64,
     pub(crate) summary: Option<RunSummary>,
     pub(crate) last_checkpoint: Option<PathBuf>,
+    /// The step of the newest checkpoint saved while watched.
+    pub(crate) last_checkpoint_step: Option<u64>,
     pub(crate) error: Option<String>,
     /// Watching: how long the job's heartbeat has not changed (seconds) and whether the job
     /// is silent; `None` when there is no heartbeat (or not watching).
@@ -126,6 +128,7 @@ impl Default for RunView {
             log_total: 0,
             summary: None,
             last_checkpoint: None,
+            last_checkpoint_step: None,
             error: None,
             heartbeat: None,
             layer_stats: None,
@@ -256,7 +259,10 @@ impl RunView {
             TrainEvent::Paused { .. } => self.state = RunState::Running(Phase::Paused),
             TrainEvent::Resumed { .. } => self.state = RunState::Running(Phase::Training),
             TrainEvent::Snapshot(s) => self.snapshot = Some((**s).clone()),
-            TrainEvent::CheckpointSaved { path, .. } => self.last_checkpoint = Some(path.clone()),
+            TrainEvent::CheckpointSaved { path, step } => {
+                self.last_checkpoint = Some(path.clone());
+                self.last_checkpoint_step = Some(*step);
+            }
             TrainEvent::LayerStats { step, layers } => {
                 self.layer_stats = Some((*step, layers.clone()));
             }

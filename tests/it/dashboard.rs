@@ -213,8 +213,15 @@ fn sigterm_saves_restores_the_terminal_and_exits_4() {
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let screen = t.wait_for("EXIT=4", 30);
     assert!(!t.alternate_screen_on(), "left the alternate screen");
+    // The exact command that goes on (tmux wraps it at 80 columns).
     assert!(
-        screen.contains("interrupted by SIGTERM: resume with --resume auto"),
+        screen.contains("interrupted by SIGTERM: resume from its last checkpoint"),
+        "{screen}"
+    );
+    assert!(
+        screen
+            .replace('\n', "")
+            .contains(&format!("--resume auto --run-dir {}", run.display())),
         "{screen}"
     );
     let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();

@@ -9,7 +9,7 @@ use ratatui::widgets::Paragraph;
 use super::pane_of;
 use crate::config::fmt_lr;
 use crate::tui::app::{App, Mode, Pane, RunState};
-use crate::tui::keys::FOOTER;
+use crate::tui::keys::{FOOTER, PAUSED_FOOTER, WATCH_FOOTER, WATCH_PAUSED_FOOTER};
 
 /// `1h02m`, `3m20s`, `45s`.
 pub(crate) fn fmt_duration(secs: f64) -> String {
@@ -205,21 +205,25 @@ pub(crate) fn draw_log(frame: &mut Frame, area: Rect, app: &App) {
 pub(crate) fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
     let text = match &app.ui.mode {
         Mode::LrInput { text, error } => {
-            let mut s = format!(
-                "new learning rate (now {}): {text}_  enter apply, esc cancel",
+            // The error first: at 80 columns the key help is what gets cut.
+            let error = error.as_ref().map_or(String::new(), |e| format!("  ! {e}"));
+            format!(
+                "new learning rate (now {}): {text}_{error}  enter apply, esc cancel",
                 fmt_lr(app.run.lr)
-            );
-            if let Some(e) = error {
-                s.push_str(&format!("  ! {e}"));
-            }
-            s
+            )
         }
+        _ if app.ui.hint.is_some() => app.ui.hint.clone().unwrap_or_default(),
         _ if app.run.state.is_over() => "run over: q quit  m model  ? help".to_string(),
-        _ if app.info.watching => crate::tui::keys::WATCH_FOOTER.to_string(),
         _ if app.run.state == RunState::DivergedPaused => {
             "DIVERGED: r restore last good weights  - lower lr  space resume  q quit".to_string()
         }
-        _ => FOOTER.to_string(),
+        _ => match (app.info.watching, app.run.is_paused()) {
+            (false, false) => FOOTER,
+            (false, true) => PAUSED_FOOTER,
+            (true, false) => WATCH_FOOTER,
+            (true, true) => WATCH_PAUSED_FOOTER,
+        }
+        .to_string(),
     };
     let style = if app.style.color {
         CellStyle::default().add_modifier(Modifier::REVERSED)
@@ -258,6 +262,7 @@ mod tests {
             RunInfo {
                 name: "job".into(),
                 watching: true,
+                resume_command: None,
                 ..Default::default()
             },
             Style {
