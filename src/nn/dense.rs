@@ -89,10 +89,9 @@ impl Layer for Dense {
         self.param_grads_from_rows(x, dy);
         if let Some(dx) = dx {
             ensure_shape(dx, x.shape());
-            let w = as_matrix(&self.weight.value);
-            self.w_t.clear();
-            self.w_t.extend(w.t().iter());
-            let w_t = ArrayView2::from_shape(w.t().dim(), &self.w_t).expect("sized");
+            let (inputs, units) = (self.weight.value.shape()[0], self.units());
+            transpose_into(data(&self.weight.value), inputs, units, &mut self.w_t);
+            let w_t = ArrayView2::from_shape((units, inputs), &self.w_t).expect("sized");
             let chunk = self.chunk(dy.shape()[0]);
             matmul_by_chunks(as_matrix(dy), w_t, &mut as_matrix_mut(dx), false, chunk);
         }
@@ -131,6 +130,23 @@ impl Layer for Dense {
     }
 }
 
+/// `out` = the `rows × cols` row-major matrix `m` transposed (`cols × rows`, row-major), in
+/// square tiles so that both sides are read and written a few cache lines at a time (a
+/// column-order walk over a wide matrix misses the cache on every element).
+fn transpose_into(m: &[f32], rows: usize, cols: usize, out: &mut Vec<f32>) {
+    const TILE: usize = 16;
+    out.resize(rows * cols, 0.0);
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    out[c * rows + r] = m[r * cols + c];
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +161,17 @@ mod tests {
         let mut y = crate::nn::tensor::empty();
         d.forward(&x, &mut y, &Context::inference());
         assert_eq!(y, ndarray::array![[4.5f32, 5.5], [6.5, 7.5]].into_dyn());
+    }
+
+    #[test]
+    fn transposes_in_tiles() {
+        for (rows, cols) in [(1, 1), (3, 40), (784, 10), (33, 17)] {
+            let m: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+            let mut out = vec![7.0; 5];
+            transpose_into(&m, rows, cols, &mut out);
+            let expected = ndarray::Array2::from_shape_vec((rows, cols), m).unwrap();
+            assert_eq!(out, expected.t().iter().copied().collect::<Vec<_>>());
+        }
     }
 
     #[test]
