@@ -89,6 +89,15 @@ impl Dir {
         Ok(dir)
     }
 
+    /// The same directory, by a second descriptor (it stays the one opened, whatever is later
+    /// renamed or put in its place).
+    pub(crate) fn try_clone(&self) -> io::Result<Dir> {
+        Ok(Dir {
+            fd: self.fd.try_clone()?,
+            path: self.path.clone(),
+        })
+    }
+
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
@@ -384,14 +393,6 @@ pub(crate) fn read_named_file(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     split(path)
         .and_then(|(dir, name)| dir.replace(&name, bytes, true))
-        .map_err(|e| Error::io(path, "cannot write", e))
-}
-
-/// Like [`write_atomically`] without waiting for the disk: for files rewritten every few
-/// seconds whose loss in a crash does not matter (the dashboard snapshot, the heartbeat).
-pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    split(path)
-        .and_then(|(dir, name)| dir.replace(&name, bytes, false))
         .map_err(|e| Error::io(path, "cannot write", e))
 }
 

@@ -99,7 +99,12 @@ pub(crate) fn spawn(
         None,
     )?;
     let host = Host {
-        inbox: Inbox::new(recorder.dir()),
+        inbox: Inbox::new(
+            recorder
+                .job_dir()
+                .try_clone()
+                .map_err(|e| Error::io(recorder.dir(), "cannot open", e))?,
+        ),
         recorder,
         signals,
         front_end,

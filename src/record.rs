@@ -118,6 +118,11 @@ impl Recorder {
         self.job.path()
     }
 
+    /// The run directory as opened when the job started.
+    pub(crate) fn job_dir(&self) -> &crate::fs::Dir {
+        self.job.dir()
+    }
+
     /// Said once when the run directory could not be locked.
     pub(crate) fn lock_warning(&self) -> Option<&str> {
         self.job.lock_warning.as_deref()

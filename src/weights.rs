@@ -95,18 +95,6 @@ impl Saved {
     }
 }
 
-/// Writes the model's parameters, `extra` tensors and `metadata` atomically.
-pub(crate) fn save(
-    path: &Path,
-    model: &Sequential,
-    config: &Config,
-    extra: &[(String, &Tensor)],
-    metadata: &[(&str, String)],
-) -> Result<()> {
-    let bytes = encode(path, model, config, extra, metadata)?;
-    crate::fs::write_atomically(path, &bytes)
-}
-
 /// The bytes of a weights file; `path` only names it in error messages.
 pub(crate) fn encode(
     path: &Path,
@@ -330,6 +318,17 @@ fn load_params(model: &mut Sequential, tensors: &SafeTensors, path: &Path) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn save(
+        path: &Path,
+        model: &Sequential,
+        config: &Config,
+        extra: &[(String, &Tensor)],
+        metadata: &[(&str, String)],
+    ) -> Result<()> {
+        let bytes = encode(path, model, config, extra, metadata)?;
+        crate::fs::write_atomically(path, &bytes)
+    }
     use crate::cli::load_config;
 
     fn model() -> (Config, Sequential) {

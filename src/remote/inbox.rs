@@ -4,14 +4,14 @@
 //! alive.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rustix::fs::FileType;
 
 use crate::fs;
 use crate::rundir::commands::{CommandFile, MAX_BYTES};
-use crate::rundir::{COMMANDS, Heartbeat, RunDir};
+use crate::rundir::{COMMANDS, HEARTBEAT, Heartbeat, RunDir};
 use crate::train::Command;
 
 /// Least time between two looks into the commands folder.
@@ -30,6 +30,7 @@ pub(crate) enum Incoming {
 
 pub(crate) struct Inbox {
     run_dir: RunDir,
+    run: fs::Dir,
     uid: u32,
     /// When the job started (before it loaded its data), in milliseconds since the epoch by
     /// its clock.
@@ -44,9 +45,12 @@ pub(crate) struct Inbox {
 }
 
 impl Inbox {
-    pub(crate) fn new(run_dir: &Path) -> Inbox {
+    /// The inbox of the run directory `run`, opened when the job started: commands are read
+    /// from it and the heartbeat written into it, whatever is renamed into its place.
+    pub(crate) fn new(run: fs::Dir) -> Inbox {
         Inbox {
-            run_dir: RunDir::new(run_dir),
+            run_dir: RunDir::new(run.path()),
+            run,
             uid: rustix::process::geteuid().as_raw(),
             started_ms: super::started_ms(),
             first_look: None,
@@ -65,7 +69,7 @@ impl Inbox {
         }
         self.last_poll = Some(Instant::now());
         self.beat();
-        let opened = fs::Dir::open(self.run_dir.path()).and_then(|d| d.open_dir(COMMANDS));
+        let opened = self.run.open_dir(COMMANDS);
         let (dir, names) = match opened.and_then(|d| Ok((d.names()?, d))) {
             Ok((names, dir)) => (dir, names),
             Err(e) => {
@@ -167,7 +171,7 @@ impl Inbox {
         };
         let text = serde_json::to_vec(&beat).expect("heartbeats serialize");
         // A heartbeat that cannot be written only makes `runs` less sure; never fatal.
-        let _ = fs::replace_file(&self.run_dir.heartbeat(), &text);
+        let _ = self.run.replace(HEARTBEAT, &text, false);
     }
 }
 
@@ -176,10 +180,11 @@ mod tests {
     use super::*;
     use crate::rundir::commands::send;
     use crate::train::Steer;
+    use std::path::Path;
 
     fn inbox_in(dir: &Path) -> Inbox {
         std::fs::create_dir(dir.join(COMMANDS)).unwrap();
-        Inbox::new(dir)
+        Inbox::new(fs::Dir::open(dir).unwrap())
     }
 
     #[test]
@@ -226,7 +231,7 @@ mod tests {
             serde_json::to_vec(&stale).unwrap(),
         )
         .unwrap();
-        let mut inbox = Inbox::new(dir.path());
+        let mut inbox = Inbox::new(fs::Dir::open(dir.path()).unwrap());
         std::fs::write(cmds.join("junk.json"), b"{not json").unwrap();
         std::fs::write(cmds.join("big.json"), vec![b' '; 10_000]).unwrap();
         std::fs::create_dir(cmds.join("a-dir.json")).unwrap();

@@ -309,12 +309,13 @@ fn rotated(dir: &fs::Dir) -> Vec<(u64, String)> {
     files
 }
 
-/// The checkpoint directory of a run: naming, the `last` pointer and rotation. It is opened
-/// afresh for each save, never through a link (a `checkpoints/` swapped for a link is
-/// refused), and everything in one save is relative to that opened directory.
+/// The checkpoint directory of a run: naming, the `last` pointer and rotation. The run
+/// directory and its `checkpoints/` are opened once, when the job starts, never through a
+/// link; every save goes into those same directories, whatever is renamed or put in their
+/// place meanwhile (someone else's directory moved in under the run's name gets nothing).
 pub(crate) struct Checkpoints {
-    path: PathBuf,
-    run_dir: PathBuf,
+    run: fs::Dir,
+    dir: fs::Dir,
     keep_last: usize,
     /// Written into every checkpoint, so that it names its classes without the data.
     class_names: Vec<String>,
@@ -325,29 +326,30 @@ impl Checkpoints {
     /// temporary files that a killed writer left behind.
     pub(crate) fn open(run_dir: &Path, keep_last: usize) -> Result<Checkpoints> {
         let path = run_dir.join(CHECKPOINTS);
-        let dir = fs::Dir::open_following(run_dir)
-            .and_then(|d| d.make_dir(CHECKPOINTS))
+        let run =
+            fs::Dir::open_following(run_dir).map_err(|e| Error::io(run_dir, "cannot open", e))?;
+        let dir = run
+            .make_dir(CHECKPOINTS)
             .map_err(|e| Error::io(&path, "cannot open", e))?;
         crate::rundir::check_mode(&dir)?;
         dir.remove_temporaries();
         Ok(Checkpoints {
-            path,
-            run_dir: run_dir.to_path_buf(),
+            run,
+            dir,
             keep_last: keep_last.max(1),
             class_names: Vec::new(),
         })
+    }
+
+    /// The run directory as opened when the job started, for the job's other outputs.
+    pub(crate) fn run_dir(&self) -> &fs::Dir {
+        &self.run
     }
 
     /// Names the classes in the checkpoints written from now on.
     pub(crate) fn with_class_names(mut self, class_names: &[String]) -> Checkpoints {
         self.class_names = class_names.to_vec();
         self
-    }
-
-    fn dir(&self) -> Result<fs::Dir> {
-        fs::Dir::open_following(&self.run_dir)
-            .and_then(|d| d.open_dir(CHECKPOINTS))
-            .map_err(|e| Error::io(&self.path, "cannot open", e))
     }
 
     /// Saves a numbered checkpoint, points `last` at it and drops the oldest beyond
@@ -362,11 +364,11 @@ impl Checkpoints {
         reason: SaveReason,
     ) -> Result<PathBuf> {
         let name = format!("ckpt-{:08}.safetensors", state.step);
-        let dir = self.dir()?;
-        let path = self.write(&dir, &name, model, optimizer, config, state, reason)?;
+        let dir = &self.dir;
+        let path = self.write(dir, &name, model, optimizer, config, state, reason)?;
         dir.replace("last", name.as_bytes(), true)
             .map_err(|e| Error::io(&dir.join("last"), "cannot write", e))?;
-        let older: Vec<String> = rotated(&dir)
+        let older: Vec<String> = rotated(dir)
             .into_iter()
             .filter(|(step, _)| *step < state.step)
             .map(|(_, n)| n)
@@ -388,16 +390,8 @@ impl Checkpoints {
         config: &Config,
         state: &TrainingState,
     ) -> Result<PathBuf> {
-        let dir = self.dir()?;
-        self.write(
-            &dir,
-            BEST,
-            model,
-            optimizer,
-            config,
-            state,
-            SaveReason::Best,
-        )
+        let dir = &self.dir;
+        self.write(dir, BEST, model, optimizer, config, state, SaveReason::Best)
     }
 
     /// Writes checkpoint `name` atomically into the directory opened at the start (a

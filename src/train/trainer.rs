@@ -432,7 +432,7 @@ impl Trainer {
         }
         self.emit(TrainEvent::Phase(Phase::Testing));
         let test = dist::evaluate(&mut self.model, &*self.comm, &data.test);
-        let weights_path = self.run_dir.join("model.safetensors");
+        let weights_path = self.run_dir.join(crate::rundir::WEIGHTS);
         let metadata = [
             ("kind", "final".to_string()),
             ("epoch", self.state.history.len().to_string()),
@@ -443,8 +443,13 @@ impl Trainer {
                 weights::class_names_text(&data.class_names),
             ),
         ];
-        if self.comm.rank() == 0 {
-            weights::save(&weights_path, &self.model, &self.config, &[], &metadata)?;
+        if let Some(checkpoints) = &self.checkpoints {
+            // Into the run directory opened at the start (rank 0 alone has one).
+            let bytes = weights::encode(&weights_path, &self.model, &self.config, &[], &metadata)?;
+            checkpoints
+                .run_dir()
+                .replace(crate::rundir::WEIGHTS, &bytes, true)
+                .map_err(|e| Error::io(&weights_path, "cannot write", e))?;
         }
         let summary = self.summary(
             Some((

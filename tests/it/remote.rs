@@ -603,3 +603,31 @@ fn runs_tells_stopped_finished_interrupted_and_killed_and_follows_a_running_job(
         "{table}"
     );
 }
+
+#[test]
+fn a_run_directory_moved_away_mid_run_keeps_every_output_and_its_impostor_gets_none() {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = Job::start(dir.path(), &["--epochs", "12"]);
+    job.wait_for_line(|l| l["type"] == "epoch", 60);
+    // Someone renames the run away and puts a directory of theirs in its place (in a parent
+    // that others can write, as a shared scratch space without the sticky bit allows).
+    let moved = dir.path().join("run.moved");
+    std::fs::rename(dir.path().join("run"), &moved).unwrap();
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir.path().join("run"))
+        .unwrap();
+    assert_eq!(job.wait(120), Some(0));
+    let impostor: Vec<_> = std::fs::read_dir(dir.path().join("run"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        impostor.is_empty(),
+        "written into the impostor: {impostor:?}"
+    );
+    for f in ["model.safetensors", "summary.json", "checkpoints/last"] {
+        assert!(moved.join(f).is_file(), "{f} missing from the moved run");
+    }
+}
