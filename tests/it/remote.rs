@@ -535,10 +535,17 @@ fn runs_tells_stopped_finished_interrupted_and_killed_and_follows_a_running_job(
     // Running: the epoch in progress, the time so far and the time left.
     a.wait_for_line(|l| l["type"] == "epoch", 60);
     a.wait_for_line(|l| l["type"] == "batch" && l["epoch"] == 2, 60);
-    let r = row("a");
-    assert_eq!(r["status"], "running", "{r}");
-    let progress = r["epoch_progress"].as_f64().unwrap();
-    assert!(progress > 0.0 && progress < 1.0, "{r}");
+    // An epoch lasts a fraction of a second: look until the row is caught inside one.
+    let start = Instant::now();
+    let r = loop {
+        let r = row("a");
+        assert_eq!(r["status"], "running", "{r}");
+        let progress = r["epoch_progress"].as_f64().unwrap();
+        if progress > 0.0 && progress < 1.0 {
+            break r;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{r}");
+    };
     assert!(r["seconds"].as_f64().unwrap() > 0.0, "{r}");
     assert!(r["eta_seconds"].as_f64().unwrap() > 0.0, "{r}");
     // Paused: said so, and the pause counted apart from the training time.
