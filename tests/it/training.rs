@@ -296,12 +296,17 @@ fn rate_keys_scale_a_per_step_schedule_which_goes_on() {
         })
         .unwrap();
     // OneCycleLR: from peak/25 up to the peak by step 0.5 * total - 1, then down to
-    // peak/25e4 at the last step, cosine-annealed; every rate doubled by the `+` key.
+    // peak/25e4 at the last step, cosine-annealed; every rate from the `+` key on doubled
+    // (the key arrives while the first steps run: at once or a few steps in).
     let anneal =
         |a: f64, b: f64, p: f64| b + (a - b) * (1.0 + (std::f64::consts::PI * p).cos()) / 2.0;
     let up = 0.5 * total - 1.0;
     let mut batches = 0;
+    let mut scale = 1.0;
     for e in &events {
+        if matches!(e, TrainEvent::Message(m) if m.starts_with("the one_cycle schedule goes on")) {
+            scale = 2.0;
+        }
         if let TrainEvent::Batch { step, lr, .. } = e {
             let s = (*step - 1) as f64;
             let factor = if s <= up {
@@ -309,7 +314,7 @@ fn rate_keys_scale_a_per_step_schedule_which_goes_on() {
             } else {
                 anneal(1.0, 1.0 / 25e4, (s - up) / (total - 1.0 - up))
             };
-            let want = 2.0 * peak * factor;
+            let want = scale * peak * factor;
             assert!(
                 (lr - want).abs() < 1e-12 * want.max(1e-3),
                 "step {step}: {lr} vs {want}"
@@ -318,6 +323,7 @@ fn rate_keys_scale_a_per_step_schedule_which_goes_on() {
         }
     }
     assert_eq!(batches as f64, total);
+    assert_eq!(scale, 2.0, "the key took effect");
     assert!(events.iter().any(|e| matches!(e,
         TrainEvent::Message(m) if m == "the one_cycle schedule goes on from this rate: scaled x2.0000 from here")));
 }
