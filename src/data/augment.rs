@@ -9,9 +9,10 @@
 
 use crate::config::{AugmentConfig, Normalize, PadMode};
 
-/// SplitMix64's finalizer: a well-mixed 64-bit hash of a counter.
+/// SplitMix64's finalizer: a well-mixed 64-bit hash of a counter (augmentation's and
+/// dropout's draws, keyed by seed and sample).
 #[inline(always)]
-fn splitmix64(x: u64) -> u64 {
+pub(crate) fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

@@ -1,7 +1,7 @@
 //! Data: IDX files, CIFAR-10 binary batches, folders of PNG/JPEG pictures (with a decoded
 //! cache), the bundled MNIST subset, train/validation/test splits and batches.
 
-mod augment;
+pub(crate) mod augment;
 mod batches;
 mod cache;
 mod cifar_binary;

@@ -1,6 +1,7 @@
 //! Inverted dropout: during training each value is zeroed with probability `rate` and the rest
 //! scaled by `1 / (1 - rate)`; at inference it is the identity.
 
+use crate::data::augment::splitmix64;
 use rayon::prelude::*;
 
 use super::build::Builder;
@@ -19,15 +20,6 @@ pub(crate) struct Dropout {
     active: bool,
     /// Index in the whole batch of this batch's first sample (a rank's share of a split batch).
     first_sample: usize,
-}
-
-/// SplitMix64's finalizer: a well-mixed 64-bit hash of a counter.
-#[inline(always)]
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 multiversion!(
