@@ -73,6 +73,7 @@ pub(crate) fn describe(event: &TrainEvent, total_epochs: usize) -> Option<String
         | TrainEvent::Snapshot(_)
         | TrainEvent::Heartbeat { .. }
         | TrainEvent::LayerStats { .. }
+        | TrainEvent::Confusion(_)
         | TrainEvent::Reset => return None,
     })
 }

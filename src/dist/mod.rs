@@ -103,34 +103,40 @@ pub(crate) fn forward_backward(
     }
 }
 
-/// Loss and accuracy over `split`, its evaluation pieces shared among the ranks: the same
-/// numbers on every rank as one process's `Sequential::evaluate`.
-pub(crate) fn evaluate(model: &mut Sequential, comm: &dyn Collective, split: &Split) -> BatchStats {
+/// Loss and accuracy over `split`, and each sample's predicted class, its evaluation pieces
+/// shared among the ranks: the same on every rank as one process's `Sequential::evaluate`.
+pub(crate) fn evaluate(
+    model: &mut Sequential,
+    comm: &dyn Collective,
+    split: &Split,
+) -> (BatchStats, Vec<u8>) {
     if comm.ranks() == 1 {
-        return model.evaluate(split).0;
+        return model.evaluate(split);
     }
     let (rank, ranks) = (comm.rank(), comm.ranks());
     let pieces = model.eval_pieces(split);
     let mine = rank * pieces / ranks..(rank + 1) * pieces / ranks;
-    let stats = model.evaluate_pieces(split, mine, None);
-    let words: Vec<u32> = stats
-        .iter()
-        .flat_map(|s| [s.loss.to_bits(), s.correct as u32, s.samples as u32])
-        .collect();
-    let all: Vec<BatchStats> = comm
-        .all_gather(&words)
-        .iter()
-        .flat_map(|w| {
-            w.chunks_exact(3)
-                .map(|s| BatchStats {
-                    loss: f32::from_bits(s[0]),
-                    correct: s[1] as usize,
-                    samples: s[2] as usize,
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    combine_eval(&all)
+    let mut predictions = Vec::new();
+    let stats = model.evaluate_pieces(split, mine, Some(&mut predictions));
+    // Words: the number of pieces, three words per piece, then one per prediction.
+    let mut words = vec![stats.len() as u32];
+    words.extend(
+        stats
+            .iter()
+            .flat_map(|s| [s.loss.to_bits(), s.correct as u32, s.samples as u32]),
+    );
+    words.extend(predictions.iter().map(|&p| p as u32));
+    let (mut all, mut predictions) = (Vec::new(), Vec::with_capacity(split.len()));
+    for w in comm.all_gather(&words) {
+        let n = w[0] as usize;
+        all.extend(w[1..1 + 3 * n].chunks_exact(3).map(|s| BatchStats {
+            loss: f32::from_bits(s[0]),
+            correct: s[1] as usize,
+            samples: s[2] as usize,
+        }));
+        predictions.extend(w[1 + 3 * n..].iter().map(|&p| p as u8));
+    }
+    (combine_eval(&all), predictions)
 }
 
 #[cfg(test)]

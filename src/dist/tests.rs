@@ -46,7 +46,7 @@ fn wide_dense() -> Sequential {
 
 /// What a run of a few SGD steps leaves: every step's loss and correct count, the final
 /// parameters and the evaluation of the data, all as bits.
-type Trace = (Vec<(u32, usize)>, Vec<Vec<u32>>, (u32, usize));
+type Trace = (Vec<(u32, usize)>, Vec<Vec<u32>>, (u32, usize, Vec<u8>));
 
 /// Three SGD steps on batches of `batch` samples, on rank `comm.rank()` of `comm.ranks()`;
 /// `loss` "wide" is the `wide_dense` model.
@@ -81,8 +81,13 @@ fn train(comm: &dyn Collective, loss: &str, batch: usize) -> Trace {
         .iter()
         .map(|p| data(&p.value).iter().map(|v| v.to_bits()).collect())
         .collect();
-    let eval = evaluate(&mut m, comm, &samples);
-    (steps, params, (eval.loss.to_bits(), eval.correct))
+    let (eval, predictions) = evaluate(&mut m, comm, &samples);
+    assert_eq!(predictions.len(), samples.len());
+    (
+        steps,
+        params,
+        (eval.loss.to_bits(), eval.correct, predictions),
+    )
 }
 
 /// Runs `train` on `ranks` simulated ranks, one thread each; returns every rank's trace.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::fs::escape;
 use crate::nn::LayerRow;
 use crate::train::layer_stats::LayerStats;
-use crate::train::{EpochMetrics, FailureKind, LrSource, RunSummary, TrainEvent};
+use crate::train::{Confusion, EpochMetrics, FailureKind, LrSource, RunSummary, TrainEvent};
 
 /// Longest line read; a longer one is not a record and is skipped.
 pub(crate) const MAX_LINE: usize = 256 << 10;
@@ -47,6 +47,9 @@ pub enum Record {
         samples_per_second: f64,
     },
     Epoch(EpochMetrics),
+    /// The confusion matrix of the validation set after an epoch, or of the test set at the
+    /// end.
+    Confusion(Confusion),
     LrChange {
         step: u64,
         epoch: usize,
@@ -111,6 +114,7 @@ impl Record {
                 return None;
             }
             TrainEvent::EpochEnd(m) => Record::Epoch(m),
+            TrainEvent::Confusion(c) => Record::Confusion(*c),
             TrainEvent::Message(message) => Record::Message { message },
             TrainEvent::Finished(summary) => Record::Finished(summary),
             TrainEvent::Failed { kind, message } => Record::Failed {
@@ -139,6 +143,7 @@ impl Record {
     pub fn into_event(self) -> TrainEvent {
         let mut event = match self {
             Record::Epoch(m) => TrainEvent::EpochEnd(m),
+            Record::Confusion(c) => TrainEvent::Confusion(Box::new(c.squared())),
             Record::Restart { step } => {
                 TrainEvent::Message(format!("restarted from a checkpoint at step {step}"))
             }
@@ -170,6 +175,7 @@ impl Record {
             | Record::Diverged { step, .. }
             | Record::LayerStats { step, .. } => Some(*step),
             Record::Epoch(m) => Some(m.step),
+            Record::Confusion(c) => Some(c.step),
             Record::Finished(s) => Some(s.steps),
             _ => None,
         }
@@ -250,6 +256,7 @@ fn escape_texts(event: &mut TrainEvent) {
         TrainEvent::LayerStats { layers, .. } => {
             layers.iter_mut().for_each(|l| text(&mut l.name));
         }
+        TrainEvent::Confusion(c) => c.classes.iter_mut().for_each(text),
         TrainEvent::Finished(s) => {
             s.interrupted_by.iter_mut().for_each(text);
             s.weights.iter_mut().for_each(path);
@@ -538,6 +545,17 @@ mod tests {
     }
 
     #[test]
+    fn a_confusion_record_reads_back_square_with_escaped_names() {
+        let line = br#"{"type":"confusion","split":"test","epoch":2,"step":20,"classes":["a\u001b[2J"],"counts":[[3,1],[2]]}"#;
+        let TrainEvent::Confusion(c) = Record::parse(line).unwrap().into_event() else {
+            panic!("not a confusion");
+        };
+        assert_eq!(c.classes, ["a\\u{1b}[2J", "1"]);
+        assert_eq!(c.counts, [[3, 1], [2, 0]]);
+        assert_eq!(Record::Confusion(*c.clone()).step(), Some(20));
+    }
+
+    #[test]
     fn records_have_their_documented_names() {
         assert_eq!(pause(7).to_line(), r#"{"type":"pause","step":7}"#);
         let failed = Record::Failed {
@@ -611,6 +629,13 @@ mod tests {
             },
             TrainEvent::Paused { step: 10 },
             TrainEvent::Resumed { step: 10 },
+            TrainEvent::Confusion(Box::new(crate::train::Confusion::count(
+                crate::train::EvalSplit::Validation,
+                (1, 10),
+                &["cat".into(), "dog".into()],
+                &[0, 0, 1, 1, 1],
+                &[0, 1, 1, 1, 0],
+            ))),
             TrainEvent::Message("hello".into()),
             TrainEvent::Finished(RunSummary {
                 stop_reason: crate::train::StopReason::Completed,

@@ -75,6 +75,108 @@ fn is_zero(v: &f64) -> bool {
     *v == 0.0
 }
 
+/// Which split an evaluation was of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalSplit {
+    /// The validation set, at an epoch's end.
+    Validation,
+    /// The test set, at the run's end.
+    Test,
+}
+
+/// The confusion matrix of one evaluation: how many samples of each true class were
+/// predicted as each class. Counted from the predictions of the evaluation the loop makes
+/// anyway (no second pass).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Confusion {
+    pub(crate) split: EvalSplit,
+    /// The epoch just finished (the last one for the test set).
+    pub(crate) epoch: usize,
+    pub(crate) step: u64,
+    /// Class names in label order ("0".."9" for MNIST).
+    pub(crate) classes: Vec<String>,
+    /// `counts[truth][predicted]`, a row and a column per class.
+    pub(crate) counts: Vec<Vec<u32>>,
+}
+
+impl Confusion {
+    /// Counts `predictions` against `labels`. Classes beyond `classes` (a label or a
+    /// prediction past the names) get their number as their name.
+    pub(crate) fn count(
+        split: EvalSplit,
+        (epoch, step): (usize, u64),
+        classes: &[String],
+        labels: &[u8],
+        predictions: &[u8],
+    ) -> Confusion {
+        let seen = labels
+            .iter()
+            .chain(predictions)
+            .map(|&c| c as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let n = classes.len().max(seen);
+        let mut counts = vec![vec![0u32; n]; n];
+        for (&t, &p) in labels.iter().zip(predictions) {
+            counts[t as usize][p as usize] += 1;
+        }
+        let classes = (0..n)
+            .map(|c| classes.get(c).cloned().unwrap_or_else(|| c.to_string()))
+            .collect();
+        Confusion {
+            split,
+            epoch,
+            step,
+            classes,
+            counts,
+        }
+    }
+
+    /// Samples of class `c`, and how many of them were right.
+    pub(crate) fn class_total(&self, c: usize) -> (u64, u64) {
+        let row = &self.counts[c];
+        (
+            row.iter().map(|&n| n as u64).sum(),
+            row.get(c).map_or(0, |&n| n as u64),
+        )
+    }
+
+    /// The matrix made square, a name per class, at most 256 classes (labels are bytes):
+    /// what a reader makes of a record that anyone may have written.
+    pub(crate) fn squared(mut self) -> Confusion {
+        let n = self.counts.len().min(256);
+        self.counts.truncate(n);
+        for row in &mut self.counts {
+            row.resize(n, 0);
+        }
+        self.classes.truncate(n);
+        while self.classes.len() < n {
+            self.classes.push(self.classes.len().to_string());
+        }
+        self
+    }
+
+    /// The largest off-diagonal counts, largest first (ties by class order): (truth,
+    /// predicted, count).
+    pub(crate) fn worst(&self, most: usize) -> Vec<(usize, usize, u32)> {
+        let mut cells: Vec<(usize, usize, u32)> = self
+            .counts
+            .iter()
+            .enumerate()
+            .flat_map(|(t, row)| {
+                row.iter()
+                    .enumerate()
+                    .filter(move |&(p, &n)| p != t && n > 0)
+                    .map(move |(p, &n)| (t, p, n))
+            })
+            .collect();
+        cells.sort_by_key(|&(t, p, n)| (std::cmp::Reverse(n), t, p));
+        cells.truncate(most);
+        cells
+    }
+}
+
 /// The outcome of a run, as written to `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
@@ -138,6 +240,9 @@ pub enum TrainEvent {
         samples_per_second: f64,
     },
     EpochEnd(EpochMetrics),
+    /// The confusion matrix of the evaluation just made: the validation set's after each
+    /// epoch, the test set's at the end.
+    Confusion(Box<Confusion>),
     LrChanged {
         step: u64,
         epoch: usize,

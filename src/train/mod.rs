@@ -11,7 +11,10 @@ mod snapshot;
 mod trainer;
 
 pub use control::{Command, Steer};
-pub use events::{EpochMetrics, FailureKind, LrSource, Phase, RunSummary, StopReason, TrainEvent};
+pub use events::{
+    Confusion, EpochMetrics, EvalSplit, FailureKind, LrSource, Phase, RunSummary, StopReason,
+    TrainEvent,
+};
 pub(crate) use snapshot::{
     FilterImage, RgbImage, Snapshot, conv_layer_indices, shown_layer, take as take_snapshot,
 };

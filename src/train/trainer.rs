@@ -11,7 +11,8 @@ use super::checkpoint::{Checkpoints, RunTotals, SaveReason, TrainingState};
 use super::control::{Command, Steer};
 use super::early_stopping::{EarlyStopping, Verdict};
 use super::events::{
-    EpochMetrics, FailureKind, LrSource, Phase, RunSummary, StopReason, TrainEvent,
+    Confusion, EpochMetrics, EvalSplit, FailureKind, LrSource, Phase, RunSummary, StopReason,
+    TrainEvent,
 };
 use super::layer_stats;
 use super::snapshot;
@@ -431,7 +432,14 @@ impl Trainer {
             return self.finish_interrupted();
         }
         self.emit(TrainEvent::Phase(Phase::Testing));
-        let test = dist::evaluate(&mut self.model, &*self.comm, &data.test);
+        let (test, predictions) = dist::evaluate(&mut self.model, &*self.comm, &data.test);
+        self.emit(TrainEvent::Confusion(Box::new(Confusion::count(
+            EvalSplit::Test,
+            (self.state.history.len(), self.state.step),
+            &data.class_names,
+            &data.test.labels,
+            &predictions,
+        ))));
         let weights_path = self.run_dir.join(crate::rundir::WEIGHTS);
         let metadata = [
             ("kind", "final".to_string()),
@@ -466,11 +474,19 @@ impl Trainer {
     /// `paused`: the time the epoch spent paused, left out of its time.
     fn end_epoch(&mut self, epoch: usize, epoch_start: Instant, paused: Duration) -> Result<()> {
         let data = Arc::clone(&self.data);
+        let mut confusion = None;
         let (val_loss, val_accuracy) = if data.validation.is_empty() {
             (None, None)
         } else {
             self.emit(TrainEvent::Phase(Phase::Validating));
-            let s = dist::evaluate(&mut self.model, &*self.comm, &data.validation);
+            let (s, predictions) = dist::evaluate(&mut self.model, &*self.comm, &data.validation);
+            confusion = Some(Confusion::count(
+                EvalSplit::Validation,
+                (epoch, self.state.step),
+                &data.class_names,
+                &data.validation.labels,
+                &predictions,
+            ));
             (
                 Some(s.loss as f64),
                 Some(s.correct as f64 / s.samples as f64),
@@ -490,6 +506,9 @@ impl Trainer {
         };
         self.state.history.push(metrics.clone());
         self.emit(TrainEvent::EpochEnd(metrics));
+        if let Some(c) = confusion {
+            self.emit(TrainEvent::Confusion(Box::new(c)));
+        }
         let improved = match (val_loss, val_accuracy, self.state.best_val) {
             (Some(l), Some(a), None) => {
                 self.state.best_val = Some((l, a));

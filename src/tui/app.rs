@@ -64,7 +64,7 @@ pub(crate) struct RunInfo {
     pub(crate) resume_command: Option<String>,
 }
 
-/// A pane of the dashboard, as the user selects it (keys 1 to 5) and zooms it (`z`).
+/// A pane of the dashboard, as the user selects it (keys 1 to 6) and zooms it (`z`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pane {
     Loss,
@@ -72,15 +72,18 @@ pub(crate) enum Pane {
     Filters,
     Maps,
     Log,
+    /// The latest confusion matrix; shown in the maps' place when selected.
+    Confusion,
 }
 
 impl Pane {
-    pub(crate) const ALL: [Pane; 5] = [
+    pub(crate) const ALL: [Pane; 6] = [
         Pane::Loss,
         Pane::Accuracy,
         Pane::Filters,
         Pane::Maps,
         Pane::Log,
+        Pane::Confusion,
     ];
 
     /// The key that selects it.
@@ -91,6 +94,7 @@ impl Pane {
             Pane::Filters => '3',
             Pane::Maps => '4',
             Pane::Log => '5',
+            Pane::Confusion => '6',
         }
     }
 }

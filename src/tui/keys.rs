@@ -18,7 +18,10 @@ pub(crate) const BINDINGS: &[(&str, &str)] = &[
     ("r", "restore the last good weights (while paused)"),
     ("tab/arrows", "choose the conv layer shown"),
     ("n / N", "next / previous probe image"),
-    ("1-5", "select a pane: loss, accuracy, filters, maps, log"),
+    (
+        "1-6",
+        "select a pane: loss, accuracy, filters, maps, log, confusion",
+    ),
     ("z", "zoom the selected pane (z or esc returns)"),
     ("arrows", "when zoomed on filters or maps: select one, page"),
     ("f", "filters on one scale for the layer / each its own"),

@@ -4,7 +4,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
 
 use super::app::{App, Mode, Pane};
-use super::widgets::{ascii, charts, inspect, layer_stats, overlays, panels};
+use super::widgets::{ascii, charts, confusion, inspect, layer_stats, overlays, panels};
 
 /// Below this the dashboard shows a "terminal too small" message.
 pub(crate) const MIN_SIZE: (u16, u16) = (60, 20);
@@ -37,6 +37,7 @@ pub(crate) fn draw(frame: &mut Frame, app: &App) {
             Pane::Filters => inspect::draw_filters_zoomed(frame, body, app),
             Pane::Maps => inspect::draw_feature_maps_zoomed(frame, body, app),
             Pane::Log => panels::draw_log(frame, body, app),
+            Pane::Confusion => confusion::draw(frame, body, app),
         }
         panels::draw_footer(frame, footer, app);
         draw_overlay(frame, body, app);
@@ -68,17 +69,22 @@ pub(crate) fn draw(frame: &mut Frame, app: &App) {
         charts::draw_lr(frame, lr, app);
         charts::draw_accuracy(frame, accuracy, app);
         if compact {
-            if app.ui.pane == Pane::Filters {
-                inspect::draw_filters(frame, right, app);
-            } else {
-                inspect::draw_feature_maps(frame, right, app);
+            match app.ui.pane {
+                Pane::Filters => inspect::draw_filters(frame, right, app),
+                Pane::Confusion => confusion::draw(frame, right, app),
+                _ => inspect::draw_feature_maps(frame, right, app),
             }
         } else {
             let [filters, maps] =
                 Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)])
                     .areas(right);
             inspect::draw_filters(frame, filters, app);
-            inspect::draw_feature_maps(frame, maps, app);
+            // Key 6 puts the confusion matrix in the maps' place; key 4 brings them back.
+            if app.ui.pane == Pane::Confusion {
+                confusion::draw(frame, maps, app);
+            } else {
+                inspect::draw_feature_maps(frame, maps, app);
+            }
         }
         panels::draw_log(frame, log, app);
         panels::draw_footer(frame, footer, app);
@@ -608,6 +614,106 @@ mod tests {
         assert!(rows.iter().any(|r| r.starts_with(
             "|Epoch 1/4 - 0.5s - loss: 0.3000 - accuracy: 0.9100 - val_loss: 0.2000 - val_accuracy: 0.9400 - lr: 0.05 "
         )));
+    }
+
+    /// A validation set of 100 digits a class after epoch 3, with a few mistakes: 4 taken
+    /// for 9 eleven times, 7 for 2 four times, 5 for 3 three times, 8 for 3 once.
+    pub(super) fn digits_confusion() -> crate::train::Confusion {
+        let mut labels = Vec::new();
+        let mut predictions = Vec::new();
+        let mistakes = [(4u8, 9u8, 11), (7, 2, 4), (5, 3, 3), (8, 3, 1)];
+        for class in 0..10u8 {
+            for k in 0..100 {
+                labels.push(class);
+                let wrong = mistakes
+                    .iter()
+                    .find(|m| m.0 == class && k < m.2)
+                    .map(|m| m.1);
+                predictions.push(wrong.unwrap_or(class));
+            }
+        }
+        let names: Vec<String> = (0..10).map(|c| c.to_string()).collect();
+        crate::train::Confusion::count(
+            crate::train::EvalSplit::Validation,
+            (3, 300),
+            &names,
+            &labels,
+            &predictions,
+        )
+    }
+
+    #[test]
+    fn the_confusion_pane_at_80_columns_compact_and_zoomed() {
+        let mut app = demo(PLAIN_ASCII);
+        app.ui.pane = Pane::Confusion;
+        let rows = screen(&app, 80, 24);
+        assert!(
+            rows.join("\n").contains("waiting for the first evaluation"),
+            "{rows:#?}"
+        );
+        app.on_train_event(&TrainEvent::Confusion(Box::new(digits_confusion())));
+        // Compact, in the maps' place: mistakes counted, the diagonal as `\`.
+        let rows = screen(&app, 80, 24);
+        let pane: Vec<&str> = rows[2..18].iter().map(|r| &r[36..]).collect();
+        assert_eq!(
+            pane,
+            [
+                "+ [6 confusion] ---------------------------+",
+                "|val E3: 98.1% of 1000                     |",
+                "|   0  1  2  3  4  5  6  7  8  9  acc      |",
+                "|0  \\  .  .  .  .  .  .  .  .  . 100%      |",
+                "|1  .  \\  .  .  .  .  .  .  .  . 100%      |",
+                "|2  .  .  \\  .  .  .  .  .  .  . 100%      |",
+                "|3  .  .  .  \\  .  .  .  .  .  . 100%      |",
+                "|4  .  .  .  .  \\  .  .  .  . 11  89%      |",
+                "|5  .  .  .  3  .  \\  .  .  .  .  97%      |",
+                "|6  .  .  .  .  .  .  \\  .  .  . 100%      |",
+                "|7  .  .  4  .  .  .  .  \\  .  .  96%      |",
+                "|8  .  .  .  1  .  .  .  .  \\  .  99%      |",
+                "|9  .  .  .  .  .  .  .  .  .  \\ 100%      |",
+                "|worst: 4->9 11, 7->2 4, 5->3 3, 8->3 1    |",
+                "|                                          |",
+                "+------------------------------------------+",
+            ],
+            "\n{}",
+            rows.join("\n")
+        );
+        // Zoomed (z): every count.
+        app.ui.zoomed = true;
+        let rows = screen(&app, 80, 24);
+        assert_eq!(
+            &rows[1..16],
+            [
+                "+ [6 confusion] ---------------------------------------------------------------+",
+                "|validation after epoch 3: 981 of 1000 right (98.1%)                           |",
+                "|true    0   1   2   3   4   5   6   7   8   9    acc                          |",
+                "|0     100   .   .   .   .   .   .   .   .   . 100.0%                          |",
+                "|1       . 100   .   .   .   .   .   .   .   . 100.0%                          |",
+                "|2       .   . 100   .   .   .   .   .   .   . 100.0%                          |",
+                "|3       .   .   . 100   .   .   .   .   .   . 100.0%                          |",
+                "|4       .   .   .   .  89   .   .   .   .  11  89.0%                          |",
+                "|5       .   .   .   3   .  97   .   .   .   .  97.0%                          |",
+                "|6       .   .   .   .   .   . 100   .   .   . 100.0%                          |",
+                "|7       .   .   4   .   .   .   .  96   .   .  96.0%                          |",
+                "|8       .   .   .   1   .   .   .   .  99   .  99.0%                          |",
+                "|9       .   .   .   .   .   .   .   .   . 100 100.0%                          |",
+                "|worst: 4->9 11, 7->2 4, 5->3 3, 8->3 1                                        |",
+                "|                                                                              |",
+            ],
+            "\n{}",
+            rows.join("\n")
+        );
+        // Wide, not zoomed: the full form under the filters.
+        app.ui.zoomed = false;
+        let rows = screen(&app, 120, 40);
+        assert_eq!(
+            &rows[15][60..],
+            "+ [6 confusion] -------------------------------------------+"
+        );
+        assert_eq!(
+            &rows[22][60..],
+            "|4       .   .   .   .  89   .   .   .   .  11  89.0%      |"
+        );
     }
 
     #[test]

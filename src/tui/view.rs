@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::nn::LayerRow;
 use crate::report::describe;
 use crate::train::layer_stats::LayerStats;
-use crate::train::{FailureKind, Phase, RunSummary, Snapshot, StopReason, TrainEvent};
+use crate::train::{Confusion, FailureKind, Phase, RunSummary, Snapshot, StopReason, TrainEvent};
 
 /// How many log lines the dashboard keeps.
 const LOG_LINES: usize = 200;
@@ -98,6 +98,8 @@ pub(crate) struct RunView {
     pub(crate) heartbeat: Option<(f64, bool)>,
     /// The latest per-layer statistics and their step.
     pub(crate) layer_stats: Option<(u64, Vec<LayerStats>)>,
+    /// The latest confusion matrix (validation after an epoch, test at the end).
+    pub(crate) confusion: Option<Confusion>,
 }
 
 impl Default for RunView {
@@ -132,6 +134,7 @@ impl Default for RunView {
             error: None,
             heartbeat: None,
             layer_stats: None,
+            confusion: None,
         }
     }
 }
@@ -263,6 +266,7 @@ impl RunView {
                 self.last_checkpoint = Some(path.clone());
                 self.last_checkpoint_step = Some(*step);
             }
+            TrainEvent::Confusion(c) => self.confusion = Some((**c).clone()),
             TrainEvent::LayerStats { step, layers } => {
                 self.layer_stats = Some((*step, layers.clone()));
             }

@@ -2,6 +2,7 @@
 
 pub mod ascii;
 pub mod charts;
+pub mod confusion;
 pub mod grid;
 pub mod inspect;
 pub mod layer_stats;
