@@ -71,7 +71,7 @@ impl Normalization {
 
     /// The value of byte `b` in channel `ch`.
     #[inline(always)]
-    fn value(&self, b: u8, ch: usize) -> f32 {
+    pub(crate) fn value(&self, b: u8, ch: usize) -> f32 {
         (b as f32 / 255.0 - self.mean[ch]) / self.std[ch]
     }
 

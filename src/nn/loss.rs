@@ -79,44 +79,59 @@ pub fn compute_terms(
         data_mut(g)
     });
     for (r, (x, &l)) in out.chunks_exact(classes).zip(labels).enumerate() {
-        let l = l as usize;
         let row_grad = grad
             .as_deref_mut()
             .map(|g| &mut g[r * classes..(r + 1) * classes]);
-        match kind {
-            LossKind::SoftmaxCrossEntropy => {
-                let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-                let sum: f64 = x.iter().map(|&v| (v as f64 - max).exp()).sum();
-                let (a, off) = (smoothing as f64, smoothing / classes as f32);
-                let mut target_dot = (1.0 - a) * (x[l] as f64 - max);
-                if a > 0.0 {
-                    let all: f64 = x.iter().map(|&v| v as f64 - max).sum();
-                    target_dot += a / classes as f64 * all;
-                }
-                terms.push(sum.ln() - target_dot);
-                if let Some(g) = row_grad {
-                    softmax_rows(x, g, classes);
-                    if smoothing > 0.0 {
-                        g.iter_mut().for_each(|v| *v -= off);
-                    }
-                    g[l] -= 1.0 - smoothing;
-                    g.iter_mut().for_each(|v| *v /= batch_total as f32);
-                }
+        row_terms(kind, smoothing, x, l, row_grad, batch_total, terms);
+    }
+    correct
+}
+
+/// One sample's loss terms (output row `x`, label `l`) appended to `terms`, and, when `grad`
+/// is given, its row of the gradient of the mean loss over `batch_total` samples.
+#[inline]
+pub(crate) fn row_terms(
+    kind: LossKind,
+    smoothing: f32,
+    x: &[f32],
+    l: u8,
+    grad: Option<&mut [f32]>,
+    batch_total: usize,
+    terms: &mut Vec<f64>,
+) {
+    let (l, classes) = (l as usize, x.len());
+    match kind {
+        LossKind::SoftmaxCrossEntropy => {
+            let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let sum: f64 = x.iter().map(|&v| (v as f64 - max).exp()).sum();
+            let (a, off) = (smoothing as f64, smoothing / classes as f32);
+            let mut target_dot = (1.0 - a) * (x[l] as f64 - max);
+            if a > 0.0 {
+                let all: f64 = x.iter().map(|&v| v as f64 - max).sum();
+                target_dot += a / classes as f64 * all;
             }
-            LossKind::MeanSquaredError => {
-                let scale = 2.0 / (batch_total * classes) as f32;
-                let mut row_grad = row_grad;
-                for (c, &y) in x.iter().enumerate() {
-                    let d = y - if c == l { 1.0 } else { 0.0 };
-                    terms.push((d * d) as f64);
-                    if let Some(g) = row_grad.as_deref_mut() {
-                        g[c] = scale * d;
-                    }
+            terms.push(sum.ln() - target_dot);
+            if let Some(g) = grad {
+                softmax_rows(x, g, classes);
+                if smoothing > 0.0 {
+                    g.iter_mut().for_each(|v| *v -= off);
+                }
+                g[l] -= 1.0 - smoothing;
+                g.iter_mut().for_each(|v| *v /= batch_total as f32);
+            }
+        }
+        LossKind::MeanSquaredError => {
+            let scale = 2.0 / (batch_total * classes) as f32;
+            let mut grad = grad;
+            for (c, &y) in x.iter().enumerate() {
+                let d = y - if c == l { 1.0 } else { 0.0 };
+                terms.push((d * d) as f64);
+                if let Some(g) = grad.as_deref_mut() {
+                    g[c] = scale * d;
                 }
             }
         }
     }
-    correct
 }
 
 /// The mean loss of a batch of `batch` samples from all its terms in sample order (from

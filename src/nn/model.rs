@@ -10,6 +10,7 @@ use super::batch_norm::BatchNorm;
 use super::build::{Builder, ParamBudget, size_check};
 use super::conv2d::Conv2d;
 use super::dense::Dense;
+use super::dense_bytes::BytesDense;
 use super::dropout::Dropout;
 use super::flatten::Flatten;
 use super::layer::{Context, GradParts, Layer, LayerKind, Param};
@@ -410,12 +411,22 @@ impl Sequential {
         mut predictions: Option<&mut Vec<u8>>,
     ) -> Vec<BatchStats> {
         let per = self.eval_batch();
+        let samples = |piece: usize| piece * per..((piece + 1) * per).min(split.len());
+        if let Some(dense) = self.bytes_dense() {
+            let (loss, smoothing) = (self.loss, self.label_smoothing);
+            let pieces: Vec<(BatchStats, Vec<u8>)> = range
+                .into_par_iter()
+                .map(|piece| dense.evaluate(split, samples(piece), loss, smoothing))
+                .collect();
+            if let Some(p) = predictions {
+                pieces.iter().for_each(|(_, q)| p.extend_from_slice(q));
+            }
+            return pieces.into_iter().map(|(s, _)| s).collect();
+        }
         let mut parts = Vec::with_capacity(range.len());
         self.fold_batch_norms();
         for piece in range {
-            let chunk: Vec<u32> = (piece * per..((piece + 1) * per).min(split.len()))
-                .map(|i| i as u32)
-                .collect();
+            let chunk: Vec<u32> = samples(piece).map(|i| i as u32).collect();
             self.load_batch(split, &chunk);
             let mut logits = self.infer();
             if self.test_time_flip {
@@ -431,6 +442,25 @@ impl Sequential {
         }
         self.unfold_batch_norms();
         parts
+    }
+
+    /// For a model whose logits are one dense layer of at most `dense_bytes::MAX_UNITS` units
+    /// over the input (layers before it only pass the input on, as flatten does), that layer
+    /// prepared to read the input bytes: evaluation's fast path. `None` otherwise, and with
+    /// test-time flips.
+    fn bytes_dense(&self) -> Option<BytesDense> {
+        if self.test_time_flip {
+            return None;
+        }
+        let (last, below) = self.layers[..self.logit_layers].split_last()?;
+        if last.kind() != LayerKind::Dense || !below.iter().all(|l| l.identity_at_inference()) {
+            return None;
+        }
+        let params = last.params();
+        let [weight, bias] = params.as_slice() else {
+            return None;
+        };
+        BytesDense::new(data(&weight.value), data(&bias.value), &self.normalization)
     }
 
     /// Test-time flips: after an inference pass whose logits are `acts[logits]`, mirrors the
@@ -799,6 +829,54 @@ mod tests {
             let (s, p) = run(threads, &mut m);
             assert_eq!(s.loss.to_bits(), one.loss.to_bits(), "{threads} threads");
             assert_eq!((s.correct, &p), (one.correct, &p1), "{threads} threads");
+        }
+    }
+
+    /// A model whose logits are one dense layer over the input is evaluated straight from
+    /// the bytes (`dense_bytes`): the same predictions and loss as the layers' own forward
+    /// pass, plain and normalised, and the same bits for any thread count.
+    #[test]
+    fn logistic_evaluation_from_bytes_matches_the_forward_pass() {
+        let spec = model_config(
+            r#"layers = [{ type = "flatten" }, { type = "dropout", rate = 0.5 }, { type = "dense", units = 10 }]"#,
+        );
+        let data = Split::random(3000, 144);
+        for normalized in [false, true] {
+            let mut m = Sequential::build(&spec, [12, 12, 1], 10, 5).unwrap();
+            if normalized {
+                m.set_normalization(Normalization {
+                    mean: vec![0.3],
+                    std: vec![0.7],
+                });
+            }
+            assert!(m.bytes_dense().is_some());
+            assert!(m.eval_batch() < 3000, "several evaluation pieces");
+            let indices: Vec<u32> = (0..3000).collect();
+            m.load_batch(&data, &indices);
+            let logits = m.forward(&Context::inference()).clone();
+            let plain = loss::compute(m.loss, m.label_smoothing, &logits, &m.labels, None);
+            let expected: Vec<u8> = data_of(&logits).map(|r| argmax(r) as u8).collect();
+            let run = |threads: usize, m: &mut Sequential| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| m.evaluate(&data))
+            };
+            let (eval, predictions) = run(1, &mut m);
+            assert_eq!(predictions, expected, "normalized {normalized}");
+            assert_eq!(eval.correct, plain.correct);
+            assert!(
+                (eval.loss - plain.loss).abs() < 1e-5,
+                "{} vs {}",
+                eval.loss,
+                plain.loss
+            );
+            for threads in [2, 3] {
+                let (s, p) = run(threads, &mut m);
+                assert_eq!(s.loss.to_bits(), eval.loss.to_bits(), "{threads} threads");
+                assert_eq!(p, predictions, "{threads} threads");
+            }
         }
     }
 
