@@ -150,6 +150,53 @@ fn source(i: usize, pad: usize, n: usize, mode: PadMode) -> Option<usize> {
     }
 }
 
+/// `1 / 255` in f32.
+const INV_255: f32 = 1.0 / 255.0;
+
+/// `byte / 255` rounded exactly as the division: the product with `1 / 255` and one
+/// correction by a fused multiply-add (the test checks all 256 bytes). Three vector
+/// operations per 16 bytes with AVX-512 instead of a division.
+#[inline(always)]
+pub(crate) fn unit_fraction_fma(b: u8) -> f32 {
+    let x = b as f32;
+    let q = x * INV_255;
+    let r = (-q).mul_add(255.0, x);
+    r.mul_add(INV_255, q)
+}
+
+/// `dst[i] = src[i] / 255` (as the division rounds), with AVX-512 or AVX2 and FMA where the
+/// CPU has them (`unit_fraction_fma`: the same bits), by division otherwise.
+pub(crate) fn unit_fractions(src: &[u8], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn avx512(src: &[u8], dst: &mut [f32]) {
+            dst.iter_mut()
+                .zip(src)
+                .for_each(|(d, &s)| *d = unit_fraction_fma(s));
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2(src: &[u8], dst: &mut [f32]) {
+            dst.iter_mut()
+                .zip(src)
+                .for_each(|(d, &s)| *d = unit_fraction_fma(s));
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports the features `avx512` was compiled for.
+            return unsafe { avx512(src, dst) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports the features `avx2` was compiled for.
+            return unsafe { avx2(src, dst) };
+        }
+    }
+    // Without FMA instructions `mul_add` would be a library call: divide.
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = s as f32 / 255.0;
+    }
+}
+
 /// Writes one sample: `src` bytes `[h, w, c]` into `dst`, normalised, and augmented when
 /// `augment` is given (sample `index`).
 pub(crate) fn fill_sample(
@@ -162,10 +209,7 @@ pub(crate) fn fill_sample(
     let [h, w, c] = shape;
     let Some((aug, index)) = augment else {
         if norm.is_identity() {
-            // A division rather than a table lookup: it vectorises, and rounds the same.
-            for (d, &s) in dst.iter_mut().zip(src) {
-                *d = s as f32 / 255.0;
-            }
+            unit_fractions(src, dst);
         } else {
             for (dp, sp) in dst.chunks_exact_mut(c).zip(src.chunks_exact(c)) {
                 for ch in 0..c {
@@ -211,6 +255,18 @@ pub(crate) fn fill_sample(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unit_fractions_round_as_the_division() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let mut fast = vec![0.0; 256];
+        unit_fractions(&bytes, &mut fast);
+        for b in 0..=255u8 {
+            let want = (b as f32 / 255.0).to_bits();
+            assert_eq!(unit_fraction_fma(b).to_bits(), want, "byte {b}");
+            assert_eq!(fast[b as usize].to_bits(), want, "byte {b}");
+        }
+    }
 
     fn config(crop_padding: usize, mode: PadMode, flip: bool, cutout: usize) -> AugmentConfig {
         AugmentConfig {

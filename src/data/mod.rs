@@ -13,7 +13,7 @@ pub mod idx;
 mod pictures;
 mod progress;
 
-pub(crate) use augment::{EpochAugment, Normalization};
+pub(crate) use augment::{EpochAugment, Normalization, unit_fraction_fma};
 pub(crate) use batches::{epoch_order, fill_batch};
 pub use dataset::{DataSource, Dataset, LoadReport, Split};
 pub(crate) use decode::picture_for_model;

@@ -12,16 +12,13 @@ use std::ops::Range;
 use super::loss::{self, BatchStats, argmax};
 use super::simd::multiversion;
 use crate::config::LossKind;
-use crate::data::{Normalization, Split};
+use crate::data::{Normalization, Split, unit_fraction_fma};
 
 /// Values per multiply-add: one AVX-512 register of f32.
 const LANES: usize = 16;
 
 /// The most units the kernel keeps in registers (one accumulator of `LANES` each).
 pub(crate) const MAX_UNITS: usize = 16;
-
-/// `1 / 255` in f32.
-const INV_255: f32 = 1.0 / 255.0;
 
 /// A dense layer `y = x · W + b` prepared to read its input `x` as the model's input bytes.
 pub(crate) struct BytesDense {
@@ -123,19 +120,10 @@ impl BytesDense {
     }
 }
 
-/// `byte / 255` for 16 bytes, rounded exactly as the division (what `fill_batch` computes):
-/// the product with `1 / 255` and one correction by a fused multiply-add (the test checks
-/// all 256 bytes), three operations instead of a division.
+/// `byte / 255` for 16 bytes, rounded exactly as the division (what `fill_batch` computes).
 #[inline(always)]
 fn unit_fractions(b: &[u8; LANES]) -> [f32; LANES] {
-    let mut out = [0.0; LANES];
-    for l in 0..LANES {
-        let x = b[l] as f32;
-        let q = x * INV_255;
-        let r = (-q).mul_add(255.0, x);
-        out[l] = r.mul_add(INV_255, q);
-    }
-    out
+    std::array::from_fn(|l| unit_fraction_fma(b[l]))
 }
 
 /// The sum of 16 values as a fixed tree (halves added lane by lane).
@@ -239,14 +227,6 @@ fn multiply_add<const U: usize>(acc: &mut [[f32; LANES]; U], x: &[f32; LANES], w
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unit_fractions_round_as_the_division() {
-        for b in 0..=255u8 {
-            let got = unit_fractions(&[b; LANES])[0];
-            assert_eq!(got.to_bits(), (b as f32 / 255.0).to_bits(), "byte {b}");
-        }
-    }
 
     /// The logits of `x · W + b` in f64 from the values `norm` gives the bytes.
     fn reference(weight: &[f32], bias: &[f32], norm: &Normalization, image: &[u8]) -> Vec<f64> {

@@ -112,9 +112,11 @@ fn build_layer(b: &mut Builder, spec: &LayerSpec) -> Result<Built> {
 }
 
 impl Sequential {
-    /// Back-propagates `grads[top]` down the layers, into each layer's parameter gradients
-    /// (the input's gradient is not needed), through the two `work` buffers; with
-    /// `keep_rows`, the output gradients that `pack_grad_parts` needs are kept in `grads`.
+    /// Back-propagates `grads[top]` down the layers, into each layer's parameter gradients,
+    /// through the two `work` buffers; with `keep_rows`, the output gradients that
+    /// `pack_grad_parts` needs are kept in `grads`. It stops at the lowest layer with
+    /// parameters: no gradient is computed for its input (seed-logistic's dense layer has
+    /// only a flatten below it).
     fn backward_layers(&mut self, top: usize, keep_rows: bool) {
         let Sequential {
             layers,
@@ -123,16 +125,20 @@ impl Sequential {
             work,
             ..
         } = self;
+        let lowest = layers[..top]
+            .iter()
+            .position(|l| !l.params().is_empty())
+            .unwrap_or(top);
         let (even, odd) = work.split_at_mut(1);
         let (even, odd) = (&mut even[0], &mut odd[0]);
-        for i in (0..top).rev() {
+        for i in (lowest..top).rev() {
             let (into, from) = if i % 2 == 0 {
                 (&mut *even, &*odd)
             } else {
                 (&mut *odd, &*even)
             };
             let dy = if i + 1 == top { &grads[top] } else { from };
-            let dx = if i > 0 { Some(into) } else { None };
+            let dx = if i > lowest { Some(into) } else { None };
             layers[i].backward(&acts[i], &acts[i + 1], dy, dx);
             if keep_rows && i + 1 < top && layers[i].grad_parts() == GradParts::Rows {
                 let from = if i % 2 == 0 { &*odd } else { &*even };
