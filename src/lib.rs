@@ -6,6 +6,7 @@
 //! ([`tui`], the headless lines of [`report`]) → [`cli`].
 
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod data;
 pub mod dist;

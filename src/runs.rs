@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::config::{Config, LayerSpec, parse_config};
 use crate::rundir::metrics::{Record, Tail};
-use crate::rundir::{RunDir, Status};
+use crate::rundir::{RunDir, Status, Summary};
 use crate::train::StopReason;
 
 /// One run, as the `runs` table shows it.
@@ -194,16 +194,9 @@ pub(crate) fn row(root: &Path, dir: &Path) -> Option<RunRow> {
     let config = parse_config(&text, &run.config().display().to_string(), &[]).ok()?;
     let p = Progress::read(&run.metrics());
     let summary = run.read_summary();
-    let running = summary.is_none() && run.locked() == Some(true);
-    let status = match &summary {
-        Some(s) => match (s.status, s.run.as_ref().map(|r| r.stop_reason)) {
-            (Status::Finished, Some(StopReason::Stopped)) => "stopped".into(),
-            (status, _) => status.as_str().to_string(),
-        },
-        None if running && p.paused_now => "paused".into(),
-        None if running => "running".into(),
-        None => "killed".into(),
-    };
+    let locked = run.locked();
+    let running = summary.is_none() && locked == Some(true);
+    let status = status(summary.as_ref(), locked, p.paused_now);
     let (epoch_progress, in_epoch, eta_seconds) = if running {
         let (fraction, in_epoch, eta) = p.running(config.training.epochs);
         (Some(fraction), in_epoch, eta)
@@ -254,6 +247,21 @@ pub(crate) fn row(root: &Path, dir: &Path) -> Option<RunRow> {
             .unwrap_or(p.starts),
         status,
     })
+}
+
+/// A run's status from its summary (once it has ended), whether a job holds its lock, and
+/// whether its last pause or resume record was a pause: see [`RunRow::status`].
+pub(crate) fn status(summary: Option<&Summary>, locked: Option<bool>, paused: bool) -> String {
+    let running = locked == Some(true);
+    match summary {
+        Some(s) => match (s.status, s.run.as_ref().map(|r| r.stop_reason)) {
+            (Status::Finished, Some(StopReason::Stopped)) => "stopped".into(),
+            (status, _) => status.as_str().to_string(),
+        },
+        None if running && paused => "paused".into(),
+        None if running => "running".into(),
+        None => "killed".into(),
+    }
 }
 
 /// The config's name, or its layers in short (`conv8-pool-conv16-pool-dense10`).

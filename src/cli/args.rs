@@ -254,16 +254,27 @@ pub(crate) struct PredictArgs {
 #[derive(Debug, Args)]
 pub(crate) struct PlotArgs {
     /// The run directory (with its metrics.jsonl, weights or checkpoints).
-    pub(crate) run_dir: PathBuf,
+    #[arg(required_unless_present = "compare")]
+    pub(crate) run_dir: Option<PathBuf>,
     /// Data directory for the test-set pictures, instead of the one the run used.
     #[arg(long, value_name = "DIR")]
     pub(crate) data: Option<PathBuf>,
+    /// Instead: one PNG comparing these runs (run directories, or folders of them such as a
+    /// sweep's), their loss and accuracy overlaid, with the settings in which they differ.
+    #[arg(long, num_args = 1.., value_name = "RUN", conflicts_with_all = ["run_dir", "data"])]
+    pub(crate) compare: Vec<PathBuf>,
+    /// With --compare: the PNG to write (default: compare.png in the current directory).
+    #[arg(long, value_name = "FILE", requires = "compare")]
+    pub(crate) out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct WatchArgs {
-    /// The run directory of the run to watch (running or finished).
-    pub(crate) run_dir: PathBuf,
+    /// The run directory of the run to watch (running or finished). Several run directories,
+    /// or a folder of them (a sweep's), are compared: their curves overlaid, one letter and
+    /// colour each, with a table of their differing settings and results.
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub(crate) run_dirs: Vec<PathBuf>,
     /// ASCII characters only (for terminals without Unicode fonts; the default when the
     /// locale is not UTF-8 or TERM is linux, vt100 or dumb).
     #[arg(long, conflicts_with = "unicode")]

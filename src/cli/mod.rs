@@ -81,10 +81,18 @@ pub fn run(cli: Cli) -> u8 {
     result.unwrap_or_else(|e| exit::report(&e))
 }
 
-/// `cnn-tui plot`: prints the pictures written, and why the model's were not, if so.
+/// `cnn-tui plot`: prints the pictures written, and why the model's were not, if so; with
+/// `--compare`, the one picture of the runs compared.
 fn plot(args: args::PlotArgs) -> Result<u8> {
+    let Some(run_dir) = args.run_dir else {
+        let dirs = crate::compare::run_dirs(&args.compare, "--compare")?;
+        let out = args.out.unwrap_or_else(|| "compare.png".into());
+        crate::plots::write_compare(&dirs, &out)?;
+        println!("{}", out.display());
+        return Ok(exit::OK);
+    };
     let data = args.data.map(DataSource::Dir);
-    let written = crate::plots::write_all(&args.run_dir, data.as_ref())?;
+    let written = crate::plots::write_all(&run_dir, data.as_ref())?;
     written
         .paths
         .iter()

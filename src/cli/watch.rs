@@ -1,6 +1,7 @@
 //! `cnn-tui watch RUN_DIR`: the dashboard for a run started elsewhere, fed from its run
 //! directory; keys steer it through the commands folder.
 
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -16,9 +17,25 @@ use crate::rundir::RunDir;
 use crate::signals::Signals;
 use crate::tui::{self, Outcome, app};
 
+/// `watch RUN_DIR` shows one run; several run directories, or a folder of them (a sweep's),
+/// are compared ([`compare`]).
 pub(crate) fn run(args: WatchArgs) -> Result<u8> {
-    let dir = &args.run_dir;
-    let run = RunDir::new(dir);
+    for dir in &args.run_dirs {
+        if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::data(
+                dir,
+                "a symbolic link: links are not followed, give the directory itself",
+            ));
+        }
+    }
+    match &args.run_dirs[..] {
+        [dir] if is_run_dir(dir)? => one(dir.clone(), args),
+        _ => compare(args),
+    }
+}
+
+/// Whether `dir` is a run directory (it holds `config.toml` or `metrics.jsonl`).
+fn is_run_dir(dir: &Path) -> Result<bool> {
     match std::fs::read_dir(dir) {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
@@ -26,20 +43,43 @@ pub(crate) fn run(args: WatchArgs) -> Result<u8> {
         }
         Err(_) => return Err(Error::data(dir, "run directory not found")),
     }
-    let config_path = run.config();
-    let is_file = |p: &std::path::Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
-    if !is_file(&config_path) && !is_file(&run.metrics()) {
-        return Err(Error::data(
-            dir,
-            "not a run directory (no config.toml or metrics.jsonl)",
-        ));
-    }
+    let run = RunDir::new(dir);
+    let is_file = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
+    Ok(is_file(&run.config()) || is_file(&run.metrics()))
+}
+
+fn needs_terminal() -> Result<()> {
     if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         return Err(Error::config(
             "watch",
             "needs a terminal; in scripts read metrics.jsonl, or use `cnn-tui runs`",
         ));
     }
+    Ok(())
+}
+
+/// Several runs overlaid: their letters, colours and differing settings, fed by one poller.
+fn compare(args: WatchArgs) -> Result<u8> {
+    let dirs = crate::compare::run_dirs(&args.run_dirs, "watch")?;
+    needs_terminal()?;
+    let labels = crate::compare::labels(&dirs);
+    let (style, notice) = tui::term::from_env(args.ascii, args.unicode);
+    let mut app = tui::compare::CompareApp::new(labels, style);
+    app.notice = notice;
+    let (tx, updates) = mpsc::sync_channel(64);
+    let feed = crate::compare::feed::Feed::new(&dirs);
+    crate::compare::feed::spawn(feed, Duration::from_millis(args.poll_ms), tx)
+        .map_err(|e| Error::io(Path::new("watch thread"), "cannot start", e))?;
+    tui::compare::run(app, updates, Signals::register()?)?;
+    Ok(exit::OK)
+}
+
+/// One run's dashboard, as a local run's.
+fn one(dir: PathBuf, args: WatchArgs) -> Result<u8> {
+    let dir = &dir;
+    let run = RunDir::new(dir);
+    let config_path = run.config();
+    needs_terminal()?;
     let config = run
         .read_config_text()
         .ok()

@@ -4,6 +4,7 @@
 //!
 //! Text is drawn with DejaVu Sans compiled into the binary, so no system fonts are needed.
 
+mod compare;
 mod confusion;
 mod curves;
 mod filters;
@@ -17,6 +18,8 @@ use plotters::prelude::*;
 
 use crate::error::{Error, Result};
 
+pub(crate) use compare::write_compare;
+pub use compare::{RUN_COLOURS, compare_size};
 pub use confusion::{CONFUSION_SIZE, MOST_WRONG_SIZE};
 pub(crate) use curves::read_metrics;
 pub use curves::{Metrics, parse_metrics};

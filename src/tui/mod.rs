@@ -8,6 +8,7 @@
 //! something changed. The run never waits for it.
 
 pub mod app;
+pub mod compare;
 pub mod keys;
 pub mod term;
 pub mod ui;
@@ -45,13 +46,13 @@ enum AppEvent {
 const TICK: Duration = Duration::from_millis(100);
 
 #[derive(PartialEq)]
-enum Terminal {
+pub(crate) enum Terminal {
     Gone,
     Alive,
 }
 
 /// Waits up to `timeout` for input on stdin (the dashboard's terminal).
-fn terminal_input(timeout: Duration) -> Terminal {
+pub(crate) fn terminal_input(timeout: Duration) -> Terminal {
     let mut fd = libc::pollfd {
         fd: 0,
         events: libc::POLLIN,

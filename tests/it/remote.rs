@@ -284,8 +284,8 @@ fn watch_shows_a_finished_run_and_one_copied_from_another_machine() {
         let screen = t.wait_for("EXIT=0", 10);
         assert!(screen.contains("test accuracy:"), "{screen}");
     }
-    // Not a run directory: a clear error.
-    let o = cnn_tui(&["watch", "."], dir.path());
+    // Not a run directory, nor a folder of them: a clear error.
+    let o = cnn_tui(&["watch", "run/checkpoints"], dir.path());
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not a run directory"), "{}", stderr(&o));
 }
