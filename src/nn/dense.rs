@@ -3,6 +3,7 @@
 use ndarray::{ArrayView2, IxDyn};
 
 use super::build::Builder;
+use super::dense_narrow::{MAX_UNITS, dense_forward, dense_weight_grads};
 use super::init::init_weights;
 use super::layer::{Context, GradParts, Layer, LayerKind, Param};
 use super::matmul::{matmul, matmul_by_chunks};
@@ -20,6 +21,8 @@ pub struct Dense {
     /// The weights transposed, `[out, in]` row-major, written at each backward pass for the
     /// input gradient's product (gemm wants a row-major right-hand side; see `matmul`).
     w_t: Vec<f32>,
+    /// The weights in `dense_narrow`'s layout, for layers of at most `MAX_UNITS` units.
+    blocked: Vec<f32>,
 }
 
 impl Dense {
@@ -33,6 +36,7 @@ impl Dense {
             out_shape: [units],
             per_chunk: 0,
             w_t: Vec::new(),
+            blocked: Vec::new(),
         }
     }
 
@@ -77,6 +81,10 @@ impl Layer for Dense {
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &Context) {
         let batch = x.shape()[0];
         ensure_shape(y, &[batch, self.units()]);
+        if self.units() <= MAX_UNITS {
+            let (w, b) = (data(&self.weight.value), data(&self.bias.value));
+            return dense_forward(data(x), w, b, &mut self.blocked, data_mut(y));
+        }
         let bias = data(&self.bias.value);
         data_mut(y)
             .chunks_exact_mut(self.units())
@@ -108,12 +116,21 @@ impl Layer for Dense {
     }
 
     fn param_grads_from_rows(&mut self, x: &Tensor, dy: &Tensor) {
-        matmul(
-            as_matrix(x).t(),
-            as_matrix(dy),
-            &mut as_matrix_mut(&mut self.weight.grad),
-            false,
-        );
+        if self.units() <= MAX_UNITS {
+            dense_weight_grads(
+                data(x),
+                data(dy),
+                self.units(),
+                data_mut(&mut self.weight.grad),
+            );
+        } else {
+            matmul(
+                as_matrix(x).t(),
+                as_matrix(dy),
+                &mut as_matrix_mut(&mut self.weight.grad),
+                false,
+            );
+        }
         column_sums(data(dy), self.units(), data_mut(&mut self.bias.grad));
     }
 

@@ -12,7 +12,7 @@ mod conv2d;
 mod conv_direct;
 mod conv_geometry;
 mod dense;
-mod dense_bytes;
+mod dense_narrow;
 mod dropout;
 mod flatten;
 pub mod init;

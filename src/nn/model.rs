@@ -10,7 +10,7 @@ use super::batch_norm::BatchNorm;
 use super::build::{Builder, ParamBudget, size_check};
 use super::conv2d::Conv2d;
 use super::dense::Dense;
-use super::dense_bytes::BytesDense;
+use super::dense_narrow::BytesDense;
 use super::dropout::Dropout;
 use super::flatten::Flatten;
 use super::layer::{Context, GradParts, Layer, LayerKind, Param};
@@ -450,7 +450,7 @@ impl Sequential {
         parts
     }
 
-    /// For a model whose logits are one dense layer of at most `dense_bytes::MAX_UNITS` units
+    /// For a model whose logits are one dense layer of at most `dense_narrow::MAX_UNITS` units
     /// over the input (layers before it only pass the input on, as flatten does), that layer
     /// prepared to read the input bytes: evaluation's fast path. `None` otherwise, and with
     /// test-time flips.
@@ -839,7 +839,7 @@ mod tests {
     }
 
     /// A model whose logits are one dense layer over the input is evaluated straight from
-    /// the bytes (`dense_bytes`): the same predictions and loss as the layers' own forward
+    /// the bytes (`dense_narrow`): the same predictions and loss as the layers' own forward
     /// pass, plain and normalised, and the same bits for any thread count.
     #[test]
     fn logistic_evaluation_from_bytes_matches_the_forward_pass() {
