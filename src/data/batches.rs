@@ -21,6 +21,27 @@ pub(crate) fn epoch_order(len: usize, seed: u64, epoch: usize) -> Vec<u32> {
 /// Samples converted per parallel task in `fill_batch`.
 const FILL_CHUNK: usize = 32;
 
+/// How many samples ahead `fill_batch` asks for the bytes of: a shuffled batch reads samples
+/// from all over the training set (47 MB for MNIST, more than the cache), so each would
+/// otherwise wait for memory.
+const PREFETCH_AHEAD: usize = 2;
+
+/// Asks the CPU to bring `bytes` into the cache (a hint; no effect on results).
+#[inline(always)]
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64) {
+        // SAFETY: a prefetch reads nothing architecturally; the pointer is in bounds.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
 /// Writes the samples `indices` of `split` (pictures of `shape`) into `images` (scaled to
 /// [0,1], normalised by `norm`, and augmented when `augment` is given) and `labels`,
 /// converting chunks of samples in parallel (each value is computed the same way whatever
@@ -45,7 +66,10 @@ pub(crate) fn fill_batch(
         .par_chunks_mut(FILL_CHUNK * sample_len)
         .zip(indices.par_chunks(FILL_CHUNK))
         .for_each(|(images, indices)| {
-            for (dst, &i) in images.chunks_exact_mut(sample_len).zip(indices) {
+            for (k, (dst, &i)) in images.chunks_exact_mut(sample_len).zip(indices).enumerate() {
+                if let Some(&ahead) = indices.get(k + PREFETCH_AHEAD) {
+                    prefetch(&split.images[ahead as usize * sample_len..][..sample_len]);
+                }
                 let src = &split.images[i as usize * sample_len..][..sample_len];
                 fill_sample(src, dst, shape, norm, augment.map(|a| (a, i)));
             }
