@@ -109,6 +109,10 @@ pub(crate) struct UiState {
     pub(crate) zoomed: bool,
     /// Filters drawn each on its own scale (else one scale for the layer).
     pub(crate) per_filter_scale: bool,
+    /// The loss chart's y axis on a log scale (`y`).
+    pub(crate) log_loss: bool,
+    /// The loss and accuracy charts show the last few epochs, not the whole run (`x`).
+    pub(crate) recent_epochs: bool,
     /// The filter or map selected in a zoomed view.
     pub(crate) item: usize,
     /// How many log lines the log pane is scrolled back from the newest.
@@ -133,6 +137,8 @@ impl Default for UiState {
             pane: Pane::Maps,
             zoomed: false,
             per_filter_scale: false,
+            log_loss: false,
+            recent_epochs: false,
             item: 0,
             log_back: 0,
             conv_layer: 0,

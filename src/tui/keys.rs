@@ -25,6 +25,8 @@ pub(crate) const BINDINGS: &[(&str, &str)] = &[
     ("z", "zoom the selected pane (z or esc returns)"),
     ("arrows", "when zoomed on filters or maps: select one, page"),
     ("f", "filters on one scale for the layer / each its own"),
+    ("y", "loss axis: log scale / linear"),
+    ("x", "loss and accuracy: last 10 epochs / whole run"),
     ("pgup/pgdn", "scroll the log (end: back to the newest)"),
     ("m", "model summary and hyperparameters"),
     (
@@ -173,6 +175,14 @@ fn normal_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
         }
         KeyCode::Char('f') => {
             app.ui.per_filter_scale = !app.ui.per_filter_scale;
+            None
+        }
+        KeyCode::Char('y') => {
+            app.ui.log_loss = !app.ui.log_loss;
+            None
+        }
+        KeyCode::Char('x') => {
+            app.ui.recent_epochs = !app.ui.recent_epochs;
             None
         }
         KeyCode::Right | KeyCode::Down if zoomed_on_items => {

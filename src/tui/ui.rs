@@ -716,6 +716,107 @@ mod tests {
         );
     }
 
+    /// A run of 30 epochs of 10 batches, 25 done: the loss falls from 2.3 to about 0.01.
+    fn long_run(style: Style) -> App {
+        let mut app = demo(style);
+        app.on_train_event(&TrainEvent::Reset);
+        app.on_train_event(&TrainEvent::Started {
+            epochs: 30,
+            batches_per_epoch: 10,
+            train_samples: 320,
+            validation_samples: 32,
+            test_samples: 100,
+            lr: 0.05,
+            optimizer: "sgd".into(),
+            layers: Vec::new(),
+            params: 100,
+            threads: 2,
+        });
+        for step in 1..=250u64 {
+            let (epoch, batch) = (1 + (step as usize - 1) / 10, 1 + (step as usize - 1) % 10);
+            let loss = 2.3 * (-(step as f32) / 50.0).exp();
+            app.on_train_event(&TrainEvent::Batch {
+                epoch,
+                batch,
+                step,
+                loss,
+                accuracy: 1.0 - loss / 2.5,
+                lr: 0.05,
+                samples_per_second: 1000.0,
+            });
+            if batch == 10 {
+                app.on_train_event(&TrainEvent::EpochEnd(EpochMetrics {
+                    epoch,
+                    step,
+                    loss: loss as f64,
+                    accuracy: 1.0 - loss as f64 / 2.5,
+                    val_loss: Some(loss as f64 * 1.5),
+                    val_accuracy: Some(1.0 - loss as f64 / 2.0),
+                    lr: 0.05,
+                    seconds: 0.5,
+                    paused_seconds: 0.0,
+                }));
+            }
+        }
+        app
+    }
+
+    #[test]
+    fn chart_keys_put_the_loss_on_a_log_scale_and_show_the_last_epochs() {
+        let mut app = long_run(PLAIN_ASCII);
+        let press = |app: &mut App, k: char| {
+            crate::tui::keys::handle_key(
+                app,
+                crossterm::event::KeyEvent::new(
+                    crossterm::event::KeyCode::Char(k),
+                    crossterm::event::KeyModifiers::NONE,
+                ),
+            );
+        };
+        let left = |rows: &[String], r: usize| rows[r][..36].to_string();
+        let rows = screen(&app, 80, 24);
+        assert_eq!(left(&rows, 2), "+ 1 loss .batch .0251 xval .0232 --+");
+        // Linear, the last fifteen epochs lie flat on the axis.
+        assert_eq!(left(&rows, 6), "|0.000|           xxxxxxxxxxxxx    |");
+        // y: the loss on a log scale, said in the title; the axis down to the smallest loss.
+        press(&mut app, 'y');
+        let rows = screen(&app, 80, 24);
+        assert_eq!(
+            rows[2..9].iter().map(|r| &r[..36]).collect::<Vec<_>>(),
+            [
+                "+ 1 loss (log) ..0251 x.0232 ------+",
+                "|2.359|..xxxx                      |",
+                "|     |     xxxxxxxxx              |",
+                "|     |             .xxxxxxx       |",
+                "|0.019|                    .xxx    |",
+                "|     +----------------------------|",
+                "|     0                   30 epochs|",
+            ]
+        );
+        // x: the last 10 epochs (15 to 25) on both charts, said in their titles.
+        press(&mut app, 'x');
+        let rows = screen(&app, 80, 24);
+        assert_eq!(left(&rows, 2), "+ 1 loss (log) last10 ..0251 x.0232+");
+        assert_eq!(left(&rows, 8), "|    15                    epoch 25|");
+        assert_eq!(left(&rows, 13), "+ 2 acc last10 *.9938 x.9923 ------+");
+        assert_eq!(left(&rows, 16), "|    15                    epoch 25|");
+        // Wider, the long forms and the series' names.
+        let rows = screen(&app, 120, 40);
+        assert_eq!(
+            &rows[2][..60],
+            "+ 1 loss (log) last 10 epochs .batch .0251 xval .0232 -----+"
+        );
+        assert!(
+            rows.iter()
+                .any(|r| r.starts_with("+ 2 accuracy last 10 epochs *train .9938 xval .9923 ---")),
+            "{rows:#?}"
+        );
+        // Both keys again: back to the linear whole run.
+        press(&mut app, 'y');
+        press(&mut app, 'x');
+        assert_eq!(screen(&app, 80, 24), screen(&long_run(PLAIN_ASCII), 80, 24));
+    }
+
     #[test]
     fn the_log_scrolls_back_with_a_marker_and_stays_put_as_lines_arrive() {
         let mut app = demo(PLAIN_ASCII);

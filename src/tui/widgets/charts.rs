@@ -51,20 +51,8 @@ fn short(v: f64) -> String {
     s.strip_prefix("0.").map_or(s.clone(), |r| format!(".{r}"))
 }
 
-/// The legend, for the pane's title: each series' marker, name and latest value, and the
-/// learning-rate mark when the rate changed. Names go first when `width` is short.
-fn legend(app: &App, series: &[Series], lr_marks: bool, width: usize) -> Vec<Span<'static>> {
-    let full = legend_spans(app, series, lr_marks, true);
-    if full.iter().map(|s| s.width()).sum::<usize>() <= width {
-        return full;
-    }
-    let no_lr = legend_spans(app, series, false, true);
-    if no_lr.iter().map(|s| s.width()).sum::<usize>() <= width {
-        return no_lr;
-    }
-    legend_spans(app, series, false, false)
-}
-
+/// The legend, for the pane's title: each series' marker, name (with `names`) and latest
+/// value, and the learning-rate mark when the rate changed.
 fn legend_spans(app: &App, series: &[Series], lr_marks: bool, names: bool) -> Vec<Span<'static>> {
     let mut spans = Vec::new();
     for s in series.iter().filter(|s| !s.points.is_empty()) {
@@ -93,6 +81,54 @@ fn legend_spans(app: &App, series: &[Series], lr_marks: bool, names: bool) -> Ve
 struct YLimits {
     floor: Option<f64>,
     ceiling: Option<f64>,
+    /// A log scale (`y`, the loss chart): values are drawn as their logarithm, and values
+    /// of zero or less are left out.
+    log: bool,
+}
+
+/// How many epochs the charts show back from the newest point after `x` ("last N epochs").
+pub(crate) const RECENT_EPOCHS: usize = 10;
+
+/// The epochs shown: the whole run, or after `x` the last [`RECENT_EPOCHS`] up to where the
+/// run is now (the same window for every chart, so that they line up).
+fn x_window(app: &App) -> (f64, f64) {
+    let whole = (0.0, app.run.epochs.max(1) as f64);
+    let now = app.run.epoch.max(1) as f64 - 1.0 + app.run.epoch_progress();
+    if !app.ui.recent_epochs {
+        return whole;
+    }
+    let n = RECENT_EPOCHS as f64;
+    if now <= n {
+        (0.0, n.min(whole.1))
+    } else {
+        (now - n, now)
+    }
+}
+
+/// What the title says of the chart's state: ` (log) last 10 epochs`, or shorter
+/// ` (log) last10`.
+fn state_note(app: &App, log: bool, short: bool) -> String {
+    let mut note = String::new();
+    if log {
+        note.push_str(" (log)");
+    }
+    if app.ui.recent_epochs {
+        note.push_str(&if short {
+            format!(" last{RECENT_EPOCHS}")
+        } else {
+            format!(" last {RECENT_EPOCHS} epochs")
+        });
+    }
+    note
+}
+
+/// An axis label of a log-scale value: three significant figures.
+fn log_label(v: f64) -> String {
+    if (0.01..100.0).contains(&v) {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.1e}")
+    }
 }
 
 fn draw_chart(
@@ -105,40 +141,62 @@ fn draw_chart(
 ) {
     let lr_marks = app.run.lr_points.len() > 1;
     let selected = app.ui.pane == which;
-    let head = if selected {
-        format!(" [{} {title}] ", which.key())
-    } else {
-        format!(" {} {title} ", which.key())
-    };
-    let room = (area.width as usize).saturating_sub(2 + head.len());
-    let spans = legend(app, series, lr_marks, room);
-    // Short of room for the series' names, the pane's name shortens first (accuracy: acc).
-    let (head, spans) = match legend_spans(app, series, false, true) {
-        named if spans.len() < named.len() || spans.iter().zip(&named).any(|(a, b)| a != b) => {
-            let short_head = head.replace("accuracy", "acc");
-            let room = (area.width as usize).saturating_sub(2 + short_head.len());
-            if named.iter().map(|s| s.width()).sum::<usize>() <= room {
-                (short_head, named)
-            } else {
-                (head, spans)
-            }
+    let head_of = |title: &str, note: &str| {
+        if selected {
+            format!(" [{} {title}{note}] ", which.key())
+        } else {
+            format!(" {} {title}{note} ", which.key())
         }
-        _ => (head, spans),
     };
+    // Short of room, the title gives way in this order: the rate mark, the pane's long name
+    // (accuracy: acc), the long form of the chart's state, the series' names.
+    let short_title = title.replace("accuracy", "acc");
+    let heads = [
+        head_of(title, &state_note(app, limits.log, false)),
+        head_of(&short_title, &state_note(app, limits.log, false)),
+        head_of(&short_title, &state_note(app, limits.log, true)),
+    ];
+    let width = |spans: &[Span]| spans.iter().map(|s| s.width()).sum::<usize>();
+    let fits = |head: &String, spans: &[Span]| head.len() + width(spans) + 2 <= area.width as usize;
+    let named = [
+        legend_spans(app, series, lr_marks, true),
+        legend_spans(app, series, false, true),
+    ];
+    let unnamed = legend_spans(app, series, false, false);
+    let (head, spans) = heads
+        .iter()
+        .flat_map(|h| named.iter().map(move |l| (h, l)))
+        .chain(heads.iter().map(|h| (h, &unnamed)))
+        .find(|(h, l)| fits(h, l))
+        .unwrap_or((&heads[2], &unnamed));
+    let (head, spans) = (head.clone(), spans.clone());
     let mut title_spans = vec![Span::raw(head)];
     title_spans.extend(spans);
     let block = bare_pane(app.style).title(Line::from(title_spans));
-    // The range follows the latest 90% of the run, so the first steep drop of the loss does
-    // not squash the rest of the curve against the axis.
     let x_end = series
         .iter()
         .flat_map(|s| s.points.last())
         .map(|p| p.0)
         .fold(0.0, f64::max);
-    let all = series
+    let (x_lo, x_hi) = x_window(app);
+    // The points shown: those in the window, as their logarithm on a log scale.
+    let shown: Vec<Vec<(f64, f64)>> = series
         .iter()
-        .flat_map(|s| s.points.iter())
-        .filter(|p| p.0 >= 0.1 * x_end);
+        .map(|s| {
+            s.points
+                .iter()
+                .filter(|p| p.0 >= x_lo && p.0 <= x_hi)
+                .filter(|p| !limits.log || p.1 > 0.0)
+                .map(|&(x, y)| (x, if limits.log { y.log10() } else { y }))
+                .collect()
+        })
+        .collect();
+    // The range follows the latest 90% of the run (of the window), so the first steep drop of
+    // the loss does not squash the rest of the curve against the axis.
+    let all = shown
+        .iter()
+        .flatten()
+        .filter(|p| p.0 >= x_lo + 0.1 * (x_end - x_lo));
     let (mut lo, mut hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
         (lo.min(p.1), hi.max(p.1))
     });
@@ -148,7 +206,13 @@ fn draw_chart(
         frame.render_widget(Paragraph::new("waiting for the first batches..."), inner);
         return;
     }
-    if let Some(f) = limits.floor {
+    // On a log scale the floor (0) is not shown: it is minus infinity.
+    let (floor, ceiling) = if limits.log {
+        (None, limits.ceiling.map(f64::log10))
+    } else {
+        (limits.floor, limits.ceiling)
+    };
+    if let Some(f) = floor {
         lo = lo.min(f);
     }
     if hi - lo < 1e-9 {
@@ -156,14 +220,14 @@ fn draw_chart(
     }
     let pad = (hi - lo) * 0.05;
     let (lo, hi) = (
-        (lo - pad).max(limits.floor.unwrap_or(f64::NEG_INFINITY)),
-        (hi + pad).min(limits.ceiling.unwrap_or(f64::INFINITY)),
+        (lo - pad).max(floor.unwrap_or(f64::NEG_INFINITY)),
+        (hi + pad).min(ceiling.unwrap_or(f64::INFINITY)),
     );
-    let x_max = (app.run.epochs.max(1)) as f64;
     // The rate changes: dotted vertical lines, drawn first so the data stays on top.
     let marks: Vec<(f64, f64)> = app
         .run
         .lr_changes()
+        .filter(|&x| x >= x_lo && x <= x_hi)
         .flat_map(|x| (0..=40).map(move |k| (x, lo + (hi - lo) * k as f64 / 40.0)))
         .collect();
     let mut datasets = vec![
@@ -177,38 +241,54 @@ fn draw_chart(
             })
             .data(&marks),
     ];
-    datasets.extend(series.iter().filter(|s| !s.points.is_empty()).map(|s| {
-        let marker = s.marker(app.style.ascii);
-        let style = if app.style.color {
-            CellStyle::default().fg(s.color)
-        } else {
-            CellStyle::default()
-        };
-        Dataset::default()
-            .marker(marker)
-            .graph_type(if s.dense {
-                GraphType::Line
-            } else {
-                GraphType::Scatter
-            })
-            .style(style)
-            .data(s.points)
-    }));
+    datasets.extend(
+        series
+            .iter()
+            .zip(&shown)
+            .filter(|(_, p)| !p.is_empty())
+            .map(|(s, points)| {
+                let marker = s.marker(app.style.ascii);
+                let style = if app.style.color {
+                    CellStyle::default().fg(s.color)
+                } else {
+                    CellStyle::default()
+                };
+                Dataset::default()
+                    .marker(marker)
+                    .graph_type(if s.dense {
+                        GraphType::Line
+                    } else {
+                        GraphType::Scatter
+                    })
+                    .style(style)
+                    .data(points)
+            }),
+    );
     let fmt = |v: f64| {
-        if hi < 10.0 {
+        if limits.log {
+            log_label(10f64.powf(v))
+        } else if hi < 10.0 {
             format!("{v:.3}")
         } else {
             format!("{v:.1}")
         }
     };
+    let x_labels = if app.ui.recent_epochs {
+        vec![
+            Line::from(format!("{x_lo:.0}")),
+            Line::from(format!("epoch {x_hi:.0}")),
+        ]
+    } else {
+        vec![
+            Line::from("0"),
+            Line::from(crate::report::count(app.run.epochs, "epoch")),
+        ]
+    };
     // The legend is in the title: nothing is drawn over the data.
     let chart = Chart::new(datasets)
         .block(block)
         .legend_position(None)
-        .x_axis(Axis::default().bounds([0.0, x_max]).labels(vec![
-            Line::from("0"),
-            Line::from(crate::report::count(app.run.epochs, "epoch")),
-        ]))
+        .x_axis(Axis::default().bounds([x_lo, x_hi]).labels(x_labels))
         .y_axis(
             Axis::default()
                 .bounds([lo, hi])
@@ -237,6 +317,7 @@ pub(crate) fn draw_loss(frame: &mut Frame, area: Rect, app: &App) {
     let limits = YLimits {
         floor: Some(0.0),
         ceiling: None,
+        log: app.ui.log_loss,
     };
     draw_chart(frame, area, app, ("loss", Pane::Loss), &series, limits);
 }
@@ -273,6 +354,7 @@ pub(crate) fn draw_accuracy(frame: &mut Frame, area: Rect, app: &App) {
     let limits = YLimits {
         floor: None,
         ceiling: Some(1.0),
+        log: false,
     };
     draw_chart(
         frame,
@@ -312,7 +394,8 @@ pub(crate) fn draw_lr(frame: &mut Frame, area: Rect, app: &App) {
         return;
     }
     let levels = inner.height as u64 * 8;
-    let x_max = app.run.epochs.max(1) as f64;
+    let (x_lo, x_hi) = x_window(app);
+    let x_span = x_hi - x_lo;
     let now = app
         .run
         .batch_loss
@@ -321,8 +404,8 @@ pub(crate) fn draw_lr(frame: &mut Frame, area: Rect, app: &App) {
     let span = (hi.ln() - lo.ln()).max(1e-12);
     let data: Vec<u64> = (0..inner.width)
         .map(|c| {
-            let x = (c as f64 + 0.5) / inner.width as f64 * x_max;
-            if x > now + 0.5 * x_max / inner.width as f64 || x < points[0].0 {
+            let x = x_lo + (c as f64 + 0.5) / inner.width as f64 * x_span;
+            if x > now + 0.5 * x_span / inner.width as f64 || x < points[0].0 {
                 return 0;
             }
             let lr = points
