@@ -74,6 +74,7 @@ pub(crate) fn describe(event: &TrainEvent, total_epochs: usize) -> Option<String
         | TrainEvent::Heartbeat { .. }
         | TrainEvent::LayerStats { .. }
         | TrainEvent::Confusion(_)
+        | TrainEvent::JobHost { .. }
         | TrainEvent::Reset => return None,
     })
 }

@@ -138,6 +138,8 @@ pub struct Feed {
     note_reported: bool,
     /// The heartbeat's age last reported, in whole seconds, and whether it was silent.
     beat_reported: Option<(u64, bool)>,
+    /// The job's host and pid last reported.
+    host_reported: Option<(String, u32)>,
 }
 
 /// Which pictures the dashboard shows: the job's, or computed here from a weights file.
@@ -168,6 +170,7 @@ impl Feed {
             view_error: None,
             note_reported: false,
             beat_reported: None,
+            host_reported: None,
         }
     }
 
@@ -215,6 +218,16 @@ impl Feed {
             return out; // the rest of the history first
         }
         let still = self.liveness.look(&self.run_dir);
+        if let Some(beat) = &self.liveness.last {
+            let job = (crate::fs::escape(&beat.host), beat.pid);
+            if self.host_reported.as_ref() != Some(&job) {
+                self.host_reported = Some(job.clone());
+                out.push(TrainEvent::JobHost {
+                    host: job.0,
+                    pid: job.1,
+                });
+            }
+        }
         let silent = still.is_some_and(|s| s >= self.silent_after);
         if let Some(still) = still {
             if !silent {

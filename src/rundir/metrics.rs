@@ -124,6 +124,7 @@ impl Record {
             TrainEvent::Phase(_)
             | TrainEvent::Snapshot(_)
             | TrainEvent::Heartbeat { .. }
+            | TrainEvent::JobHost { .. }
             | TrainEvent::Reset => return None,
             other => {
                 let mut record = mirror::record(other)?;

@@ -296,6 +296,12 @@ pub enum TrainEvent {
         unchanged_seconds: f64,
         silent: bool,
     },
+    /// Which host and process run the watched job, from its heartbeat. Sent by `watch`'s
+    /// feed, never by the training loop; not in `metrics.jsonl`.
+    JobHost {
+        host: String,
+        pid: u32,
+    },
     /// The history starts over: a watched run's `metrics.jsonl` was replaced (the run was
     /// resumed and its later lines trimmed) and is read again from its first line. Never
     /// emitted by the training loop.

@@ -17,6 +17,8 @@ pub(crate) enum Mode {
     Model,
     /// The per-layer statistics overlay.
     LayerStats,
+    /// The resources overlay: CPU per thread, memory, host, Slurm job.
+    Resources,
     /// Typing a learning rate; the text so far and an error from the last attempt.
     LrInput {
         text: String,
@@ -161,7 +163,14 @@ pub(crate) struct App {
     pub(crate) ui: UiState,
     /// A line about the terminal (it falls back to ASCII), at the head of the log.
     notice: Option<String>,
+    /// The latest look at this process (a run hosted here; none in `watch`).
+    pub(crate) resources: Option<super::resources::Resources>,
+    /// Samples/s once a second, newest last (0 while paused).
+    pub(crate) rate_history: std::collections::VecDeque<f64>,
 }
+
+/// How many seconds of samples/s the resources overlay keeps.
+pub(crate) const RATE_HISTORY: usize = 120;
 
 impl App {
     pub(crate) fn new(info: RunInfo, style: Style) -> App {
@@ -171,7 +180,30 @@ impl App {
             run: RunView::default(),
             ui: UiState::default(),
             notice: None,
+            resources: None,
+            rate_history: std::collections::VecDeque::new(),
         }
+    }
+
+    /// A look at this process's resources, from the sampler.
+    pub(crate) fn on_resources(&mut self, r: super::resources::Resources) {
+        self.resources = Some(r);
+        self.ui.dirty |= self.ui.mode == Mode::Resources;
+    }
+
+    /// Once a second: the samples/s history grows by the current rate (0 while paused);
+    /// it stands still before the start and after the end.
+    pub(crate) fn tick_rate(&mut self) {
+        let rate = match self.run.state {
+            RunState::Running(Phase::Paused) | RunState::DivergedPaused => 0.0,
+            RunState::Running(_) => self.run.samples_per_second,
+            _ => return,
+        };
+        if self.rate_history.len() == RATE_HISTORY {
+            self.rate_history.pop_front();
+        }
+        self.rate_history.push_back(rate);
+        self.ui.dirty |= self.ui.mode == Mode::Resources;
     }
 
     /// Says `notice` (one line about the terminal) in the log, once, and again after a reset

@@ -33,6 +33,10 @@ pub(crate) const BINDINGS: &[(&str, &str)] = &[
         "w",
         "per-layer weights, gradients, update ratios, dead ReLUs",
     ),
+    (
+        "c",
+        "resources: CPU per thread, memory, samples/s, host, Slurm",
+    ),
     ("?", "this help"),
     (
         "q",
@@ -94,7 +98,7 @@ pub(crate) fn handle_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
         return KeyOutcome::command(Command::Steer(Steer::Stop));
     }
     match app.ui.mode.clone() {
-        Mode::Help | Mode::Model | Mode::LayerStats => {
+        Mode::Help | Mode::Model | Mode::LayerStats | Mode::Resources => {
             app.ui.mode = Mode::Normal;
             KeyOutcome::default()
         }
@@ -239,6 +243,10 @@ fn normal_key(app: &mut App, key: KeyEvent) -> KeyOutcome {
         }
         KeyCode::Char('w') => {
             app.ui.mode = Mode::LayerStats;
+            None
+        }
+        KeyCode::Char('c') => {
+            app.ui.mode = Mode::Resources;
             None
         }
         // Esc only closes things (overlays, the zoom); q leaves.

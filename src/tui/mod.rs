@@ -10,6 +10,7 @@
 pub mod app;
 pub mod compare;
 pub mod keys;
+pub mod resources;
 pub mod term;
 pub mod ui;
 pub mod view;
@@ -40,6 +41,8 @@ enum AppEvent {
     TrainDone,
     /// The terminal is gone (seen by the input thread).
     HangUp,
+    /// A look at this process's resources (the sampler thread).
+    Resources(Box<resources::Resources>),
 }
 
 /// How often the input thread looks for resizes when no key arrives.
@@ -135,6 +138,26 @@ pub(crate) fn run(session: Session, mut app: App) -> Result<Outcome> {
             })
             .map_err(|e| Error::system("start the input thread", e))?;
     }
+    // This process's resources, a look a second (not in watch: the run is elsewhere).
+    if !app.info.watching {
+        let (tx, stop) = (tx.clone(), Arc::clone(&input_stop));
+        let job = std::env::var("SLURM_JOB_ID").ok();
+        std::thread::Builder::new()
+            .name("tui-resources".into())
+            .spawn(move || {
+                let mut sampler = resources::Sampler::new(job);
+                while !stop.load(Ordering::Relaxed) {
+                    if tx
+                        .send(AppEvent::Resources(Box::new(sampler.sample())))
+                        .is_err()
+                    {
+                        return;
+                    }
+                    std::thread::sleep(resources::EVERY);
+                }
+            })
+            .map_err(|e| Error::system("start the resources thread", e))?;
+    }
     let Session { commands, events } = session;
     std::thread::Builder::new()
         .name("tui-train-pump".into())
@@ -148,6 +171,7 @@ pub(crate) fn run(session: Session, mut app: App) -> Result<Outcome> {
         })
         .map_err(|e| Error::system("start the event pump thread", e))?;
 
+    let mut rate_tick = Instant::now();
     let send = |c: Command| {
         let _ = commands.send(c);
     };
@@ -188,6 +212,7 @@ pub(crate) fn run(session: Session, mut app: App) -> Result<Outcome> {
                     }
                 }
                 AppEvent::TrainDone => train_done = true,
+                AppEvent::Resources(r) => app.on_resources(*r),
                 AppEvent::HangUp => hung_up = true,
                 AppEvent::Input(Event::Key(key)) if key.kind == KeyEventKind::Press => {
                     let out = handle_key(&mut app, key);
@@ -215,6 +240,10 @@ pub(crate) fn run(session: Session, mut app: App) -> Result<Outcome> {
                 break;
             }
             send(Command::Unattended);
+        }
+        if rate_tick.elapsed() >= resources::EVERY {
+            rate_tick = Instant::now();
+            app.tick_rate();
         }
         let ended = train_done || app.run.state.is_over();
         if aborted || leave || (ended && app.ui.quitting) {

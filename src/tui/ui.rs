@@ -4,7 +4,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
 
 use super::app::{App, Mode, Pane};
-use super::widgets::{ascii, charts, confusion, inspect, layer_stats, overlays, panels};
+use super::widgets::{ascii, charts, confusion, inspect, layer_stats, overlays, panels, resources};
 
 /// Below this the dashboard shows a "terminal too small" message.
 pub(crate) const MIN_SIZE: (u16, u16) = (60, 20);
@@ -100,6 +100,7 @@ fn draw_overlay(frame: &mut Frame, body: ratatui::layout::Rect, app: &App) {
         Mode::Help => overlays::draw_help(frame, app),
         Mode::Model => overlays::draw_model(frame, app),
         Mode::LayerStats => layer_stats::draw(frame, body, app),
+        Mode::Resources => resources::draw(frame, body, app),
         Mode::QuitConfirm => overlays::draw_quit_confirm(frame, app),
         Mode::Normal | Mode::LrInput { .. } => {}
     }
@@ -815,6 +816,88 @@ mod tests {
         press(&mut app, 'y');
         press(&mut app, 'x');
         assert_eq!(screen(&app, 80, 24), screen(&long_run(PLAIN_ASCII), 80, 24));
+    }
+
+    #[test]
+    fn the_resources_overlay_from_a_fixed_state_here_and_in_watch() {
+        use crate::tui::resources::{Resources, SlurmJob, ThreadCpu, TimeLeft};
+        let mut app = demo(PLAIN_ASCII);
+        app.ui.mode = Mode::Resources;
+        let thread = |tid, name: &str, cpu| ThreadCpu {
+            tid,
+            name: name.into(),
+            cpu,
+        };
+        app.on_resources(Resources {
+            host: "node042".into(),
+            pid: 4200,
+            threads: vec![
+                thread(4200, "cnn-tui", 0.02),
+                thread(4201, "cnn-train", 0.98),
+                thread(4202, "rayon-1", 0.5),
+            ],
+            rss_bytes: Some(123_456_789),
+            slurm: Some(SlurmJob {
+                id: "778".into(),
+                time_left: Some(TimeLeft::Seconds(93784)),
+            }),
+        });
+        for rate in [15000.0, 15800.0, 0.0, 7900.0] {
+            app.run.samples_per_second = rate;
+            app.tick_rate();
+        }
+        let rows = screen(&app, 80, 24);
+        assert_eq!(
+            &rows[2..11],
+            [
+                "+ resources (c closes) --------------------------------------------------------+",
+                "|host node042, pid 4200                                                        |",
+                "|Slurm job 778: 1-02:03:04 left before the walltime (squeue, every 30 s)       |",
+                "|memory: 123.5 MB resident                                                     |",
+                "|samples/s 7.9k (peak 15.8k, last 4s) ## -                                     |",
+                "|CPU per thread (100% = one core): 3 threads, 1.50 cores in all                |",
+                "|   4200 cnn-tui             2% #                                              |",
+                "|   4201 cnn-train          98% ############################################## |",
+                "|   4202 rayon-1            50% #######################                        |",
+            ],
+            "\n{}",
+            rows.join("\n")
+        );
+        // Not all threads fit: the busiest, and how many more.
+        let lines: Vec<String> = resources::lines(&app, 78, 7)
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
+        assert_eq!(
+            &lines[5..],
+            [
+                "   4201 cnn-train          98% ##############################################",
+                "2 more threads",
+            ]
+        );
+        app.info.watching = true;
+        app.on_train_event(&TrainEvent::JobHost {
+            host: "node042".into(),
+            pid: 4200,
+        });
+        app.on_train_event(&TrainEvent::Heartbeat {
+            unchanged_seconds: 3.0,
+            silent: false,
+        });
+        let rows = screen(&app, 80, 24);
+        assert_eq!(
+            &rows[2..8],
+            [
+                "+ resources (c closes) --------------------------------------------------------+",
+                "|job: host node042, pid 4200 (heartbeat unchanged for 3 s)                     |",
+                "|samples/s 7.9k (peak 15.8k, last 4s) ## -                                     |",
+                "|CPU per thread and memory are measured only for a run in this process: the run|",
+                "|directory does not record them (top -H -p PID on the job's host shows them)   |",
+                "|                                                                              |",
+            ],
+            "\n{}",
+            rows.join("\n")
+        );
     }
 
     #[test]

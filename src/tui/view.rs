@@ -100,6 +100,8 @@ pub(crate) struct RunView {
     pub(crate) layer_stats: Option<(u64, Vec<LayerStats>)>,
     /// The latest confusion matrix (validation after an epoch, test at the end).
     pub(crate) confusion: Option<Confusion>,
+    /// Watching: the job's host and pid, from its heartbeat.
+    pub(crate) job_host: Option<(String, u32)>,
 }
 
 impl Default for RunView {
@@ -135,6 +137,7 @@ impl Default for RunView {
             heartbeat: None,
             layer_stats: None,
             confusion: None,
+            job_host: None,
         }
     }
 }
@@ -267,6 +270,7 @@ impl RunView {
                 self.last_checkpoint_step = Some(*step);
             }
             TrainEvent::Confusion(c) => self.confusion = Some((**c).clone()),
+            TrainEvent::JobHost { host, pid } => self.job_host = Some((host.clone(), *pid)),
             TrainEvent::LayerStats { step, layers } => {
                 self.layer_stats = Some((*step, layers.clone()));
             }

@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod layer_stats;
 pub mod overlays;
 pub mod panels;
+pub mod resources;
 
 use ratatui::symbols::border;
 use ratatui::widgets::Block;
