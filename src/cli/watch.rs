@@ -66,8 +66,9 @@ fn compare(args: WatchArgs) -> Result<u8> {
     let (style, notice) = tui::term::from_env(args.ascii, args.unicode);
     let mut app = tui::compare::CompareApp::new(labels, style);
     app.notice = notice;
+    app.dirs = dirs.clone();
     let (tx, updates) = mpsc::sync_channel(64);
-    let feed = crate::compare::feed::Feed::new(&dirs);
+    let feed = crate::compare::feed::Feed::new(&dirs).following(&args.run_dirs);
     crate::compare::feed::spawn(feed, Duration::from_millis(args.poll_ms), tx)
         .map_err(|e| Error::io(Path::new("watch thread"), "cannot start", e))?;
     tui::compare::run(app, updates, Signals::register()?)?;

@@ -24,17 +24,24 @@ pub(crate) enum Update {
     Locked(usize, Option<bool>),
     /// The run directory disappeared (true) or came back (false).
     Gone(usize, bool),
+    /// A new run directory appeared in a folder being followed (a sweep's next run): it is
+    /// the next run.
+    Added(PathBuf),
 }
 
 impl Update {
     /// Applies the update to the curves of its run.
-    pub(crate) fn apply(self, runs: &mut [RunCurves]) {
+    pub(crate) fn apply(self, runs: &mut Vec<RunCurves>) {
         let index = match &self {
             Update::Record(i, _)
             | Update::Reset(i)
             | Update::Summary(i, _)
             | Update::Locked(i, _)
             | Update::Gone(i, _) => *i,
+            Update::Added(_) => {
+                runs.push(RunCurves::default());
+                return;
+            }
         };
         let Some(run) = runs.get_mut(index) else {
             return;
@@ -45,6 +52,7 @@ impl Update {
             Update::Summary(_, s) => run.summary = Some(s),
             Update::Locked(_, l) => run.locked = l,
             Update::Gone(_, g) => run.gone = g,
+            Update::Added(_) => {}
         }
     }
 }
@@ -57,9 +65,28 @@ struct RunFeed {
     gone: bool,
 }
 
+impl RunFeed {
+    fn new(dir: &std::path::Path) -> RunFeed {
+        let dir = RunDir::new(dir);
+        RunFeed {
+            metrics: Tail::new(&dir.metrics()),
+            dir,
+            summary: None,
+            locked: None,
+            gone: false,
+        }
+    }
+}
+
+/// Looks between two searches of the folders named for new run directories.
+const RESCAN: u64 = 4;
+
 /// The runs of a comparison, as last seen.
 pub(crate) struct Feed {
     runs: Vec<RunFeed>,
+    /// Folders searched again for new runs every [`RESCAN`] looks.
+    roots: Vec<PathBuf>,
+    looks: u64,
     /// The last look stopped at a run's byte budget: more is there to read now.
     pub(crate) more: bool,
 }
@@ -67,27 +94,35 @@ pub(crate) struct Feed {
 impl Feed {
     pub(crate) fn new(dirs: &[PathBuf]) -> Feed {
         Feed {
-            runs: dirs
-                .iter()
-                .map(|d| {
-                    let dir = RunDir::new(d);
-                    RunFeed {
-                        metrics: Tail::new(&dir.metrics()),
-                        dir,
-                        summary: None,
-                        locked: None,
-                        gone: false,
-                    }
-                })
-                .collect(),
+            runs: dirs.iter().map(|d| RunFeed::new(d)).collect(),
+            roots: Vec::new(),
+            looks: 0,
             more: false,
         }
+    }
+
+    /// Also follows the folders `roots` (the arguments that named the runs): a run directory
+    /// that appears in one later (a sweep's next run) joins the comparison, up to
+    /// [`super::MAX_RUNS`].
+    pub(crate) fn following(mut self, roots: &[PathBuf]) -> Feed {
+        self.roots = roots.to_vec();
+        self
     }
 
     /// What changed since the last look.
     pub(crate) fn poll(&mut self) -> Vec<Update> {
         let mut out = Vec::new();
         self.more = false;
+        self.looks += 1;
+        if self.looks.is_multiple_of(RESCAN) {
+            for dir in self.roots.iter().flat_map(|r| crate::runs::find(r)) {
+                let known = self.runs.iter().any(|r| r.dir.path() == dir);
+                if !known && self.runs.len() < super::MAX_RUNS {
+                    self.runs.push(RunFeed::new(&dir));
+                    out.push(Update::Added(dir));
+                }
+            }
+        }
         for (i, run) in self.runs.iter_mut().enumerate() {
             let gone = !run.dir.path().is_dir();
             if gone != run.gone {
@@ -205,4 +240,36 @@ mod tests {
         );
     }
     use std::io::Write;
+
+    #[test]
+    fn a_sweeps_next_run_joins_when_its_directory_appears() {
+        let root = tempfile::tempdir().unwrap();
+        let run = |name: &str| {
+            let d = root.path().join(name);
+            std::fs::create_dir(&d).unwrap();
+            std::fs::write(d.join("config.toml"), "").unwrap();
+            d
+        };
+        let first = run("000");
+        let mut feed = Feed::new(std::slice::from_ref(&first)).following(&[root.path().into()]);
+        let mut curves = vec![RunCurves::default()];
+        let second = run("001");
+        let found: Vec<Update> = (0..RESCAN).flat_map(|_| feed.poll()).collect();
+        assert!(found.contains(&Update::Added(second)), "{found:?}");
+        assert!(
+            found.contains(&Update::Locked(1, None)),
+            "read at once: {found:?}"
+        );
+        assert_eq!(
+            found
+                .iter()
+                .filter(|u| matches!(u, Update::Added(_)))
+                .count(),
+            1
+        );
+        found.into_iter().for_each(|u| u.apply(&mut curves));
+        assert_eq!(curves.len(), 2);
+        let again: Vec<Update> = (0..RESCAN).flat_map(|_| feed.poll()).collect();
+        assert!(again.is_empty(), "{again:?}");
+    }
 }

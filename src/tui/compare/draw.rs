@@ -152,7 +152,11 @@ fn chart_title(app: &CompareApp, kind: &ChartKind, width: usize) -> Line<'static
         spans.extend(values);
         used += all;
     }
-    let _ = used;
+    // What the lines are, where there is room to say it.
+    let note = "(lines: batch) ";
+    if kind.line.is_some() && app.style.color && used + note.len() <= width {
+        spans.push(Span::raw(note));
+    }
     Line::from(spans)
 }
 
@@ -314,7 +318,7 @@ fn numbers(r: &RunCurves) -> [String; 6] {
 }
 
 fn draw_table(frame: &mut Frame, area: Rect, app: &CompareApp) {
-    let title = head(app, Pane::Runs, "runs");
+    let title = head(app, Pane::Runs, "table");
     let block = bare_pane(app.style).title(title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -442,7 +446,7 @@ fn draw_help(frame: &mut Frame, app: &CompareApp) {
         "Titles give each run's latest value; the table, its numbers and",
         "the settings in which it differs from the others.",
         "",
-        "1 2 3    select the loss, accuracy or runs pane (Tab: next)",
+        "1 2 3    select the loss, accuracy or table pane (Tab: next)",
         "z        zoom the selected pane (z or Esc returns)",
         "?        this help (any key closes it)",
         "q        quit (the runs go on)",
@@ -564,7 +568,7 @@ mod tests {
             "|     +--------------------------------||     +--------------------------------|",
             "|     0                        3 epochs||     0                        3 epochs|",
             "+--------------------------------------++--------------------------------------+",
-            "+ 3 runs ----------------------------------------------------------------------+",
+            "+ 3 table ---------------------------------------------------------------------+",
             "|  name         differs  epoch  val loss  val acc  best val  test    status    |",
             "|a 000-lr=0.1   lr=0.1   3/3    0.0960    90.40%   94.60%    89.40%  finished  |",
             "|b 001-lr=0.03  lr=0.03  3/3    0.0510    94.90%   95.30%    93.90%  finished  |",
@@ -606,7 +610,7 @@ mod tests {
         assert_eq!(
             screen,
             [
-                "┌ [3 runs] ────────────────────────────────────────────────┐",
+                "┌ [3 table] ───────────────────────────────────────────────┐",
                 "│  name         differs  epoch  best val  test    status   │",
                 "│a 000-lr=0.1   lr=0.1   3/3    94.60%    89.40%  finished │",
                 "│b 001-lr=0.03  lr=0.03  3/3    95.30%    93.90%  finished │",

@@ -40,6 +40,9 @@ impl Pane {
 /// The comparison's state: the runs as read, and what the person is doing.
 #[derive(Debug)]
 pub(crate) struct CompareApp {
+    /// The run directories, in the order of their letters (labels are read from them again
+    /// when a run joins).
+    pub(crate) dirs: Vec<std::path::PathBuf>,
     pub(crate) labels: Vec<RunLabel>,
     pub(crate) runs: Vec<RunCurves>,
     pub(crate) style: Style,
@@ -54,6 +57,7 @@ pub(crate) struct CompareApp {
 impl CompareApp {
     pub(crate) fn new(labels: Vec<RunLabel>, style: Style) -> CompareApp {
         CompareApp {
+            dirs: Vec::new(),
             runs: vec![RunCurves::default(); labels.len()],
             labels,
             style,
@@ -67,7 +71,14 @@ impl CompareApp {
 
     /// Takes in what the feed found.
     pub(crate) fn update(&mut self, updates: Vec<Update>) {
-        updates.into_iter().for_each(|u| u.apply(&mut self.runs));
+        for u in updates {
+            if let Update::Added(dir) = &u {
+                // Who differs in what may change with a new run.
+                self.dirs.push(dir.clone());
+                self.labels = crate::compare::labels(&self.dirs);
+            }
+            u.apply(&mut self.runs);
+        }
         self.dirty = true;
     }
 
