@@ -603,6 +603,44 @@ mod tests {
     }
 
     #[test]
+    fn winograd_layers_share_scratch_without_a_trace() {
+        // One layer's forward and backward, bit for bit the same on a thread whose shared
+        // Winograd scratch is fresh and on one where a larger layer ran just before (its
+        // leftovers in every buffer, longer than this layer needs).
+        let run = |big_first: bool| {
+            std::thread::spawn(move || {
+                let train = Context {
+                    train: true,
+                    seed: 0,
+                    step: 0,
+                };
+                if big_first {
+                    let g = ConvGeometry::new([12, 12, 24], 3, 1, Padding::Same).unwrap();
+                    let mut big = Conv2d::new("b", g, 40, Init::HeNormal, 3, true);
+                    let x = sample_input(9, [12, 12, 24]);
+                    let (mut y, mut dx) = (crate::nn::tensor::empty(), crate::nn::tensor::empty());
+                    big.forward(&x, &mut y, &train);
+                    big.backward(&x, &y, &y, Some(&mut dx));
+                }
+                let g = ConvGeometry::new([7, 7, 6], 3, 1, Padding::Same).unwrap();
+                let mut conv = Conv2d::new("c", g, 5, Init::HeNormal, 2, true);
+                assert!(matches!(conv.path, Path::Winograd(_)));
+                let x = sample_input(11, [7, 7, 6]);
+                let (mut y, mut dx) = (crate::nn::tensor::empty(), crate::nn::tensor::empty());
+                conv.forward(&x, &mut y, &train);
+                conv.backward(&x, &y, &y, Some(&mut dx));
+                [&y, &dx, &conv.weight.grad, &conv.bias.grad]
+                    .iter()
+                    .flat_map(|t| data(t).iter().map(|v| v.to_bits()))
+                    .collect::<Vec<u32>>()
+            })
+            .join()
+            .unwrap()
+        };
+        assert_eq!(run(false), run(true));
+    }
+
+    #[test]
     fn winograd_transforms_a_changed_kernel_again() {
         let g = ConvGeometry::new([6, 6, 8], 3, 1, Padding::Valid).unwrap();
         let mut winograd = Conv2d::new("c", g, 4, Init::HeNormal, 2, false);

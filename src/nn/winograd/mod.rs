@@ -15,6 +15,8 @@
 //! parallel tasks), and each chunk into blocks of a few samples transformed and multiplied
 //! while they are in cache. Neither depends on the thread count, nor do the results.
 
+use std::cell::RefCell;
+
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
@@ -48,6 +50,48 @@ type ChunkBuffers<'a> = (
     (&'a mut [f32], &'a mut [f32]),
 );
 
+/// The buffers a layer needs only while one `forward` or `backward` runs. A thread keeps one
+/// set for all the Winograd layers it runs (one at a time), so a model's scratch is its largest
+/// layer's rather than the sum of all: for CIFAR-10 nets with several 256-channel layers that
+/// is hundreds of MB.
+#[derive(Default)]
+struct Scratch {
+    /// Per chunk: the block's products or output-gradient transforms, `[36][tiles][filters]`.
+    m: Vec<f32>,
+    /// Per chunk: the block's transformed input gradients, `[36][tiles][cin]`.
+    dv: Vec<f32>,
+    /// Per chunk: one tile's values in the pixel domain and a transform's intermediate.
+    tile: Vec<f32>,
+    /// Per chunk: transformed kernel-gradient partial `[36][cin][filters]`, then bias
+    /// `[filters]` (a rank's share of a split batch keeps its own, `Winograd::partials`).
+    partials: Vec<f32>,
+    /// The chunks' partials summed: transformed kernel gradient, then bias gradient.
+    du: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// This thread's scratch, taken out for one call (a call nested by work stealing gets a fresh
+/// one rather than a borrow error); `put_scratch` gives it back.
+fn take_scratch() -> Scratch {
+    SCRATCH.with(|c| std::mem::take(&mut *c.borrow_mut()))
+}
+
+fn put_scratch(s: Scratch) {
+    SCRATCH.with(|c| *c.borrow_mut() = s);
+}
+
+/// The first `len` values of `buf`, grown to that length when shorter (never shrunk: the
+/// buffer serves layers of other sizes too). Every user writes before it reads.
+fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
+}
+
 /// A 3x3 stride-1 convolution computed with Winograd transforms, with its buffers.
 pub(crate) struct Winograd {
     t: Tiling,
@@ -59,16 +103,9 @@ pub(crate) struct Winograd {
     /// Transformed input tiles of the last forward batch, chunk by chunk:
     /// `[chunk][36][chunk samples*tiles][cin]`.
     v: Vec<f32>,
-    /// Per chunk: the block's products or output-gradient transforms, `[36][tiles][filters]`.
-    m: Vec<f32>,
-    /// Per chunk: the block's transformed input gradients, `[36][tiles][cin]`.
-    dv: Vec<f32>,
-    /// Per chunk: one tile's values in the pixel domain and a transform's intermediate.
-    tile: Vec<f32>,
-    /// Per chunk: transformed kernel-gradient partial `[36][cin][filters]`, then bias `[filters]`.
+    /// A rank's share of a split batch (`dist`): its chunks' kernel-gradient partials from the
+    /// last `backward`, kept for the gather (one process uses the thread's scratch instead).
     pub(crate) partials: Vec<f32>,
-    /// The chunks' partials summed: transformed kernel gradient, then bias gradient.
-    du: Vec<f32>,
     /// Zeros standing in for input pixels outside the image.
     zeros: Vec<f32>,
     /// Samples per chunk of a split batch (`dist`); 0: the batch cut into `CHUNKS`.
@@ -88,27 +125,15 @@ impl Winograd {
             u: Vec::new(),
             u_of: Vec::new(),
             v: Vec::new(),
-            m: Vec::new(),
-            dv: Vec::new(),
-            tile: Vec::new(),
             partials: Vec::new(),
-            du: Vec::new(),
             zeros: vec![0.0; g.in_c],
             per_chunk: 0,
         }
     }
 
-    /// Sizes the per-chunk buffers; returns (samples per chunk, chunks).
-    fn chunking(&mut self, batch: usize) -> (usize, usize) {
-        let (c, f, tiles) = (self.t.g.in_c, self.t.filters, self.t.tiles());
+    /// (samples per chunk, chunks) for a batch of `batch`.
+    fn chunking(&self, batch: usize) -> (usize, usize) {
         let per_chunk = super::shard::chunk_samples(self.per_chunk, batch);
-        let block_tiles = BLOCK_SAMPLES * tiles;
-        self.m
-            .resize(CHUNKS * POSITIONS * padded(block_tiles * f), 0.0);
-        self.dv
-            .resize(CHUNKS * POSITIONS * padded(block_tiles * c), 0.0);
-        self.tile.resize(CHUNKS * tile_len(c, f), 0.0);
-        self.partials.resize(CHUNKS * (POSITIONS * c * f + f), 0.0);
         (per_chunk, batch.div_ceil(per_chunk))
     }
 
@@ -144,40 +169,46 @@ impl Winograd {
         let (u, zeros) = (&self.u, &self.zeros);
         let block_tiles = BLOCK_SAMPLES * tiles;
         let m_stride = padded(block_tiles * f);
-        self.v
-            .par_chunks_mut(POSITIONS * v_stride)
-            .zip(self.m.par_chunks_mut(POSITIONS * m_stride))
-            .zip(self.tile.par_chunks_mut(tile_len(c, f)))
-            .zip(
-                x.par_chunks(per_chunk * image_len)
-                    .zip(y.par_chunks_mut(per_chunk * out_len)),
-            )
-            .for_each(|(((v, m), tile), (images, outs))| {
-                let samples = images.len() / image_len;
-                for n0 in (0..samples).step_by(BLOCK_SAMPLES) {
-                    let n1 = (n0 + BLOCK_SAMPLES).min(samples);
-                    for n in n0..n1 {
-                        let image = &images[n * image_len..][..image_len];
-                        input_tiles(&t, image, zeros, v, v_stride, n * tiles, tile);
+        let mut s = take_scratch();
+        {
+            let m = sized(&mut s.m, CHUNKS * POSITIONS * m_stride);
+            let tile = sized(&mut s.tile, CHUNKS * tile_len(c, f));
+            self.v
+                .par_chunks_mut(POSITIONS * v_stride)
+                .zip(m.par_chunks_mut(POSITIONS * m_stride))
+                .zip(tile.par_chunks_mut(tile_len(c, f)))
+                .zip(
+                    x.par_chunks(per_chunk * image_len)
+                        .zip(y.par_chunks_mut(per_chunk * out_len)),
+                )
+                .for_each(|(((v, m), tile), (images, outs))| {
+                    let samples = images.len() / image_len;
+                    for n0 in (0..samples).step_by(BLOCK_SAMPLES) {
+                        let n1 = (n0 + BLOCK_SAMPLES).min(samples);
+                        for n in n0..n1 {
+                            let image = &images[n * image_len..][..image_len];
+                            input_tiles(&t, image, zeros, v, v_stride, n * tiles, tile);
+                        }
+                        let rows = (n1 - n0) * tiles;
+                        for xi in 0..POSITIONS {
+                            let vm = &v[xi * v_stride + n0 * tiles * c..][..rows * c];
+                            let a = ArrayView2::from_shape((rows, c), vm);
+                            let b = ArrayView2::from_shape((c, f), &u[xi * c * f..][..c * f]);
+                            let mut out = ArrayViewMut2::from_shape(
+                                (rows, f),
+                                &mut m[xi * m_stride..][..rows * f],
+                            )
+                            .expect("sized");
+                            matmul_serial(a.expect("sized"), b.expect("sized"), &mut out, false);
+                        }
+                        for n in n0..n1 {
+                            let out = &mut outs[n * out_len..][..out_len];
+                            output_tiles(&t, m, m_stride, (n - n0) * tiles, bias, relu, tile, out);
+                        }
                     }
-                    let rows = (n1 - n0) * tiles;
-                    for xi in 0..POSITIONS {
-                        let vm = &v[xi * v_stride + n0 * tiles * c..][..rows * c];
-                        let a = ArrayView2::from_shape((rows, c), vm);
-                        let b = ArrayView2::from_shape((c, f), &u[xi * c * f..][..c * f]);
-                        let mut out = ArrayViewMut2::from_shape(
-                            (rows, f),
-                            &mut m[xi * m_stride..][..rows * f],
-                        )
-                        .expect("sized");
-                        matmul_serial(a.expect("sized"), b.expect("sized"), &mut out, false);
-                    }
-                    for n in n0..n1 {
-                        let out = &mut outs[n * out_len..][..out_len];
-                        output_tiles(&t, m, m_stride, (n - n0) * tiles, bias, relu, tile, out);
-                    }
-                }
-            });
+                });
+        }
+        put_scratch(s);
     }
 
     /// From the output gradient `dy` (and the output `y`, for the ReLU), the kernel gradient
@@ -258,15 +289,26 @@ impl Winograd {
                 }
             }
         };
-        let chunks_of = self
-            .partials
+        // A rank's share keeps its partials for the gather; one process reduces them at once.
+        let shard = self.per_chunk > 0;
+        let mut s = take_scratch();
+        let mut own = std::mem::take(&mut self.partials);
+        let partials = sized(
+            if shard { &mut own } else { &mut s.partials },
+            CHUNKS * part_len,
+        );
+        let chunks_of = partials
             .par_chunks_mut(part_len)
             .zip(self.v.par_chunks(POSITIONS * v_stride))
-            .zip(self.m.par_chunks_mut(POSITIONS * m_stride))
             .zip(
-                self.dv
+                sized(&mut s.m, CHUNKS * POSITIONS * m_stride).par_chunks_mut(POSITIONS * m_stride),
+            )
+            .zip(
+                sized(&mut s.dv, CHUNKS * POSITIONS * dv_stride)
                     .par_chunks_mut(POSITIONS * dv_stride)
-                    .zip(self.tile.par_chunks_mut(tile_len(c, f))),
+                    .zip(
+                        sized(&mut s.tile, CHUNKS * tile_len(c, f)).par_chunks_mut(tile_len(c, f)),
+                    ),
             )
             .take(chunks)
             .enumerate();
@@ -276,9 +318,10 @@ impl Winograd {
                 .for_each(|((ci, bufs), dxs)| chunk(ci, bufs, Some(dxs))),
             None => chunks_of.for_each(|(ci, bufs)| chunk(ci, bufs, None)),
         }
-        let partials = std::mem::take(&mut self.partials);
-        self.reduce_partials(&partials, chunks, dk, db);
-        self.partials = partials;
+        let partials = if shard { &own[..] } else { &s.partials[..] };
+        self.reduce_into(&partials[..chunks * part_len], chunks, &mut s.du, dk, db);
+        self.partials = own;
+        put_scratch(s);
     }
 
     /// Values of one chunk's partial: transformed kernel gradient, then bias gradient.
@@ -288,18 +331,26 @@ impl Winograd {
 
     /// Sums `chunks` partials of `partials` in chunk order, then back from the transformed
     /// domain into the kernel gradient `dk` and bias gradient `db`.
-    pub fn reduce_partials(
-        &mut self,
+    pub fn reduce_partials(&self, partials: &[f32], chunks: usize, dk: &mut [f32], db: &mut [f32]) {
+        let mut s = take_scratch();
+        self.reduce_into(partials, chunks, &mut s.du, dk, db);
+        put_scratch(s);
+    }
+
+    /// `reduce_partials` with `du` as the buffer for the sum.
+    fn reduce_into(
+        &self,
         partials: &[f32],
         chunks: usize,
+        du: &mut Vec<f32>,
         dk: &mut [f32],
         db: &mut [f32],
     ) {
         let (c, f) = (self.t.g.in_c, self.t.filters);
         let (part_len, du_len, klen) = (self.part_len(), POSITIONS * c * f, 9 * c * f);
-        self.du.resize(part_len, 0.0);
-        column_sums(&partials[..chunks * part_len], part_len, &mut self.du);
-        let (du, dbias) = self.du.split_at(du_len);
+        let du = sized(du, part_len);
+        column_sums(&partials[..chunks * part_len], part_len, du);
+        let (du, dbias) = du.split_at(du_len);
         db.copy_from_slice(dbias);
         untransform_kernel_grad(du, c * f, &mut dk[..klen]);
     }
