@@ -799,7 +799,8 @@ mod tests {
         let rows = screen(&app, 80, 24);
         assert_eq!(left(&rows, 2), "+ 1 loss (log) last10 ..0251 x.0232+");
         assert_eq!(left(&rows, 8), "|    15                    epoch 25|");
-        assert_eq!(left(&rows, 13), "+ 2 acc last10 *.9938 x.9923 ------+");
+        // Training and validation points in one cell: one mark for both (#, ⊗ in Unicode).
+        assert_eq!(left(&rows, 13), "+ 2 acc last10 *.9938 x.9923 #both +");
         assert_eq!(left(&rows, 16), "|    15                    epoch 25|");
         // Wider, the long forms and the series' names.
         let rows = screen(&app, 120, 40);
@@ -809,7 +810,8 @@ mod tests {
         );
         assert!(
             rows.iter()
-                .any(|r| r.starts_with("+ 2 accuracy last 10 epochs *train .9938 xval .9923 ---")),
+                .any(|r| r
+                    .starts_with("+ 2 accuracy last 10 epochs *train .9938 xval .9923 #both -+")),
             "{rows:#?}"
         );
         // Both keys again: back to the linear whole run.
@@ -974,7 +976,7 @@ mod term_tests {
             "|-------------                     ||@%%#**++=--:. ..:--=++**#%  .::-=++*#%@   |",
             "+----------------------------------+|@%%#**++=--:. ..:--=++**#%  .::-=++*#%@   |",
             "+ 2 acc *train .9100 xval .9400 ---+|@%%#**++=--:. ..:--=++**#%  .::-=++*#%@   |",
-            "|0.941|       x                    ||@%%#**++=--:. ..:--=++**#%  .::-=++*#%@   |",
+            "|0.941|       #                    ||@%%#**++=--:. ..:--=++**#%  .::-=++*#%@   |",
             "|     +----------------------------||@%%#**++=--:. ..:--=++**#%  .::-=++*#%@   |",
             "|     0                    4 epochs||@%%#**++=--:. ..:--=++**#%  .::-=++*#%@   |",
             "+----------------------------------++ 2 of 8 maps of conv1, z: all ------------+",

@@ -23,6 +23,11 @@ struct Series<'a> {
     glyph: char,
 }
 
+/// The mark of a training and a validation point in one cell.
+fn both_glyph(ascii: bool) -> char {
+    if ascii { '#' } else { '⊗' }
+}
+
 /// The mark drawn where the learning rate changed.
 const LR_MARK: char = '┊';
 
@@ -158,21 +163,31 @@ fn draw_chart(
     ];
     let width = |spans: &[Span]| spans.iter().map(|s| s.width()).sum::<usize>();
     let fits = |head: &String, spans: &[Span]| head.len() + width(spans) + 2 <= area.width as usize;
-    let named = [
-        legend_spans(app, series, lr_marks, true),
-        legend_spans(app, series, false, true),
-    ];
-    let unnamed = legend_spans(app, series, false, false);
-    let (head, spans) = heads
-        .iter()
-        .flat_map(|h| named.iter().map(move |l| (h, l)))
-        .chain(heads.iter().map(|h| (h, &unnamed)))
-        .find(|(h, l)| fits(h, l))
-        .unwrap_or((&heads[2], &unnamed));
-    let (head, spans) = (head.clone(), spans.clone());
-    let mut title_spans = vec![Span::raw(head)];
-    title_spans.extend(spans);
-    let block = bare_pane(app.style).title(Line::from(title_spans));
+    // `both`: the mark of a training and a validation point in one cell is in the legend.
+    let make_block = |both: bool| {
+        let with_both = |mut spans: Vec<Span<'static>>| {
+            if both {
+                spans.push(Span::raw(format!("{}both ", both_glyph(app.style.ascii))));
+            }
+            spans
+        };
+        // The names matter more than the word for the shared mark (its glyph is both marks).
+        let named = [
+            with_both(legend_spans(app, series, lr_marks, true)),
+            with_both(legend_spans(app, series, false, true)),
+            legend_spans(app, series, false, true),
+        ];
+        let unnamed = with_both(legend_spans(app, series, false, false));
+        let (head, spans) = heads
+            .iter()
+            .flat_map(|h| named.iter().map(move |l| (h, l)))
+            .chain(heads.iter().map(|h| (h, &unnamed)))
+            .find(|(h, l)| fits(h, l))
+            .unwrap_or((&heads[2], &unnamed));
+        let mut title_spans = vec![Span::raw(head.clone())];
+        title_spans.extend(spans.clone());
+        bare_pane(app.style).title(Line::from(title_spans))
+    };
     let x_end = series
         .iter()
         .flat_map(|s| s.points.last())
@@ -180,7 +195,7 @@ fn draw_chart(
         .fold(0.0, f64::max);
     let (x_lo, x_hi) = x_window(app);
     // The points shown: those in the window, as their logarithm on a log scale.
-    let shown: Vec<Vec<(f64, f64)>> = series
+    let mut shown: Vec<Vec<(f64, f64)>> = series
         .iter()
         .map(|s| {
             s.points
@@ -201,6 +216,7 @@ fn draw_chart(
         (lo.min(p.1), hi.max(p.1))
     });
     if !lo.is_finite() {
+        let block = make_block(false);
         let inner = block.inner(area);
         frame.render_widget(block, area);
         frame.render_widget(Paragraph::new("waiting for the first batches..."), inner);
@@ -223,6 +239,26 @@ fn draw_chart(
         (lo - pad).max(floor.unwrap_or(f64::NEG_INFINITY)),
         (hi + pad).min(ceiling.unwrap_or(f64::INFINITY)),
     );
+    // Two point series (training and validation accuracy) whose points of an epoch fall in
+    // one cell: one mark for both, so that neither hides the other without colour.
+    let sparse: Vec<usize> = (0..series.len()).filter(|&i| !series[i].dense).collect();
+    let mut both: Vec<(f64, f64)> = Vec::new();
+    if let [i, j] = sparse[..] {
+        let rows = area.height.saturating_sub(4).max(1) as f64;
+        let row = |y: f64| ((y - lo) / (hi - lo) * rows).floor() as i64;
+        let same: Vec<(f64, f64)> = shown[j]
+            .iter()
+            .filter(|q| shown[i].iter().any(|p| p.0 == q.0 && row(p.1) == row(q.1)))
+            .copied()
+            .collect();
+        if !same.is_empty() {
+            for k in [i, j] {
+                shown[k].retain(|p| !same.iter().any(|q| q.0 == p.0));
+            }
+            both = same;
+        }
+    }
+    let block = make_block(!both.is_empty());
     // The rate changes: dotted vertical lines, drawn first so the data stays on top.
     let marks: Vec<(f64, f64)> = app
         .run
@@ -264,6 +300,14 @@ fn draw_chart(
                     .data(points)
             }),
     );
+    if !both.is_empty() {
+        datasets.push(
+            Dataset::default()
+                .marker(Marker::Custom(both_glyph(app.style.ascii)))
+                .graph_type(GraphType::Scatter)
+                .data(&both),
+        );
+    }
     let fmt = |v: f64| {
         if limits.log {
             log_label(10f64.powf(v))

@@ -144,7 +144,14 @@ pub(crate) fn grid_lines(
             )
         } else {
             // ASCII shades, tinted when colour is on: readable in colour and in a plain copy.
-            let v = sample(img, norm, c, r, cols, rows);
+            // Without colour (and with Unicode's five shades) a shrunken feature map shows the strongest pixel a cell covers,
+            // brightened (square root), as grey levels in colour would show faint values: a
+            // sparse map (after a ReLU) is otherwise blank with five shades.
+            let v = if !style.color && !style.ascii && scale == Scale::Gray {
+                area_max(img, norm, c, r, cols, rows).sqrt()
+            } else {
+                sample(img, norm, c, r, cols, rows)
+            };
             shade_span(v, scale, style, style.color || style.ascii)
         }
     })
@@ -156,6 +163,18 @@ pub(crate) fn shared_magnitude<'a>(images: impl IntoIterator<Item = &'a FilterIm
         .into_iter()
         .flat_map(|i| i.values.iter())
         .fold(0.0f32, |m, v| m.max(v.abs()))
+}
+
+/// The largest of the normalized pixels that cell (c, r) of a `cols` x `rows` grid covers.
+fn area_max(img: &FilterImage, norm: &[f32], c: usize, r: usize, cols: usize, rows: usize) -> f32 {
+    let span = |i: usize, n: usize, len: usize| {
+        let a = (i * len / n).min(len - 1);
+        let b = ((i + 1) * len / n).clamp(a + 1, len);
+        a..b
+    };
+    let (xs, ys) = (span(c, cols, img.width), span(r, rows, img.height));
+    ys.flat_map(|y| xs.clone().map(move |x| norm[y * img.width + x]))
+        .fold(0.0f32, f32::max)
 }
 
 /// The mean of the normalized pixels that cell (c, r) of a `cols` x `rows` grid covers.
