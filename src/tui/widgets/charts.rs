@@ -245,7 +245,8 @@ fn draw_chart(
     let mut both: Vec<(f64, f64)> = Vec::new();
     if let [i, j] = sparse[..] {
         let rows = area.height.saturating_sub(4).max(1) as f64;
-        let row = |y: f64| ((y - lo) / (hi - lo) * rows).floor() as i64;
+        // The top edge (y = hi) is drawn in the top row.
+        let row = |y: f64| (((y - lo) / (hi - lo) * rows).floor() as i64).min(rows as i64 - 1);
         let same: Vec<(f64, f64)> = shown[j]
             .iter()
             .filter(|q| shown[i].iter().any(|p| p.0 == q.0 && row(p.1) == row(q.1)))
