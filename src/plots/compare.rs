@@ -187,14 +187,26 @@ fn draw_chart(
             .draw_series(LineSeries::new(p.clone(), colour(i).stroke_width(2)))
             .map_err(|e| e.to_string())?;
         mark(&mut chart, i, &p)?;
-        // The run's letter beside its last point.
-        if let Some(&last) = p.last() {
-            let font = ("sans-serif", 16).into_font().color(&colour(i));
-            chart
-                .draw_series([EmptyElement::at(last)
-                    + Text::new(labels[i].letter.to_string(), (7, -18), font)])
-                .map_err(|e| e.to_string())?;
-        }
+    }
+    // Each run's letter beside its last point, moved down where it would overprint another's.
+    let mut lasts: Vec<(usize, (f64, f64), i32)> = curves
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let last = *points(c).last()?;
+            Some((i, last, chart.backend_coord(&last).1))
+        })
+        .collect();
+    lasts.sort_by_key(|&(_, _, y)| y);
+    let mut below = i32::MIN;
+    for (i, last, y) in lasts {
+        let top = (y - 18).max(below);
+        below = top + 16;
+        let font = ("sans-serif", 16).into_font().color(&colour(i));
+        chart
+            .draw_series([EmptyElement::at(last)
+                + Text::new(labels[i].letter.to_string(), (7, top - y), font)])
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
