@@ -199,7 +199,7 @@ mod tests {
                     "0.05".to_string(),
                     "0.5".to_string()
                 ),
-                ("training.epochs".into(), "60".into(), "9".into()),
+                ("training.epochs".into(), "300".into(), "9".into()),
             ]
         );
         assert!(changes(&old, &old).is_empty());
