@@ -71,7 +71,16 @@ fn compare(args: WatchArgs) -> Result<u8> {
     let feed = crate::compare::feed::Feed::new(&dirs).following(&args.run_dirs);
     crate::compare::feed::spawn(feed, Duration::from_millis(args.poll_ms), tx)
         .map_err(|e| Error::io(Path::new("watch thread"), "cannot start", e))?;
-    tui::compare::run(app, updates, Signals::register()?)?;
+    let signals = Signals::register()?;
+    tui::compare::run(app, updates, move || {
+        if signals.take_interrupt().is_some() {
+            tui::compare::Halt::Stop
+        } else if signals.take_hangup() {
+            tui::compare::Halt::Gone
+        } else {
+            tui::compare::Halt::Go
+        }
+    })?;
     Ok(exit::OK)
 }
 

@@ -15,7 +15,6 @@ use crate::compare::RunLabel;
 use crate::compare::curves::RunCurves;
 use crate::compare::feed::Update;
 use crate::error::{Error, Result};
-use crate::signals::Signals;
 
 /// A pane of the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +113,18 @@ impl CompareApp {
     }
 }
 
+/// What the front end's signal handling says between two frames (the dashboard does not own
+/// the signals: the command line hands it this question).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Halt {
+    /// Go on.
+    Go,
+    /// Leave as on `q` (SIGINT, SIGTERM).
+    Stop,
+    /// The terminal hung up (SIGHUP): leave without drawing again.
+    Gone,
+}
+
 /// Least time between two frames.
 const FRAME: Duration = Duration::from_millis(100);
 
@@ -122,7 +133,7 @@ const FRAME: Duration = Duration::from_millis(100);
 pub(crate) fn run(
     mut app: CompareApp,
     updates: Receiver<Vec<Update>>,
-    signals: Signals,
+    halt: impl Fn() -> Halt,
 ) -> Result<()> {
     let mut terminal =
         ratatui::try_init().map_err(|e| Error::terminal("set up the dashboard", e))?;
@@ -132,12 +143,13 @@ pub(crate) fn run(
         while let Ok(found) = updates.try_recv() {
             app.update(found);
         }
-        if signals.take_interrupt().is_some() {
-            break;
-        }
-        if signals.take_hangup() {
-            gone = true;
-            break;
+        match halt() {
+            Halt::Go => {}
+            Halt::Stop => break,
+            Halt::Gone => {
+                gone = true;
+                break;
+            }
         }
         if app.dirty && last_draw.is_none_or(|t| t.elapsed() >= FRAME) {
             if let Err(e) = terminal.draw(|f| draw::draw(f, &app)) {
