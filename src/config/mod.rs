@@ -695,8 +695,8 @@ mod tests {
                 "model.label_smoothing: must be in [0, 1), got 1",
             ),
             (
-                "training.schedule={ type = \"cosine\", warmup_epochs = 60 }",
-                "training.schedule.warmup_epochs: must be at least 0 and below training.epochs (60), got 60",
+                "training.schedule={ type = \"cosine\", warmup_epochs = 300 }",
+                "training.schedule.warmup_epochs: must be at least 0 and below training.epochs (300), got 300",
             ),
             (
                 "training.schedule={ type = \"one_cycle\", pct_start = 1 }",
