@@ -601,6 +601,20 @@ mod tests {
             rows.join("\n")
                 .contains("lr (log) 0.05 to 0.025, now 0.025")
         );
+        // At 80 columns the range gives way; the current rate stays whole.
+        app.on_train_event(&TrainEvent::LrChanged {
+            step: 160,
+            epoch: 2,
+            from: 0.025,
+            to: 0.003125,
+            source: crate::train::LrSource::Command,
+        });
+        let rows = screen(&app, 80, 24);
+        assert!(
+            rows.iter()
+                .any(|r| r.starts_with("+ lr (log) now 0.003125 -----------+")),
+            "{rows:#?}"
+        );
     }
 
     #[test]

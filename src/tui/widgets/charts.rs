@@ -425,12 +425,19 @@ pub(crate) fn draw_lr(frame: &mut Frame, area: Rect, app: &App) {
     } else if fmt_lr(lo) == fmt_lr(hi) {
         format!("lr (log) {}", fmt_lr(app.run.lr))
     } else {
-        format!(
+        let full = format!(
             "lr (log) {} to {}, now {}",
             fmt_lr(hi),
             fmt_lr(lo),
             fmt_lr(app.run.lr)
-        )
+        );
+        // Borders and the spaces around the title take 4 columns; the current rate is what
+        // must not be cut (an 80-column pane showed `now 0.`).
+        if full.chars().count() + 4 <= area.width as usize {
+            full
+        } else {
+            format!("lr (log) now {}", fmt_lr(app.run.lr))
+        }
     };
     let block = pane(&title, app.style);
     let inner = block.inner(area);
