@@ -17,6 +17,7 @@ pub mod lr;
 pub mod nn;
 pub mod optim;
 pub mod plots;
+pub(crate) mod procfs;
 pub mod record;
 pub mod remote;
 pub mod report;

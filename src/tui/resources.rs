@@ -10,6 +10,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::procfs::{read_small, stat_cpu_ticks, status_kb};
+
 /// How often the sampler looks.
 pub(crate) const EVERY: Duration = Duration::from_secs(1);
 /// How often squeue is asked, at most.
@@ -53,28 +55,6 @@ pub(crate) struct Resources {
     pub(crate) threads: Vec<ThreadCpu>,
     pub(crate) rss_bytes: Option<u64>,
     pub(crate) slurm: Option<SlurmJob>,
-}
-
-/// A thread's name (`comm`) and its CPU time so far in clock ticks (user + system), from a
-/// line of `/proc/PID/task/TID/stat`. The name is in parentheses and may itself hold spaces
-/// and parentheses: the fields are counted from the last `)`.
-pub(crate) fn parse_stat(line: &str) -> Option<(String, u64)> {
-    let open = line.find('(')?;
-    let close = line.rfind(')')?;
-    let name = line.get(open + 1..close)?.to_string();
-    // After the name: state (field 3), ... utime (14), stime (15).
-    let rest: Vec<&str> = line.get(close + 1..)?.split_whitespace().collect();
-    let utime: u64 = rest.get(11)?.parse().ok()?;
-    let stime: u64 = rest.get(12)?.parse().ok()?;
-    Some((name, utime + stime))
-}
-
-/// The resident set size in bytes, from the `VmRSS:` line of `/proc/PID/status`.
-pub(crate) fn parse_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let mut words = line["VmRSS:".len()..].split_whitespace();
-    let kb: u64 = words.next()?.parse().ok()?;
-    (words.next() == Some("kB")).then_some(kb * 1024)
 }
 
 /// squeue's `%L`: `days-hours:minutes:seconds`, `hours:minutes:seconds`, `minutes:seconds`,
@@ -162,6 +142,7 @@ pub(crate) struct Sampler {
 
 impl Sampler {
     pub(crate) fn new(slurm_job_id: Option<String>) -> Sampler {
+        // SAFETY: sysconf reads a constant of the system; no memory is handed over.
         let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
         Sampler {
             ticks_per_second: if ticks > 0 { ticks as f64 } else { 100.0 },
@@ -189,7 +170,8 @@ impl Sampler {
             let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
                 continue;
             };
-            if let Some(stat) = read_small(&entry.path().join("stat")).and_then(|s| parse_stat(&s))
+            if let Some(stat) =
+                read_small(&entry.path().join("stat")).and_then(|s| stat_cpu_ticks(&s))
             {
                 out.insert(tid, stat);
             }
@@ -233,43 +215,17 @@ impl Sampler {
             host: crate::remote::host_name(),
             pid: std::process::id(),
             threads,
-            rss_bytes: read_small(Path::new("/proc/self/status")).and_then(|s| parse_rss(&s)),
+            rss_bytes: read_small(Path::new("/proc/self/status"))
+                .and_then(|s| status_kb(&s, "VmRSS:"))
+                .map(|kb| kb * 1024),
             slurm: self.slurm.clone(),
         }
     }
 }
 
-fn read_small(path: &Path) -> Option<String> {
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(64 << 10)
-        .read_to_string(&mut text)
-        .ok()?;
-    Some(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_lines_give_the_name_and_cpu_ticks() {
-        let line = "4242 (cnn-train) R 4200 4200 31 34816 4200 4194368 1201 0 0 0 1500 37 0 0 20 0 \
-                    5 0 8123 1029177344 26010 18446744073709551615";
-        assert_eq!(parse_stat(line), Some(("cnn-train".into(), 1537)));
-        // A name with a space and a parenthesis.
-        let odd = "7 (a) b) S 1 1 1 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 1 1 1 1";
-        assert_eq!(parse_stat(odd), Some(("a) b".into(), 7)));
-        assert_eq!(parse_stat("7 (short) S 1 2"), None);
-        assert_eq!(parse_stat("garbage"), None);
-        let status = "Name:\tcnn-tui\nVmPeak:\t  200000 kB\nVmRSS:\t   12345 kB\nThreads:\t3\n";
-        assert_eq!(parse_rss(status), Some(12345 * 1024));
-        assert_eq!(parse_rss("VmRSS: lots\n"), None);
-        // This very process reads.
-        let me = read_small(Path::new("/proc/self/stat")).unwrap();
-        assert!(parse_stat(&me).is_some(), "{me}");
-    }
 
     #[test]
     fn squeue_times_left_in_every_form() {

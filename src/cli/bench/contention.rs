@@ -36,7 +36,7 @@ impl CpuTimes {
     /// The counters now; `None` where `/proc` is not available or not understood.
     pub(crate) fn now() -> Option<CpuTimes> {
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let own = crate::procfs::read_small(std::path::Path::new("/proc/self/stat"))?;
         CpuTimes::parse(&stat, &own)
     }
 
@@ -52,20 +52,13 @@ impl CpuTimes {
         let &[user, nice, system, idle, iowait, irq, softirq, steal, ..] = &v[..] else {
             return None;
         };
-        // The command name may hold spaces and parentheses: fields start after the last ')'.
-        let fields: Vec<&str> = self_stat
-            .get(self_stat.rfind(')')? + 1..)?
-            .split_whitespace()
-            .collect();
-        // utime and stime are fields 14 and 15 of the file; fields[0] is field 3 (state).
-        let utime: u64 = fields.get(11)?.parse().ok()?;
-        let stime: u64 = fields.get(12)?.parse().ok()?;
+        let (_, own) = crate::procfs::stat_cpu_ticks(self_stat)?;
         let busy = user + nice + system + irq + softirq;
         Some(CpuTimes {
             total: busy + idle + iowait + steal,
             busy,
             steal,
-            own: utime + stime,
+            own,
         })
     }
 

@@ -266,16 +266,9 @@ pub(crate) fn run(args: BenchArgs) -> Result<u8> {
 
 /// The process's peak resident set size (VmHWM), in MB; 0 where /proc is not available.
 pub(crate) fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|kb| kb.parse::<f64>().ok())
-            })
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
+    crate::procfs::read_small(std::path::Path::new("/proc/self/status"))
+        .and_then(|s| crate::procfs::status_kb(&s, "VmHWM:"))
+        .map_or(0.0, |kb| kb as f64 / 1024.0)
 }
 
 #[cfg(test)]
