@@ -8,6 +8,7 @@ use crate::data::{DataSource, Dataset};
 use crate::error::{Error, Result};
 use crate::nn::Context;
 use crate::nn::tensor::data as data_of;
+use crate::train::{Confusion, EvalSplit};
 use crate::weights;
 
 pub(crate) fn run(args: EvaluateArgs) -> Result<u8> {
@@ -31,15 +32,6 @@ pub(crate) fn run(args: EvaluateArgs) -> Result<u8> {
     }
     let (stats, predictions) = model.evaluate(&data.test);
     let classes = model.output_size();
-    let mut confusion = vec![vec![0usize; classes]; classes];
-    for (&truth, &pred) in data.test.labels.iter().zip(&predictions) {
-        confusion[truth as usize][pred as usize] += 1;
-    }
-    let per_class: Vec<f64> = confusion
-        .iter()
-        .enumerate()
-        .map(|(c, row)| row[c] as f64 / row.iter().sum::<usize>().max(1) as f64)
-        .collect();
     // The names stored with the weights; the data's when the weights have none.
     let names = if names.iter().enumerate().all(|(i, n)| *n == i.to_string()) {
         let mut from_data = data.class_names.clone();
@@ -48,6 +40,20 @@ pub(crate) fn run(args: EvaluateArgs) -> Result<u8> {
     } else {
         names
     };
+    let confusion = Confusion::count(
+        EvalSplit::Test,
+        (0, 0),
+        &names,
+        &data.test.labels,
+        &predictions,
+    );
+    let per_class: Vec<f64> = (0..confusion.counts.len())
+        .map(|c| {
+            let (total, right) = confusion.class_total(c);
+            right as f64 / total.max(1) as f64
+        })
+        .collect();
+    let confusion = confusion.counts;
     let accuracy = stats.correct as f64 / stats.samples.max(1) as f64;
     if args.json {
         let n = args.logits.min(data.test.len());
@@ -65,7 +71,7 @@ pub(crate) fn run(args: EvaluateArgs) -> Result<u8> {
             "classes": names,
             "per_class_accuracy": per_class,
             "per_class": names.iter().zip(&per_class).zip(&confusion).map(|((n, a), row)| json!({
-                "class": n, "accuracy": a, "samples": row.iter().sum::<usize>(),
+                "class": n, "accuracy": a, "samples": row.iter().sum::<u32>(),
             })).collect::<Vec<_>>(),
             "confusion_matrix": confusion,
         });
