@@ -21,11 +21,8 @@ use crate::tui::{self, Outcome, app};
 /// are compared ([`compare`]).
 pub(crate) fn run(args: WatchArgs) -> Result<u8> {
     for dir in &args.run_dirs {
-        if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(Error::data(
-                dir,
-                "a symbolic link: links are not followed, give the directory itself",
-            ));
+        if let Ok(meta) = std::fs::symlink_metadata(dir) {
+            crate::compare::refuse_link(dir, &meta)?;
         }
     }
     match &args.run_dirs[..] {

@@ -79,13 +79,19 @@ pub(crate) fn differing(params: &[Option<Vec<(String, String)>>]) -> Vec<Differi
 /// tell them apart (`layers.0.filters`, `layers.2.filters`).
 fn short_names(keys: &[&str]) -> Vec<String> {
     let parts: Vec<Vec<&str>> = keys.iter().map(|k| k.split('.').collect()).collect();
-    let mut depth = vec![1; keys.len()];
-    let suffix = |i: usize, n: usize| parts[i][parts[i].len().saturating_sub(n)..].join(".");
+    distinct_suffixes(&parts, ".")
+}
+
+/// Each of `parts` as its last part, or as many more of its last parts (joined by `sep`) as
+/// tell it apart from the others.
+pub(crate) fn distinct_suffixes(parts: &[Vec<&str>], sep: &str) -> Vec<String> {
+    let mut depth = vec![1; parts.len()];
+    let suffix = |i: usize, n: usize| parts[i][parts[i].len().saturating_sub(n)..].join(sep);
     loop {
-        let shown: Vec<String> = (0..keys.len()).map(|i| suffix(i, depth[i])).collect();
+        let shown: Vec<String> = (0..parts.len()).map(|i| suffix(i, depth[i])).collect();
         let mut changed = false;
-        for i in 0..keys.len() {
-            let clash = (0..keys.len()).any(|j| j != i && shown[j] == shown[i]);
+        for i in 0..parts.len() {
+            let clash = (0..parts.len()).any(|j| j != i && shown[j] == shown[i]);
             if clash && depth[i] < parts[i].len() {
                 depth[i] += 1;
                 changed = true;

@@ -33,12 +33,7 @@ pub(crate) fn run_dirs(args: &[PathBuf], option: &str) -> Result<Vec<PathBuf>> {
             std::io::ErrorKind::PermissionDenied => Error::data(arg, "permission denied"),
             _ => Error::data(arg, "not found"),
         })?;
-        if meta.file_type().is_symlink() {
-            return Err(Error::data(
-                arg,
-                "a symbolic link: links are not followed, give the directory itself",
-            ));
-        }
+        refuse_link(arg, &meta)?;
         if !meta.is_dir() {
             return Err(Error::data(arg, "not a directory"));
         }
@@ -70,6 +65,18 @@ pub(crate) fn run_dirs(args: &[PathBuf], option: &str) -> Result<Vec<PathBuf>> {
         ));
     }
     Ok(dirs)
+}
+
+/// The error for a path named on the command line that is a symbolic link (`meta`, its
+/// `symlink_metadata`): links are not followed, for one run as for several.
+pub(crate) fn refuse_link(arg: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    if meta.file_type().is_symlink() {
+        return Err(Error::data(
+            arg,
+            "a symbolic link: links are not followed, give the directory itself",
+        ));
+    }
+    Ok(())
 }
 
 /// One run of a comparison: its letter, its name and the settings it differs in.
@@ -111,28 +118,22 @@ pub(crate) fn labels(dirs: &[PathBuf]) -> Vec<RunLabel> {
 
 /// Short names for `dirs`: the last component, or more of the path where those repeat.
 fn names(dirs: &[PathBuf]) -> Vec<String> {
-    let tail = |d: &Path, n: usize| -> String {
-        let parts: Vec<String> = d
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
-        parts[parts.len().saturating_sub(n)..].join("/")
-    };
-    let mut depth = vec![1; dirs.len()];
-    loop {
-        let shown: Vec<String> = dirs.iter().zip(&depth).map(|(d, &n)| tail(d, n)).collect();
-        let mut changed = false;
-        for i in 0..dirs.len() {
-            let clash = (0..dirs.len()).any(|j| j != i && shown[j] == shown[i]);
-            if clash && depth[i] < dirs[i].components().count() {
-                depth[i] += 1;
-                changed = true;
-            }
-        }
-        if !changed {
-            return shown.iter().map(|s| crate::fs::escape(s)).collect();
-        }
-    }
+    let components: Vec<Vec<String>> = dirs
+        .iter()
+        .map(|d| {
+            d.components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect()
+        })
+        .collect();
+    let parts: Vec<Vec<&str>> = components
+        .iter()
+        .map(|c| c.iter().map(String::as_str).collect())
+        .collect();
+    legend::distinct_suffixes(&parts, "/")
+        .iter()
+        .map(|s| crate::fs::escape(s))
+        .collect()
 }
 
 #[cfg(test)]
