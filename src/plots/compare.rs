@@ -148,34 +148,13 @@ fn draw_chart(
         }
         v.into_iter().map(|p| p.1)
     });
-    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
-        (lo.min(y), hi.max(y))
-    });
-    let (lo, hi) = if lo.is_finite() && hi.is_finite() {
-        let lo = floor.map_or(lo, |f| lo.min(f));
-        let pad = ((hi - lo) * 0.05).max(1e-3);
-        (
-            (lo - pad).max(floor.unwrap_or(f64::NEG_INFINITY)),
-            (hi + pad).min(ceiling.unwrap_or(f64::INFINITY)),
-        )
-    } else {
-        (0.0, 1.0)
-    };
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, ("sans-serif", 22))
-        .margin(16)
-        .margin_right(28)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..x_max, lo..hi.max(lo + 1e-3))
-        .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .y_desc(y_desc)
-        .label_style(("sans-serif", 14))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    let (lo, hi) = super::curves::range(ys, floor);
+    let (lo, hi) = (
+        lo.max(floor.unwrap_or(f64::NEG_INFINITY)),
+        hi.min(ceiling.unwrap_or(f64::INFINITY)),
+    );
+    // Room on the right for each run's letter beside its last point.
+    let mut chart = super::curves::axes(area, caption, y_desc, x_max, (lo, hi.max(lo + 1e-3)), 28)?;
     for (i, c) in curves.iter().enumerate() {
         if let Some(t) = thin {
             chart

@@ -108,7 +108,7 @@ impl Points {
     }
 }
 
-fn range(values: impl Iterator<Item = f64>, floor: Option<f64>) -> (f64, f64) {
+pub(super) fn range(values: impl Iterator<Item = f64>, floor: Option<f64>) -> (f64, f64) {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
     });
@@ -206,24 +206,27 @@ fn draw_lr_changes<DB: DrawingBackend>(
 }
 
 /// A chart of values per epoch.
-type Chart<'a, 'b> = ChartContext<
+pub(super) type Chart<'a, 'b> = ChartContext<
     'a,
     BitMapBackend<'b>,
     Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
 >;
 
-/// A white chart with its caption, axes from 0 to `x_max` epochs and `lo..hi`, and a mesh.
-fn axes<'a, 'b>(
+/// A white chart with its caption, axes from 0 to `x_max` epochs and `lo..hi`, and a mesh;
+/// `margin_right` pixels free right of the plot (16 elsewhere).
+pub(super) fn axes<'a, 'b>(
     area: &'a Area<'b>,
     caption: &str,
     y_desc: &str,
     x_max: f64,
     (lo, hi): (f64, f64),
+    margin_right: u32,
 ) -> std::result::Result<Chart<'a, 'b>, String> {
     area.fill(&WHITE).map_err(|e| e.to_string())?;
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 24))
         .margin(16)
+        .margin_right(margin_right)
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(0.0..x_max, lo..hi)
@@ -289,7 +292,7 @@ pub(super) fn draw_loss(area: &Area, m: &Metrics) -> std::result::Result<(), Str
     );
     let (lo, hi) = range(ys, Some(0.0));
     let y_range = (lo.max(0.0), hi);
-    let mut chart = axes(area, "Loss", "loss", x_max, y_range)?;
+    let mut chart = axes(area, "Loss", "loss", x_max, y_range, 16)?;
     chart
         .draw_series(LineSeries::new(
             m.batch_loss.iter().copied(),
@@ -319,7 +322,7 @@ pub(super) fn draw_accuracy(area: &Area, m: &Metrics) -> std::result::Result<(),
         None,
     );
     let y_range = (lo.max(0.0), hi.min(1.0).max(lo + 1e-3));
-    let mut chart = axes(area, "Accuracy", "accuracy", x_max, y_range)?;
+    let mut chart = axes(area, "Accuracy", "accuracy", x_max, y_range, 16)?;
     let train = m.epochs.iter().map(|e| (e.epoch, e.accuracy)).collect();
     epoch_series(&mut chart, train, BLUE, "training")?;
     let val = m
