@@ -165,31 +165,38 @@ pub(crate) fn shared_magnitude<'a>(images: impl IntoIterator<Item = &'a FilterIm
         .fold(0.0f32, |m, v| m.max(v.abs()))
 }
 
-/// The largest of the normalized pixels that cell (c, r) of a `cols` x `rows` grid covers.
-fn area_max(img: &FilterImage, norm: &[f32], c: usize, r: usize, cols: usize, rows: usize) -> f32 {
+/// The normalized pixels that cell (c, r) of a `cols` x `rows` grid covers (at least one).
+fn cell_pixels<'a>(
+    img: &FilterImage,
+    norm: &'a [f32],
+    c: usize,
+    r: usize,
+    cols: usize,
+    rows: usize,
+) -> impl Iterator<Item = f32> + 'a {
     let span = |i: usize, n: usize, len: usize| {
         let a = (i * len / n).min(len - 1);
         let b = ((i + 1) * len / n).clamp(a + 1, len);
         a..b
     };
-    let (xs, ys) = (span(c, cols, img.width), span(r, rows, img.height));
-    ys.flat_map(|y| xs.clone().map(move |x| norm[y * img.width + x]))
-        .fold(0.0f32, f32::max)
+    let (xs, ys, width) = (
+        span(c, cols, img.width),
+        span(r, rows, img.height),
+        img.width,
+    );
+    ys.flat_map(move |y| xs.clone().map(move |x| norm[y * width + x]))
+}
+
+/// The largest of the normalized pixels that cell (c, r) of a `cols` x `rows` grid covers.
+fn area_max(img: &FilterImage, norm: &[f32], c: usize, r: usize, cols: usize, rows: usize) -> f32 {
+    cell_pixels(img, norm, c, r, cols, rows).fold(0.0f32, f32::max)
 }
 
 /// The mean of the normalized pixels that cell (c, r) of a `cols` x `rows` grid covers.
 fn area_mean(img: &FilterImage, norm: &[f32], c: usize, r: usize, cols: usize, rows: usize) -> f32 {
-    let span = |i: usize, n: usize, len: usize| {
-        let a = (i * len / n).min(len - 1);
-        let b = ((i + 1) * len / n).clamp(a + 1, len);
-        a..b
-    };
-    let (xs, ys) = (span(c, cols, img.width), span(r, rows, img.height));
-    let n = (xs.len() * ys.len()) as f32;
-    ys.flat_map(|y| xs.clone().map(move |x| (x, y)))
-        .map(|(x, y)| norm[y * img.width + x])
-        .sum::<f32>()
-        / n
+    let (sum, n) =
+        cell_pixels(img, norm, c, r, cols, rows).fold((0.0f32, 0usize), |(s, n), v| (s + v, n + 1));
+    sum / n as f32
 }
 
 /// Draws `img` into exactly `cols` x `rows` cells as text art: one shade character a cell
