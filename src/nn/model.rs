@@ -818,21 +818,23 @@ mod tests {
         data(t).chunks_exact(10)
     }
 
+    /// `m.evaluate(data)` on a pool of `threads` threads.
+    fn evaluate_on(threads: usize, m: &mut Sequential, data: &Split) -> (BatchStats, Vec<u8>) {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| m.evaluate(data))
+    }
+
     #[test]
     fn evaluation_is_identical_for_any_thread_count() {
         let data = Split::random(1000, 144);
         let mut m = model();
         assert!(m.eval_batch() < 1000, "several evaluation batches");
-        let run = |threads: usize, m: &mut Sequential| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| m.evaluate(&data))
-        };
-        let (one, p1) = run(1, &mut m);
+        let (one, p1) = evaluate_on(1, &mut m, &data);
         for threads in [2, 3] {
-            let (s, p) = run(threads, &mut m);
+            let (s, p) = evaluate_on(threads, &mut m, &data);
             assert_eq!(s.loss.to_bits(), one.loss.to_bits(), "{threads} threads");
             assert_eq!((s.correct, &p), (one.correct, &p1), "{threads} threads");
         }
@@ -862,14 +864,7 @@ mod tests {
             let logits = m.forward(&Context::inference()).clone();
             let plain = loss::compute(m.loss, m.label_smoothing, &logits, &m.labels, None);
             let expected: Vec<u8> = data_of(&logits).map(|r| argmax(r) as u8).collect();
-            let run = |threads: usize, m: &mut Sequential| {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
-                pool.install(|| m.evaluate(&data))
-            };
-            let (eval, predictions) = run(1, &mut m);
+            let (eval, predictions) = evaluate_on(1, &mut m, &data);
             assert_eq!(predictions, expected, "normalized {normalized}");
             assert_eq!(eval.correct, plain.correct);
             assert!(
@@ -879,7 +874,7 @@ mod tests {
                 plain.loss
             );
             for threads in [2, 3] {
-                let (s, p) = run(threads, &mut m);
+                let (s, p) = evaluate_on(threads, &mut m, &data);
                 assert_eq!(s.loss.to_bits(), eval.loss.to_bits(), "{threads} threads");
                 assert_eq!(p, predictions, "{threads} threads");
             }

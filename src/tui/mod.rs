@@ -277,3 +277,28 @@ pub(crate) fn run(session: Session, mut app: App) -> Result<Outcome> {
     }
     Ok(Outcome::Ended)
 }
+
+/// What `draw` puts on a `w` x `h` screen (ratatui's `TestBackend`), for the widgets' tests.
+#[cfg(test)]
+pub(crate) fn drawn(
+    w: u16,
+    h: u16,
+    draw: impl FnOnce(&mut ratatui::Frame),
+) -> ratatui::buffer::Buffer {
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
+    terminal.draw(draw).unwrap();
+    terminal.backend().buffer().clone()
+}
+
+/// The rows of `buf` as text, one symbol per cell.
+#[cfg(test)]
+pub(crate) fn rows_of(buf: &ratatui::buffer::Buffer) -> Vec<String> {
+    let area = buf.area;
+    (area.top()..area.bottom())
+        .map(|y| {
+            (area.left()..area.right())
+                .map(|x| buf[(x, y)].symbol())
+                .collect()
+        })
+        .collect()
+}

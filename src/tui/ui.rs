@@ -110,9 +110,6 @@ fn draw_overlay(frame: &mut Frame, body: ratatui::layout::Rect, app: &App) {
 mod tests {
     use std::path::PathBuf;
 
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
-
     use super::*;
     use crate::nn::LayerRow;
     use crate::train::{EpochMetrics, FilterImage, Phase, Snapshot, TrainEvent};
@@ -208,16 +205,7 @@ mod tests {
     }
 
     pub(super) fn screen(app: &App, w: u16, h: u16) -> Vec<String> {
-        let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-        terminal.draw(|f| draw(f, app)).unwrap();
-        let buf = terminal.backend().buffer().clone();
-        (0..h)
-            .map(|y| {
-                (0..w)
-                    .map(|x| buf[(x, y)].symbol().to_string())
-                    .collect::<String>()
-            })
-            .collect()
+        crate::tui::rows_of(&crate::tui::drawn(w, h, |f| draw(f, app)))
     }
 
     pub(super) const PLAIN_ASCII: Style = Style {
@@ -269,10 +257,8 @@ mod tests {
 
     /// The colours of the half blocks on screen.
     fn colours(app: &App, w: u16, h: u16) -> Vec<ratatui::style::Color> {
-        let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-        terminal.draw(|f| draw(f, app)).unwrap();
-        let buf = terminal.backend().buffer().clone();
-        buf.content()
+        crate::tui::drawn(w, h, |f| draw(f, app))
+            .content()
             .iter()
             .filter(|c| c.symbol() == "▀")
             .flat_map(|c| [c.fg, c.bg])
@@ -945,8 +931,6 @@ mod tests {
 
 #[cfg(test)]
 mod term_tests {
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
     use ratatui::style::Color;
 
     use super::tests::{demo, screen};
@@ -1003,9 +987,7 @@ mod term_tests {
         ];
         assert_eq!(rows, expected);
         // Every colour on screen is one of the 16 (the probe and maps are tinted shades).
-        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
-        terminal.draw(|f| draw(f, &app)).unwrap();
-        let buf = terminal.backend().buffer().clone();
+        let buf = crate::tui::drawn(80, 24, |f| draw(f, &app));
         let colours: Vec<Color> = buf.content().iter().flat_map(|c| [c.fg, c.bg]).collect();
         assert!(
             colours.contains(&Color::White),

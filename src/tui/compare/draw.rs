@@ -333,20 +333,19 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &CompareApp) {
                 .unwrap_or(0)
         })
         .collect();
-    let name_w = app
-        .labels
-        .iter()
-        .map(|l| l.name.chars().count())
-        .chain(["name".len()])
-        .max()
-        .unwrap_or(4);
-    let diff_w = app
-        .labels
-        .iter()
-        .map(|l| l.differs.chars().count())
-        .chain(["differs".len()])
-        .max()
-        .unwrap_or(4);
+    // A text column's width: its longest entry or its heading.
+    let text_w = |text: fn(&crate::compare::RunLabel) -> &str, heading: &str| {
+        app.labels
+            .iter()
+            .map(|l| text(l).chars().count())
+            .chain([heading.len()])
+            .max()
+            .unwrap_or(heading.len())
+    };
+    let (name_w, diff_w) = (
+        text_w(|l| &l.name, "name"),
+        text_w(|l| &l.differs, "differs"),
+    );
     // The differing settings are the legend: short of room, numbers give way first (the
     // latest ones before the best and the test), then the name, to a few characters.
     let mut kept: Vec<usize> = (0..NUMBERS.len()).collect();
@@ -471,8 +470,6 @@ mod tests {
     use crate::rundir::metrics::Record;
     use crate::tui::app::{Palette, Style};
     use crossterm::event::{KeyCode, KeyEvent};
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
 
     /// Three runs of a sweep: two finished, one still in its third epoch.
     fn sweep(style: Style) -> CompareApp {
@@ -532,12 +529,7 @@ mod tests {
     }
 
     fn render(app: &CompareApp, w: u16, h: u16) -> Vec<String> {
-        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-        t.draw(|f| draw(f, app)).unwrap();
-        let buf = t.backend().buffer();
-        (0..h)
-            .map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect())
-            .collect()
+        crate::tui::rows_of(&crate::tui::drawn(w, h, |f| draw(f, app)))
     }
 
     const PLAIN: Style = Style {
@@ -587,9 +579,7 @@ mod tests {
             palette: Palette::Indexed,
         };
         let mut app = sweep(style);
-        let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
-        t.draw(|f| draw(f, &app)).unwrap();
-        let buf = t.backend().buffer().clone();
+        let buf = crate::tui::drawn(80, 24, |f| draw(f, &app));
         // The table's letters (column 1, rows 19 to 21) in the runs' colours, and the same
         // colours for their values in the loss pane's title.
         for (i, row) in (19..22).enumerate() {

@@ -129,8 +129,6 @@ pub(crate) fn draw(frame: &mut Frame, area: Rect, app: &App) {
 
 #[cfg(test)]
 mod tests {
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
 
     use super::*;
     use crate::train::layer_stats::BINS;
@@ -183,12 +181,7 @@ mod tests {
     }
 
     fn screen(app: &App, w: u16, h: u16) -> Vec<String> {
-        let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-        terminal.draw(|f| draw(f, f.area(), app)).unwrap();
-        let buf = terminal.backend().buffer().clone();
-        (0..h)
-            .map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>())
-            .collect()
+        crate::tui::rows_of(&crate::tui::drawn(w, h, |f| draw(f, f.area(), app)))
     }
 
     #[test]

@@ -247,11 +247,8 @@ mod tests {
     }
 
     fn status_line(app: &App, width: u16) -> String {
-        let mut terminal =
-            ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, 1)).unwrap();
-        terminal.draw(|f| draw_status(f, f.area(), app)).unwrap();
-        let buf = terminal.backend().buffer().clone();
-        (0..width).map(|x| buf[(x, 0)].symbol()).collect()
+        let buf = crate::tui::drawn(width, 1, |f| draw_status(f, f.area(), app));
+        crate::tui::rows_of(&buf).remove(0)
     }
 
     #[test]
