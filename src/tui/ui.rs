@@ -549,6 +549,20 @@ mod tests {
     }
 
     #[test]
+    fn a_long_run_is_charted_up_to_where_it_is_not_to_its_last_epoch() {
+        let mut app = demo(PLAIN_ASCII);
+        app.run.epochs = 300;
+        app.run.epoch = 28;
+        let rows = screen(&app, 80, 24);
+        // The axes end at epoch 30, the next ten ahead of the run, not at 300.
+        assert_eq!(&rows[8][..36], "|     0                   30 epochs|");
+        assert!(rows.iter().all(|r| !r.contains("300 epochs")), "{rows:#?}");
+        app.run.epoch = 300;
+        let rows = screen(&app, 80, 24);
+        assert_eq!(&rows[8][..36], "|     0                  300 epochs|");
+    }
+
+    #[test]
     fn legends_sit_in_the_title_with_the_latest_values_and_rate_changes_are_marked() {
         let mut app = demo(PLAIN_ASCII);
         let rows = screen(&app, 80, 24);

@@ -94,11 +94,16 @@ struct YLimits {
 /// How many epochs the charts show back from the newest point after `x` ("last N epochs").
 pub(crate) const RECENT_EPOCHS: usize = 10;
 
-/// The epochs shown: the whole run, or after `x` the last [`RECENT_EPOCHS`] up to where the
-/// run is now (the same window for every chart, so that they line up).
+/// The epochs shown: the run so far, or after `x` the last [`RECENT_EPOCHS`] up to where the
+/// run is now (the same window for every chart, so that they line up). The run so far ends
+/// at the next multiple of [`RECENT_EPOCHS`] epochs ahead of it (the whole run when it is
+/// that short), so that a long run's first epochs are not a sliver at the left of an axis
+/// drawn to its last epoch.
 fn x_window(app: &App) -> (f64, f64) {
-    let whole = (0.0, app.run.epochs.max(1) as f64);
+    let epochs = app.run.epochs.max(1);
     let now = app.run.epoch.max(1) as f64 - 1.0 + app.run.epoch_progress();
+    let ahead = (now.floor() as usize + 1).next_multiple_of(RECENT_EPOCHS);
+    let whole = (0.0, ahead.min(epochs) as f64);
     if !app.ui.recent_epochs {
         return whole;
     }
@@ -326,7 +331,7 @@ fn draw_chart(
     } else {
         vec![
             Line::from("0"),
-            Line::from(crate::report::count(app.run.epochs, "epoch")),
+            Line::from(crate::report::count(x_hi as usize, "epoch")),
         ]
     };
     // The legend is in the title: nothing is drawn over the data.
