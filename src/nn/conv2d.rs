@@ -363,7 +363,7 @@ impl Layer for Conv2d {
         match &mut self.path {
             Path::Winograd(w) => {
                 let (kernel, bias) = (data(&self.weight.value), data(&self.bias.value));
-                return w.forward(data(x), kernel, bias, self.relu, data_mut(y));
+                return w.forward(data(x), kernel, bias, self.relu, ctx.train, data_mut(y));
             }
             Path::Patches => return self.forward_patches(x, y, ctx.train),
             Path::Direct => {}

@@ -68,6 +68,18 @@ fn forward_fixed<const F: usize>(
     if g.unpadded_stride_one() {
         return forward_unpadded::<F>(g, kernel, bias, image, out, relu);
     }
+    if g.stride == 1 {
+        // Padded: the image copied inside a border of zeros, then convolved as unpadded (four
+        // output pixels at a time rather than one). The zeros' products add nothing, and the
+        // taps are summed in the same order: the same outputs as below, up to a zero's sign.
+        // (Taken out of the thread-local rather than used in a closure, which would not be
+        // compiled for this function's instruction set.)
+        let mut buf = PADDED.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        let (padded, pg) = pad_image(g, image, &mut buf);
+        forward_unpadded::<F>(&pg, kernel, bias, padded, out, relu);
+        PADDED.with(|b| *b.borrow_mut() = buf);
+        return;
+    }
     for (p, px) in out.chunks_exact_mut(F).enumerate() {
         let (oh, ow) = (p / g.out_w, p % g.out_w);
         let mut acc = bias;
@@ -91,6 +103,36 @@ fn forward_fixed<const F: usize>(
         }
         px.copy_from_slice(&acc);
     }
+}
+
+thread_local! {
+    /// A padded image of the sample this thread convolves.
+    static PADDED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `image` inside its border of zeros (in `buf`), and the unpadded stride-1 geometry of the
+/// same outputs over it.
+fn pad_image<'a>(
+    g: &ConvGeometry,
+    image: &[f32],
+    buf: &'a mut Vec<f32>,
+) -> (&'a [f32], ConvGeometry) {
+    let c = g.in_c;
+    let (h, w) = (g.out_h + g.kernel - 1, g.out_w + g.kernel - 1);
+    buf.clear();
+    buf.resize(h * w * c, 0.0);
+    for (y, row) in image.chunks_exact(g.in_w * c).enumerate() {
+        let at = ((y + g.pad_top) * w + g.pad_left) * c;
+        buf[at..at + row.len()].copy_from_slice(row);
+    }
+    let pg = ConvGeometry {
+        in_h: h,
+        in_w: w,
+        pad_top: 0,
+        pad_left: 0,
+        ..*g
+    };
+    (&buf[..], pg)
 }
 
 /// `acc += x * row`, F lanes at once.

@@ -34,8 +34,19 @@ use tiles::{
 /// chunk order.
 const CHUNKS: usize = super::shard::GRAD_CHUNKS;
 
-/// Samples transformed and multiplied at a time within a chunk.
+/// Samples transformed and multiplied at a time within a chunk, in the backward pass.
 const BLOCK_SAMPLES: usize = 4;
+
+/// Bytes of one forward block's transformed tiles and products together, at most: they stay
+/// in the core's 1 MB level-2 cache from the transform to the product to the output transform.
+const FORWARD_BLOCK_BYTES: usize = 640 << 10;
+
+/// Samples transformed and multiplied at a time within a chunk in the forward pass: as many
+/// as keep a block's tiles and products within `FORWARD_BLOCK_BYTES` (at least one).
+fn forward_block_samples(tiles: usize, cin: usize, filters: usize) -> usize {
+    let per_sample = POSITIONS * tiles * (cin + filters) * 4;
+    (FORWARD_BLOCK_BYTES / per_sample).max(1)
+}
 
 /// The 36 matrices of a buffer lie this much more than their size apart, so that a tile's 36
 /// rows do not fall into the same cache set (whole multiples of 4 KB would).
@@ -138,12 +149,16 @@ impl Winograd {
     }
 
     /// `y = conv(x) + bias`, then ReLU when `relu`; `kernel` is `[3][3][cin][filters]`.
+    /// With `keep` the transformed tiles stay for `backward`; without (inference) each
+    /// block's tiles go to a block-sized scratch that is used again for the next block, so
+    /// that tiles and products stay in the core's cache between transform and product.
     pub(crate) fn forward(
         &mut self,
         x: &[f32],
         kernel: &[f32],
         bias: &[f32],
         relu: bool,
+        keep: bool,
         y: &mut [f32],
     ) {
         let t = self.t;
@@ -163,18 +178,23 @@ impl Winograd {
             self.u_of.extend_from_slice(kernel);
         }
         let (per_chunk, _) = self.chunking(batch);
-        // Each chunk's tiles: 36 matrices of its samples' rows.
-        let v_stride = padded(per_chunk * tiles * c);
-        self.v.resize(CHUNKS * POSITIONS * v_stride, 0.0);
-        let (u, zeros) = (&self.u, &self.zeros);
-        let block_tiles = BLOCK_SAMPLES * tiles;
+        let block = forward_block_samples(tiles, c, f);
+        let block_tiles = block * tiles;
         let m_stride = padded(block_tiles * f);
         let mut s = take_scratch();
+        // Each chunk's tiles: 36 matrices of its samples' rows (kept), or of one block's.
+        let v_stride = padded(if keep { per_chunk } else { block } * tiles * c);
+        let v = if keep {
+            self.v.resize(CHUNKS * POSITIONS * v_stride, 0.0);
+            &mut self.v[..]
+        } else {
+            sized(&mut s.dv, CHUNKS * POSITIONS * v_stride)
+        };
+        let (u, zeros) = (&self.u, &self.zeros);
         {
             let m = sized(&mut s.m, CHUNKS * POSITIONS * m_stride);
             let tile = sized(&mut s.tile, CHUNKS * tile_len(c, f));
-            self.v
-                .par_chunks_mut(POSITIONS * v_stride)
+            v.par_chunks_mut(POSITIONS * v_stride)
                 .zip(m.par_chunks_mut(POSITIONS * m_stride))
                 .zip(tile.par_chunks_mut(tile_len(c, f)))
                 .zip(
@@ -183,15 +203,18 @@ impl Winograd {
                 )
                 .for_each(|(((v, m), tile), (images, outs))| {
                     let samples = images.len() / image_len;
-                    for n0 in (0..samples).step_by(BLOCK_SAMPLES) {
-                        let n1 = (n0 + BLOCK_SAMPLES).min(samples);
+                    for n0 in (0..samples).step_by(block) {
+                        let n1 = (n0 + block).min(samples);
+                        // The block's first row in `v`.
+                        let first = if keep { n0 * tiles } else { 0 };
                         for n in n0..n1 {
                             let image = &images[n * image_len..][..image_len];
-                            input_tiles(&t, image, zeros, v, v_stride, n * tiles, tile);
+                            let row0 = first + (n - n0) * tiles;
+                            input_tiles(&t, image, zeros, v, v_stride, row0, tile);
                         }
                         let rows = (n1 - n0) * tiles;
                         for xi in 0..POSITIONS {
-                            let vm = &v[xi * v_stride + n0 * tiles * c..][..rows * c];
+                            let vm = &v[xi * v_stride + first * c..][..rows * c];
                             let a = ArrayView2::from_shape((rows, c), vm);
                             let b = ArrayView2::from_shape((c, f), &u[xi * c * f..][..c * f]);
                             let mut out = ArrayViewMut2::from_shape(
