@@ -363,7 +363,7 @@ impl Layer for Conv2d {
         match &mut self.path {
             Path::Winograd(w) => {
                 let (kernel, bias) = (data(&self.weight.value), data(&self.bias.value));
-                return w.forward(data(x), kernel, bias, self.relu, ctx.train, data_mut(y));
+                return w.forward(data(x), kernel, bias, self.relu, data_mut(y));
             }
             Path::Patches => return self.forward_patches(x, y, ctx.train),
             Path::Direct => {}
@@ -386,7 +386,7 @@ impl Layer for Conv2d {
                     data_mut(&mut self.weight.grad),
                     data_mut(&mut self.bias.grad),
                 );
-                w.backward(data(y), data(dy), self.relu, dk, db, dx)
+                w.backward(data(x), data(y), data(dy), self.relu, dk, db, dx)
             }
             Path::Direct => self.backward_direct(x, y, dy, dx),
             Path::Patches => self.backward_patches(x, y, dy, dx),

@@ -57,7 +57,7 @@ const fn padded(len: usize) -> usize {
 /// One backward chunk's buffers, as the parallel iterator zips them: kernel-gradient partial,
 /// transformed tiles, products, then transformed input gradients and tile scratch.
 type ChunkBuffers<'a> = (
-    ((&'a mut [f32], &'a [f32]), &'a mut [f32]),
+    ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]),
     (&'a mut [f32], &'a mut [f32]),
 );
 
@@ -67,6 +67,8 @@ type ChunkBuffers<'a> = (
 /// is hundreds of MB.
 #[derive(Default)]
 struct Scratch {
+    /// Per chunk: the block's transformed input tiles, `[36][tiles][cin]`.
+    v: Vec<f32>,
     /// Per chunk: the block's products or output-gradient transforms, `[36][tiles][filters]`.
     m: Vec<f32>,
     /// Per chunk: the block's transformed input gradients, `[36][tiles][cin]`.
@@ -111,9 +113,6 @@ pub(crate) struct Winograd {
     /// The kernel `u` was transformed from: while it is unchanged (inference, evaluation
     /// between training steps) the transform is not repeated.
     u_of: Vec<f32>,
-    /// Transformed input tiles of the last forward batch, chunk by chunk:
-    /// `[chunk][36][chunk samples*tiles][cin]`.
-    v: Vec<f32>,
     /// A rank's share of a split batch (`dist`): its chunks' kernel-gradient partials from the
     /// last `backward`, kept for the gather (one process uses the thread's scratch instead).
     pub(crate) partials: Vec<f32>,
@@ -135,7 +134,6 @@ impl Winograd {
             t: Tiling::new(g, filters),
             u: Vec::new(),
             u_of: Vec::new(),
-            v: Vec::new(),
             partials: Vec::new(),
             zeros: vec![0.0; g.in_c],
             per_chunk: 0,
@@ -149,16 +147,16 @@ impl Winograd {
     }
 
     /// `y = conv(x) + bias`, then ReLU when `relu`; `kernel` is `[3][3][cin][filters]`.
-    /// With `keep` the transformed tiles stay for `backward`; without (inference) each
-    /// block's tiles go to a block-sized scratch that is used again for the next block, so
-    /// that tiles and products stay in the core's cache between transform and product.
+    /// Each block's tiles go to a block-sized scratch used again for the next block, so that
+    /// tiles and products stay in the core's cache from transform to product to output;
+    /// `backward` transforms the input tiles again rather than keeping them (for a batch of
+    /// CIFAR-10 images tens of MB written to memory and read back).
     pub(crate) fn forward(
         &mut self,
         x: &[f32],
         kernel: &[f32],
         bias: &[f32],
         relu: bool,
-        keep: bool,
         y: &mut [f32],
     ) {
         let t = self.t;
@@ -180,18 +178,11 @@ impl Winograd {
         let (per_chunk, _) = self.chunking(batch);
         let block = forward_block_samples(tiles, c, f);
         let block_tiles = block * tiles;
-        let m_stride = padded(block_tiles * f);
-        let mut s = take_scratch();
-        // Each chunk's tiles: 36 matrices of its samples' rows (kept), or of one block's.
-        let v_stride = padded(if keep { per_chunk } else { block } * tiles * c);
-        let v = if keep {
-            self.v.resize(CHUNKS * POSITIONS * v_stride, 0.0);
-            &mut self.v[..]
-        } else {
-            sized(&mut s.dv, CHUNKS * POSITIONS * v_stride)
-        };
+        let (v_stride, m_stride) = (padded(block_tiles * c), padded(block_tiles * f));
         let (u, zeros) = (&self.u, &self.zeros);
+        let mut s = take_scratch();
         {
+            let v = sized(&mut s.v, CHUNKS * POSITIONS * v_stride);
             let m = sized(&mut s.m, CHUNKS * POSITIONS * m_stride);
             let tile = sized(&mut s.tile, CHUNKS * tile_len(c, f));
             v.par_chunks_mut(POSITIONS * v_stride)
@@ -205,16 +196,13 @@ impl Winograd {
                     let samples = images.len() / image_len;
                     for n0 in (0..samples).step_by(block) {
                         let n1 = (n0 + block).min(samples);
-                        // The block's first row in `v`.
-                        let first = if keep { n0 * tiles } else { 0 };
                         for n in n0..n1 {
                             let image = &images[n * image_len..][..image_len];
-                            let row0 = first + (n - n0) * tiles;
-                            input_tiles(&t, image, zeros, v, v_stride, row0, tile);
+                            input_tiles(&t, image, zeros, v, v_stride, (n - n0) * tiles, tile);
                         }
                         let rows = (n1 - n0) * tiles;
                         for xi in 0..POSITIONS {
-                            let vm = &v[xi * v_stride + first * c..][..rows * c];
+                            let vm = &v[xi * v_stride..][..rows * c];
                             let a = ArrayView2::from_shape((rows, c), vm);
                             let b = ArrayView2::from_shape((c, f), &u[xi * c * f..][..c * f]);
                             let mut out = ArrayViewMut2::from_shape(
@@ -234,11 +222,14 @@ impl Winograd {
         put_scratch(s);
     }
 
-    /// From the output gradient `dy` (and the output `y`, for the ReLU), the kernel gradient
-    /// `dk` (`[3][3][cin][filters]`), bias gradient `db` and, when given, the input gradient
-    /// `dx`. Uses the transformed tiles and kernel of the last `forward`.
+    /// From the output gradient `dy` (the input `x`, and the output `y` for the ReLU), the
+    /// kernel gradient `dk` (`[3][3][cin][filters]`), bias gradient `db` and, when given, the
+    /// input gradient `dx`. Uses the transformed kernel of the last `forward`, and transforms
+    /// `x`'s tiles again block by block.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn backward(
         &mut self,
+        x: &[f32],
         y: &[f32],
         dy: &[f32],
         relu: bool,
@@ -255,10 +246,10 @@ impl Winograd {
         let (m_stride, dv_stride, v_stride) = (
             padded(block_tiles * f),
             padded(block_tiles * c),
-            padded(per_chunk * tiles * c),
+            padded(block_tiles * c),
         );
         let part_len = POSITIONS * c * f + f;
-        let u = &self.u;
+        let (u, zeros) = (&self.u, &self.zeros);
         // One chunk: its transformed kernel-gradient partial (and bias), its input gradients.
         let chunk = |ci: usize,
                      (((part, v), m), (dv, tile)): ChunkBuffers,
@@ -270,6 +261,8 @@ impl Winograd {
             for n0 in (0..samples).step_by(BLOCK_SAMPLES) {
                 let n1 = (n0 + BLOCK_SAMPLES).min(samples);
                 for n in n0..n1 {
+                    let image = &x[(first + n) * image_len..][..image_len];
+                    input_tiles(&t, image, zeros, v, v_stride, (n - n0) * tiles, tile);
                     let at = (first + n) * out_len;
                     let (dy_n, y_n) = (&dy[at..][..out_len], &y[at..][..out_len]);
                     output_grad_tiles(
@@ -286,7 +279,7 @@ impl Winograd {
                 }
                 let brows = (n1 - n0) * tiles;
                 for xi in 0..POSITIONS {
-                    let vm = &v[xi * v_stride + n0 * tiles * c..][..brows * c];
+                    let vm = &v[xi * v_stride..][..brows * c];
                     let vm = ArrayView2::from_shape((brows, c), vm).expect("sized");
                     let dm = ArrayView2::from_shape((brows, f), &m[xi * m_stride..][..brows * f])
                         .expect("sized");
@@ -322,7 +315,9 @@ impl Winograd {
         );
         let chunks_of = partials
             .par_chunks_mut(part_len)
-            .zip(self.v.par_chunks(POSITIONS * v_stride))
+            .zip(
+                sized(&mut s.v, CHUNKS * POSITIONS * v_stride).par_chunks_mut(POSITIONS * v_stride),
+            )
             .zip(
                 sized(&mut s.m, CHUNKS * POSITIONS * m_stride).par_chunks_mut(POSITIONS * m_stride),
             )
