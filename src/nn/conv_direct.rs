@@ -140,7 +140,7 @@ fn pad_image<'a>(
 fn axpy<const F: usize>(acc: &mut [f32; F], x: f32, row: &[f32]) {
     let row: &[f32; F] = row[..F].try_into().expect("row");
     for f in 0..F {
-        acc[f] += x * row[f];
+        acc[f] = x.mul_add(row[f], acc[f]);
     }
 }
 
@@ -334,6 +334,17 @@ fn weight_grad_fixed<const F: usize>(
     for (d, v) in dbias.iter_mut().zip(db) {
         *d += v;
     }
+    if g.kernel == 3 && g.stride == 1 && F <= 32 {
+        if g.unpadded_stride_one() {
+            return weight_grad_3x3::<F>(g, image, dy, dkernel);
+        }
+        // Padded: as unpadded over the image inside a border of zeros (see `forward_fixed`).
+        let mut buf = PADDED.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        let (padded, pg) = pad_image(g, image, &mut buf);
+        weight_grad_3x3::<F>(&pg, padded, dy, dkernel);
+        PADDED.with(|b| *b.borrow_mut() = buf);
+        return;
+    }
     if g.unpadded_stride_one() {
         weight_grad_unpadded::<F>(g, image, dy, dkernel);
         return;
@@ -357,6 +368,47 @@ fn weight_grad_fixed<const F: usize>(
                     .zip(acc)
                     .for_each(|(d, a)| *d += a);
             }
+        }
+    }
+}
+
+/// 3x3, stride 1, without padding, at most 32 filters: for each input channel the nine taps'
+/// running sums (18 registers at 32 filters) stay in registers while one pass over the
+/// pixels reads each output gradient once, instead of once per tap and channel from the
+/// level-2 cache (a 30x30x32 gradient is 115 KB). Fused multiply-adds, pixels in order.
+#[inline(always)]
+fn weight_grad_3x3<const F: usize>(
+    g: &ConvGeometry,
+    image: &[f32],
+    masked: &[f32],
+    dkernel: &mut [f32],
+) {
+    let (c, iw, ow_n) = (g.in_c, g.in_w, g.out_w);
+    for ch in 0..c {
+        let mut acc = [[0.0f32; F]; 9];
+        for oh in 0..g.out_h {
+            let grad = &masked[oh * ow_n * F..(oh + 1) * ow_n * F];
+            let rows = [0, 1, 2].map(|i| &image[(oh + i) * iw * c..(oh + i + 1) * iw * c]);
+            for (ow, gv) in grad.chunks_exact(F).enumerate() {
+                let gv: &[f32; F] = gv.try_into().expect("pixel");
+                for (i, row) in rows.iter().enumerate() {
+                    let x: &[f32] = &row[ow * c + ch..];
+                    let x = [x[0], x[c], x[2 * c]];
+                    for j in 0..3 {
+                        let a = &mut acc[i * 3 + j];
+                        for f in 0..F {
+                            a[f] = x[j].mul_add(gv[f], a[f]);
+                        }
+                    }
+                }
+            }
+        }
+        for (t, a) in acc.iter().enumerate() {
+            let at = (t * c + ch) * F;
+            dkernel[at..at + F]
+                .iter_mut()
+                .zip(a)
+                .for_each(|(d, a)| *d += a);
         }
     }
 }
