@@ -84,9 +84,15 @@ fn short_names(keys: &[&str]) -> Vec<String> {
 
 /// Each of `parts` as its last part, or as many more of its last parts (joined by `sep`) as
 /// tell it apart from the others.
-pub(crate) fn distinct_suffixes(parts: &[Vec<&str>], sep: &str) -> Vec<String> {
+pub(crate) fn distinct_suffixes<S: AsRef<str>>(parts: &[Vec<S>], sep: &str) -> Vec<String> {
     let mut depth = vec![1; parts.len()];
-    let suffix = |i: usize, n: usize| parts[i][parts[i].len().saturating_sub(n)..].join(sep);
+    let suffix = |i: usize, n: usize| {
+        let tail = &parts[i][parts[i].len().saturating_sub(n)..];
+        tail.iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<&str>>()
+            .join(sep)
+    };
     loop {
         let shown: Vec<String> = (0..parts.len()).map(|i| suffix(i, depth[i])).collect();
         let mut changed = false;

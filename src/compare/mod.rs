@@ -126,11 +126,7 @@ fn names(dirs: &[PathBuf]) -> Vec<String> {
                 .collect()
         })
         .collect();
-    let parts: Vec<Vec<&str>> = components
-        .iter()
-        .map(|c| c.iter().map(String::as_str).collect())
-        .collect();
-    legend::distinct_suffixes(&parts, "/")
+    legend::distinct_suffixes(&components, "/")
         .iter()
         .map(|s| crate::fs::escape(s))
         .collect()

@@ -72,13 +72,9 @@ fn forward_fixed<const F: usize>(
         // Padded: the image copied inside a border of zeros, then convolved as unpadded (four
         // output pixels at a time rather than one). The zeros' products add nothing, and the
         // taps are summed in the same order: the same outputs as below, up to a zero's sign.
-        // (Taken out of the thread-local rather than used in a closure, which would not be
-        // compiled for this function's instruction set.)
-        let mut buf = PADDED.with(|b| std::mem::take(&mut *b.borrow_mut()));
-        let (padded, pg) = pad_image(g, image, &mut buf);
-        forward_unpadded::<F>(&pg, kernel, bias, padded, out, relu);
-        PADDED.with(|b| *b.borrow_mut() = buf);
-        return;
+        let (buf, pg) = pad_image(g, image);
+        forward_unpadded::<F>(&pg, kernel, bias, &buf, out, relu);
+        return give_back(buf);
     }
     for (p, px) in out.chunks_exact_mut(F).enumerate() {
         let (oh, ow) = (p / g.out_w, p % g.out_w);
@@ -110,13 +106,12 @@ thread_local! {
     static PADDED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// `image` inside its border of zeros (in `buf`), and the unpadded stride-1 geometry of the
-/// same outputs over it.
-fn pad_image<'a>(
-    g: &ConvGeometry,
-    image: &[f32],
-    buf: &'a mut Vec<f32>,
-) -> (&'a [f32], ConvGeometry) {
+/// `image` inside its border of zeros, in this thread's buffer (hand it back with
+/// `give_back`), and the unpadded stride-1 geometry of the same outputs over it. The buffer
+/// is taken out of the thread-local, not used inside a closure given to it, which would not
+/// be compiled for the caller's instruction set.
+fn pad_image(g: &ConvGeometry, image: &[f32]) -> (Vec<f32>, ConvGeometry) {
+    let mut buf = PADDED.with(|b| std::mem::take(&mut *b.borrow_mut()));
     let c = g.in_c;
     let (h, w) = (g.out_h + g.kernel - 1, g.out_w + g.kernel - 1);
     buf.clear();
@@ -132,7 +127,21 @@ fn pad_image<'a>(
         pad_left: 0,
         ..*g
     };
-    (&buf[..], pg)
+    (buf, pg)
+}
+
+/// Returns `pad_image`'s buffer to this thread, for the next sample.
+fn give_back(buf: Vec<f32>) {
+    PADDED.with(|b| *b.borrow_mut() = buf);
+}
+
+/// Adds a tap's kernel-gradient sums `acc` to its row of `dkernel`, which starts at `at`.
+#[inline(always)]
+fn add_row<const F: usize>(dkernel: &mut [f32], at: usize, acc: &[f32; F]) {
+    dkernel[at..at + F]
+        .iter_mut()
+        .zip(acc)
+        .for_each(|(d, a)| *d += a);
 }
 
 /// `acc += x * row`, F lanes at once.
@@ -339,11 +348,9 @@ fn weight_grad_fixed<const F: usize>(
             return weight_grad_3x3::<F>(g, image, dy, dkernel);
         }
         // Padded: as unpadded over the image inside a border of zeros (see `forward_fixed`).
-        let mut buf = PADDED.with(|b| std::mem::take(&mut *b.borrow_mut()));
-        let (padded, pg) = pad_image(g, image, &mut buf);
-        weight_grad_3x3::<F>(&pg, padded, dy, dkernel);
-        PADDED.with(|b| *b.borrow_mut() = buf);
-        return;
+        let (buf, pg) = pad_image(g, image);
+        weight_grad_3x3::<F>(&pg, &buf, dy, dkernel);
+        return give_back(buf);
     }
     if g.unpadded_stride_one() {
         weight_grad_unpadded::<F>(g, image, dy, dkernel);
@@ -362,11 +369,7 @@ fn weight_grad_fixed<const F: usize>(
                         acc[f] += xv * gv[f];
                     }
                 }
-                let at = ((i * g.kernel + j) * c + ch) * F;
-                dkernel[at..at + F]
-                    .iter_mut()
-                    .zip(acc)
-                    .for_each(|(d, a)| *d += a);
+                add_row(dkernel, ((i * g.kernel + j) * c + ch) * F, &acc);
             }
         }
     }
@@ -404,11 +407,7 @@ fn weight_grad_3x3<const F: usize>(
             }
         }
         for (t, a) in acc.iter().enumerate() {
-            let at = (t * c + ch) * F;
-            dkernel[at..at + F]
-                .iter_mut()
-                .zip(a)
-                .for_each(|(d, a)| *d += a);
+            add_row(dkernel, (t * c + ch) * F, a);
         }
     }
 }
