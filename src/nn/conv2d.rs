@@ -529,9 +529,12 @@ mod tests {
                 ([7, 9, 1], 3, 1, Padding::Valid, 8),
                 ([9, 7, 2], 3, 1, Padding::Valid, 16),
                 ([6, 6, 1], 3, 1, Padding::Same, 8),
-                // Winograd (3x3 stride 1, many channels): odd and even outputs, padded or not.
+                // Winograd (3x3 stride 1, many channels): odd and even outputs, padded or not;
+                // 4x4 output tiles, then 6x6 ones (6x6 outputs, unpadded and padded).
                 ([7, 6, 5], 3, 1, Padding::Valid, 4),
                 ([4, 5, 6], 3, 1, Padding::Same, 2),
+                ([8, 8, 3], 3, 1, Padding::Valid, 2),
+                ([6, 6, 4], 3, 1, Padding::Same, 3),
             ] {
                 let g = ConvGeometry::new(input, kernel, stride, padding).unwrap();
                 let mut conv = Conv2d::new("conv1", g, filters, Init::HeNormal, 5, relu);
@@ -558,9 +561,13 @@ mod tests {
 
     #[test]
     fn winograd_and_patch_paths_agree() {
-        // mnist-convnet's second layer (13x13x32 -> 11x11x64), an even output, a padded one.
+        // mnist-convnet's second layer (13x13x32 -> 11x11x64, 4x4 output tiles), cifar10-keras'
+        // (32x32x32 -> 30x30x32, 6x6 tiles), an even output, padded ones (6x6 tiles for 6x6).
         for (input, padding, filters) in [
             ([13, 13, 32], Padding::Valid, 64),
+            ([32, 32, 32], Padding::Valid, 32),
+            ([8, 8, 6], Padding::Same, 3),
+            ([6, 6, 5], Padding::Same, 3),
             ([10, 8, 8], Padding::Valid, 16),
             ([9, 7, 6], Padding::Same, 5),
             ([7, 6, 5], Padding::Valid, 4),

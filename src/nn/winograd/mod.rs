@@ -1,5 +1,5 @@
-//! Winograd F(4x4, 3x3) convolution (Lavin & Gray, 2015) for 3x3 stride-1 layers with many
-//! input channels, the bulk of an MNIST convnet's work.
+//! Winograd F(4x4, 3x3) and F(6x6, 3x3) convolution (Lavin & Gray, 2015) for 3x3 stride-1
+//! layers with many input channels, the bulk of an MNIST or CIFAR-10 convnet's work.
 //!
 //! Every 6x6 input tile (stride 4) is transformed once (`V = Bᵀ d B`, per channel), the kernel
 //! once per batch (`U = G g Gᵀ`); the 36 transformed positions are then 36 matrix products
@@ -10,6 +10,13 @@
 //! same saving. The transforms' constants (up to 8, and 1/24) cost some f32 precision: outputs
 //! differ from direct convolution by about 1e-5 relative, far below what training notices
 //! (the accuracy of the shipped configs is unchanged).
+//!
+//! A layer whose output side suits 6x6 output tiles much better than 4x4 ones (cifar10-keras'
+//! 30x30: 25 tiles a sample instead of 64, the last row and column of 4x4 tiles mostly
+//! outside the output) uses F(6x6, 3x3) instead: 8x8 input tiles, 64 products per 36 outputs
+//! (`tiles::Tiling::new` says where). Its constants (up to 32, and 1/90) cost a little more
+//! precision: at that layer's shape the largest difference from direct convolution is 4.5e-5
+//! of the outputs' RMS (3.1e-5 for the same layer padded, in 4x4 tiles).
 //!
 //! Data is channels last throughout; the batch is cut into a fixed number of chunks (the
 //! parallel tasks), and each chunk into blocks of a few samples transformed and multiplied
@@ -26,8 +33,8 @@ use super::conv_geometry::ConvGeometry;
 use super::matmul::matmul_serial;
 use super::tensor::column_sums;
 use tiles::{
-    POSITIONS, Tiling, input_grad_tiles, input_tiles, output_grad_tiles, output_tiles, tile_len,
-    transform_kernel, untransform_kernel_grad,
+    Tiling, input_grad_tiles, input_tiles, output_grad_tiles, output_tiles, transform_kernel,
+    untransform_kernel_grad,
 };
 
 /// Fixed number of batch chunks: parallel tasks whose kernel-gradient partials are summed in
@@ -43,8 +50,8 @@ const FORWARD_BLOCK_BYTES: usize = 640 << 10;
 
 /// Samples transformed and multiplied at a time within a chunk in the forward pass: as many
 /// as keep a block's tiles and products within `FORWARD_BLOCK_BYTES` (at least one).
-fn forward_block_samples(tiles: usize, cin: usize, filters: usize) -> usize {
-    let per_sample = POSITIONS * tiles * (cin + filters) * 4;
+fn forward_block_samples(t: &Tiling) -> usize {
+    let per_sample = t.positions() * t.tiles() * (t.g.in_c + t.filters) * 4;
     (FORWARD_BLOCK_BYTES / per_sample).max(1)
 }
 
@@ -160,7 +167,7 @@ impl Winograd {
         y: &mut [f32],
     ) {
         let t = self.t;
-        let (c, f, tiles) = (t.g.in_c, t.filters, t.tiles());
+        let (c, f, tiles, positions) = (t.g.in_c, t.filters, t.tiles(), t.positions());
         let (image_len, out_len) = (t.g.in_h * t.g.in_w * c, t.g.out_h * t.g.out_w * f);
         let batch = x.len() / image_len;
         // Compared bit for bit: a kernel equal as numbers (0.0 and -0.0) may transform apart.
@@ -171,23 +178,23 @@ impl Winograd {
                 .zip(kernel)
                 .all(|(a, b)| a.to_bits() == b.to_bits());
         if !same {
-            transform_kernel(kernel, c * f, &mut self.u);
+            transform_kernel(t.variant, kernel, c * f, &mut self.u);
             self.u_of.clear();
             self.u_of.extend_from_slice(kernel);
         }
         let (per_chunk, _) = self.chunking(batch);
-        let block = forward_block_samples(tiles, c, f);
+        let block = forward_block_samples(&t);
         let block_tiles = block * tiles;
         let (v_stride, m_stride) = (padded(block_tiles * c), padded(block_tiles * f));
         let (u, zeros) = (&self.u, &self.zeros);
         let mut s = take_scratch();
         {
-            let v = sized(&mut s.v, CHUNKS * POSITIONS * v_stride);
-            let m = sized(&mut s.m, CHUNKS * POSITIONS * m_stride);
-            let tile = sized(&mut s.tile, CHUNKS * tile_len(c, f));
-            v.par_chunks_mut(POSITIONS * v_stride)
-                .zip(m.par_chunks_mut(POSITIONS * m_stride))
-                .zip(tile.par_chunks_mut(tile_len(c, f)))
+            let v = sized(&mut s.v, CHUNKS * positions * v_stride);
+            let m = sized(&mut s.m, CHUNKS * positions * m_stride);
+            let tile = sized(&mut s.tile, CHUNKS * t.tile_len());
+            v.par_chunks_mut(positions * v_stride)
+                .zip(m.par_chunks_mut(positions * m_stride))
+                .zip(tile.par_chunks_mut(t.tile_len()))
                 .zip(
                     x.par_chunks(per_chunk * image_len)
                         .zip(y.par_chunks_mut(per_chunk * out_len)),
@@ -201,7 +208,7 @@ impl Winograd {
                             input_tiles(&t, image, zeros, v, v_stride, (n - n0) * tiles, tile);
                         }
                         let rows = (n1 - n0) * tiles;
-                        for xi in 0..POSITIONS {
+                        for xi in 0..positions {
                             let vm = &v[xi * v_stride..][..rows * c];
                             let a = ArrayView2::from_shape((rows, c), vm);
                             let b = ArrayView2::from_shape((c, f), &u[xi * c * f..][..c * f]);
@@ -238,7 +245,7 @@ impl Winograd {
         dx: Option<&mut [f32]>,
     ) {
         let t = self.t;
-        let (c, f, tiles) = (t.g.in_c, t.filters, t.tiles());
+        let (c, f, tiles, positions) = (t.g.in_c, t.filters, t.tiles(), t.positions());
         let (image_len, out_len) = (t.g.in_h * t.g.in_w * c, t.g.out_h * t.g.out_w * f);
         let batch = dy.len() / out_len;
         let (per_chunk, chunks) = self.chunking(batch);
@@ -248,14 +255,14 @@ impl Winograd {
             padded(block_tiles * c),
             padded(block_tiles * c),
         );
-        let part_len = POSITIONS * c * f + f;
+        let part_len = positions * c * f + f;
         let (u, zeros) = (&self.u, &self.zeros);
         // One chunk: its transformed kernel-gradient partial (and bias), its input gradients.
         let chunk = |ci: usize,
                      (((part, v), m), (dv, tile)): ChunkBuffers,
                      mut dxs: Option<&mut [f32]>| {
             part.fill(0.0);
-            let (du, dbias) = part.split_at_mut(POSITIONS * c * f);
+            let (du, dbias) = part.split_at_mut(positions * c * f);
             let first = ci * per_chunk;
             let samples = per_chunk.min(batch - first);
             for n0 in (0..samples).step_by(BLOCK_SAMPLES) {
@@ -278,7 +285,7 @@ impl Winograd {
                     );
                 }
                 let brows = (n1 - n0) * tiles;
-                for xi in 0..POSITIONS {
+                for xi in 0..positions {
                     let vm = &v[xi * v_stride..][..brows * c];
                     let vm = ArrayView2::from_shape((brows, c), vm).expect("sized");
                     let dm = ArrayView2::from_shape((brows, f), &m[xi * m_stride..][..brows * f])
@@ -316,17 +323,15 @@ impl Winograd {
         let chunks_of = partials
             .par_chunks_mut(part_len)
             .zip(
-                sized(&mut s.v, CHUNKS * POSITIONS * v_stride).par_chunks_mut(POSITIONS * v_stride),
+                sized(&mut s.v, CHUNKS * positions * v_stride).par_chunks_mut(positions * v_stride),
             )
             .zip(
-                sized(&mut s.m, CHUNKS * POSITIONS * m_stride).par_chunks_mut(POSITIONS * m_stride),
+                sized(&mut s.m, CHUNKS * positions * m_stride).par_chunks_mut(positions * m_stride),
             )
             .zip(
-                sized(&mut s.dv, CHUNKS * POSITIONS * dv_stride)
-                    .par_chunks_mut(POSITIONS * dv_stride)
-                    .zip(
-                        sized(&mut s.tile, CHUNKS * tile_len(c, f)).par_chunks_mut(tile_len(c, f)),
-                    ),
+                sized(&mut s.dv, CHUNKS * positions * dv_stride)
+                    .par_chunks_mut(positions * dv_stride)
+                    .zip(sized(&mut s.tile, CHUNKS * t.tile_len()).par_chunks_mut(t.tile_len())),
             )
             .take(chunks)
             .enumerate();
@@ -344,7 +349,7 @@ impl Winograd {
 
     /// Values of one chunk's partial: transformed kernel gradient, then bias gradient.
     pub fn part_len(&self) -> usize {
-        POSITIONS * self.t.g.in_c * self.t.filters + self.t.filters
+        self.t.positions() * self.t.g.in_c * self.t.filters + self.t.filters
     }
 
     /// Sums `chunks` partials of `partials` in chunk order, then back from the transformed
@@ -365,11 +370,11 @@ impl Winograd {
         db: &mut [f32],
     ) {
         let (c, f) = (self.t.g.in_c, self.t.filters);
-        let (part_len, du_len, klen) = (self.part_len(), POSITIONS * c * f, 9 * c * f);
+        let (part_len, du_len, klen) = (self.part_len(), self.t.positions() * c * f, 9 * c * f);
         let du = sized(du, part_len);
         column_sums(&partials[..chunks * part_len], part_len, du);
         let (du, dbias) = du.split_at(du_len);
         db.copy_from_slice(dbias);
-        untransform_kernel_grad(du, c * f, &mut dk[..klen]);
+        untransform_kernel_grad(self.t.variant, du, c * f, &mut dk[..klen]);
     }
 }
