@@ -17,7 +17,7 @@ use super::layer::{Context, GradParts, Layer, LayerKind, Param};
 use super::loss::{self, BatchStats, argmax};
 use super::maxpool::MaxPool2d;
 use super::shard::Shard;
-use super::tensor::{Tensor, data, data_mut, empty, ensure_shape};
+use super::tensor::{Tensor, data, data_mut, empty, ensure_shape, shape_for_writing};
 use crate::config::{Activation, LayerSpec, LossKind, ModelConfig};
 use crate::data::{EpochAugment, Normalization, Split, fill_batch};
 use crate::error::{Error, Result};
@@ -138,7 +138,10 @@ impl Sequential {
                 (&mut *odd, &*even)
             };
             let dy = if i + 1 == top { &grads[top] } else { from };
-            let dx = if i > lowest { Some(into) } else { None };
+            let dx = (i > lowest).then(|| {
+                shape_for_writing(into, acts[i].shape());
+                into
+            });
             layers[i].backward(&acts[i], &acts[i + 1], dy, dx);
             if keep_rows && i + 1 < top && layers[i].grad_parts() == GradParts::Rows {
                 let from = if i % 2 == 0 { &*odd } else { &*even };
