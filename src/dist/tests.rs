@@ -5,13 +5,15 @@ use super::*;
 use crate::config::ModelConfig;
 use crate::nn::tensor::{data, data_mut};
 
-/// Every conv path (direct, Winograd, patches), pooling, flatten, dropout and dense layers.
+/// Every conv path (direct, Winograd in 4x4 and in 6x6 output tiles, patches), pooling,
+/// flatten, dropout and dense layers.
 fn model_text(loss: &str) -> String {
     format!(
         r#"
         loss = "{loss}"
         layers = [
           {{ type = "conv2d", filters = 6, kernel_size = 3, activation = "relu" }},
+          {{ type = "conv2d", filters = 8, kernel_size = 3, activation = "relu" }},
           {{ type = "conv2d", filters = 8, kernel_size = 3, activation = "relu" }},
           {{ type = "conv2d", filters = 8, kernel_size = 5, padding = "same" }},
           {{ type = "maxpool2d", pool_size = 2 }},

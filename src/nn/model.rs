@@ -145,7 +145,9 @@ impl Sequential {
             layers[i].backward(&acts[i], &acts[i + 1], dy, dx);
             if keep_rows && i + 1 < top && layers[i].grad_parts() == GradParts::Rows {
                 let from = if i % 2 == 0 { &*odd } else { &*even };
-                grads[i + 1].clone_from(from);
+                // A copy of the shape's values only: the buffer's vector may be longer.
+                ensure_shape(&mut grads[i + 1], from.shape());
+                data_mut(&mut grads[i + 1]).copy_from_slice(data(from));
             }
         }
     }

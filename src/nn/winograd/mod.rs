@@ -32,6 +32,8 @@ mod tiles;
 use super::conv_geometry::ConvGeometry;
 use super::matmul::matmul_serial;
 use super::tensor::column_sums;
+#[cfg(test)]
+pub(crate) use tiles::Variant;
 use tiles::{
     Tiling, input_grad_tiles, input_tiles, output_grad_tiles, output_tiles, transform_kernel,
     untransform_kernel_grad,
@@ -55,8 +57,9 @@ fn forward_block_samples(t: &Tiling) -> usize {
     (FORWARD_BLOCK_BYTES / per_sample).max(1)
 }
 
-/// The 36 matrices of a buffer lie this much more than their size apart, so that a tile's 36
-/// rows do not fall into the same cache set (whole multiples of 4 KB would).
+/// The matrices of a buffer (one per position: 36 or 64) lie this much more than their size
+/// apart, so that a tile's rows do not fall into the same cache set (whole multiples of 4 KB
+/// would).
 const fn padded(len: usize) -> usize {
     len + 16
 }
@@ -74,15 +77,16 @@ type ChunkBuffers<'a> = (
 /// is hundreds of MB.
 #[derive(Default)]
 struct Scratch {
-    /// Per chunk: the block's transformed input tiles, `[36][tiles][cin]`.
+    /// Per chunk: the block's transformed input tiles, `[positions][tiles][cin]`.
     v: Vec<f32>,
-    /// Per chunk: the block's products or output-gradient transforms, `[36][tiles][filters]`.
+    /// Per chunk: the block's products or output-gradient transforms,
+    /// `[positions][tiles][filters]`.
     m: Vec<f32>,
-    /// Per chunk: the block's transformed input gradients, `[36][tiles][cin]`.
+    /// Per chunk: the block's transformed input gradients, `[positions][tiles][cin]`.
     dv: Vec<f32>,
     /// Per chunk: one tile's values in the pixel domain and a transform's intermediate.
     tile: Vec<f32>,
-    /// Per chunk: transformed kernel-gradient partial `[36][cin][filters]`, then bias
+    /// Per chunk: transformed kernel-gradient partial `[positions][cin][filters]`, then bias
     /// `[filters]` (a rank's share of a split batch keeps its own, `Winograd::partials`).
     partials: Vec<f32>,
     /// The chunks' partials summed: transformed kernel gradient, then bias gradient.
@@ -115,7 +119,7 @@ fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 /// A 3x3 stride-1 convolution computed with Winograd transforms, with its buffers.
 pub(crate) struct Winograd {
     t: Tiling,
-    /// Transformed kernel `[36][cin][filters]`.
+    /// Transformed kernel `[positions][cin][filters]`.
     u: Vec<f32>,
     /// The kernel `u` was transformed from: while it is unchanged (inference, evaluation
     /// between training steps) the transform is not repeated.
@@ -130,9 +134,15 @@ pub(crate) struct Winograd {
 }
 
 impl Winograd {
-    /// Whether the geometry suits F(4x4, 3x3).
+    /// Whether the geometry suits Winograd's transforms (3x3, stride 1).
     pub(crate) fn fits(g: &ConvGeometry) -> bool {
         g.kernel == 3 && g.stride == 1
+    }
+
+    /// The transform the layer's output size picked.
+    #[cfg(test)]
+    pub(crate) fn variant(&self) -> Variant {
+        self.t.variant
     }
 
     pub(crate) fn new(g: ConvGeometry, filters: usize) -> Winograd {

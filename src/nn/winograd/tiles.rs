@@ -15,8 +15,8 @@ const LANES: usize = 16;
 
 /// Which Winograd transform a layer uses: F(4x4, 3x3) (6x6 input tiles, 36 products per 16
 /// outputs) or F(6x6, 3x3) (8x8 tiles, 64 per 36). Where an output side is a multiple of 6
-/// and not of 4 (30x30, 11x11), the larger tiles waste less of the last row and column and
-/// take fewer products: 1,600 instead of 2,304 for a 30x30 output.
+/// and not of 4 (30x30, 18x18, 6x6), the larger tiles waste less of the last row and column
+/// and take fewer products: 1,600 instead of 2,304 for a 30x30 output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Variant {
     F4,
