@@ -33,11 +33,14 @@ pub(crate) fn shape_for_writing(t: &mut Tensor, shape: &[usize]) {
     if v.len() < len {
         v.resize(len, 0.0);
     }
-    let mut strides = vec![1; shape.len()];
-    for i in (1..shape.len()).rev() {
-        strides[i - 1] = strides[i] * shape[i];
+    // Built in an `IxDyn`, which holds up to four axes inline: no allocation per call.
+    let mut strides = IxDyn(shape);
+    let mut step = 1;
+    for i in (0..shape.len()).rev() {
+        strides[i] = step;
+        step *= shape[i];
     }
-    *t = ArrayD::from_shape_vec(IxDyn(shape).strides(IxDyn(&strides)), v)
+    *t = ArrayD::from_shape_vec(IxDyn(shape).strides(strides), v)
         .expect("the vector holds the shape");
 }
 

@@ -220,12 +220,14 @@ trait Transforms<const IN: usize, const OUT: usize> {
 /// F(4x4, 3x3): six values in, four out.
 struct F4;
 
+// `l` picks one lane of every value of a column, read and written across rows.
+#[allow(clippy::needless_range_loop)]
 impl Transforms<6, 4> for F4 {
     #[inline(always)]
     fn input<const L: usize>(d: [[f32; L]; 6]) -> [[f32; L]; 6] {
         let mut v = [[0.0f32; L]; 6];
         for l in 0..L {
-            let [d0, d1, d2, d3, d4, d5] = [d[0][l], d[1][l], d[2][l], d[3][l], d[4][l], d[5][l]];
+            let [d0, d1, d2, d3, d4, d5] = lane(&d, l);
             v[0][l] = 4.0 * d0 - 5.0 * d2 + d4;
             v[1][l] = d3 + d4 - 4.0 * (d1 + d2);
             v[2][l] = d4 - d3 + 4.0 * (d1 - d2);
@@ -240,7 +242,7 @@ impl Transforms<6, 4> for F4 {
     fn input_grad<const L: usize>(v: [[f32; L]; 6]) -> [[f32; L]; 6] {
         let mut d = [[0.0f32; L]; 6];
         for l in 0..L {
-            let [v0, v1, v2, v3, v4, v5] = [v[0][l], v[1][l], v[2][l], v[3][l], v[4][l], v[5][l]];
+            let [v0, v1, v2, v3, v4, v5] = lane(&v, l);
             d[0][l] = 4.0 * v0;
             d[1][l] = 4.0 * (v2 - v1 + v5) + 2.0 * (v4 - v3);
             d[2][l] = -5.0 * v0 - 4.0 * (v1 + v2) - v3 - v4;
@@ -255,7 +257,7 @@ impl Transforms<6, 4> for F4 {
     fn output<const L: usize>(m: [[f32; L]; 6]) -> [[f32; L]; 4] {
         let mut y = [[0.0f32; L]; 4];
         for l in 0..L {
-            let [m0, m1, m2, m3, m4, m5] = [m[0][l], m[1][l], m[2][l], m[3][l], m[4][l], m[5][l]];
+            let [m0, m1, m2, m3, m4, m5] = lane(&m, l);
             let (s12, d12, s34, d34) = (m1 + m2, m1 - m2, m3 + m4, m3 - m4);
             y[0][l] = m0 + s12 + s34;
             y[1][l] = d12 + 2.0 * d34;
@@ -269,7 +271,7 @@ impl Transforms<6, 4> for F4 {
     fn output_grad<const L: usize>(y: [[f32; L]; 4]) -> [[f32; L]; 6] {
         let mut m = [[0.0f32; L]; 6];
         for l in 0..L {
-            let [y0, y1, y2, y3] = [y[0][l], y[1][l], y[2][l], y[3][l]];
+            let [y0, y1, y2, y3] = lane(&y, l);
             let (s02, s13, t02, t13) = (y0 + y2, y1 + y3, y0 + 4.0 * y2, 2.0 * y1 + 8.0 * y3);
             m[0][l] = y0;
             m[1][l] = s02 + s13;
@@ -285,14 +287,14 @@ impl Transforms<6, 4> for F4 {
 /// F(6x6, 3x3): eight values in, six out (the factorisations of ncnn's kernels).
 struct F6;
 
+// `l` picks one lane of every value of a column, read and written across rows.
+#[allow(clippy::needless_range_loop)]
 impl Transforms<8, 6> for F6 {
     #[inline(always)]
     fn input<const L: usize>(d: [[f32; L]; 8]) -> [[f32; L]; 8] {
         let mut v = [[0.0f32; L]; 8];
         for l in 0..L {
-            let [d0, d1, d2, d3, d4, d5, d6, d7] = [
-                d[0][l], d[1][l], d[2][l], d[3][l], d[4][l], d[5][l], d[6][l], d[7][l],
-            ];
+            let [d0, d1, d2, d3, d4, d5, d6, d7] = lane(&d, l);
             v[0][l] = d0 - d6 + (d4 - d2) * 5.25;
             v[7][l] = d7 - d1 + (d3 - d5) * 5.25;
             let (a12, b12) = (d2 + d6 - d4 * 4.25, d1 + d5 - d3 * 4.25);
@@ -312,9 +314,7 @@ impl Transforms<8, 6> for F6 {
     fn input_grad<const L: usize>(v: [[f32; L]; 8]) -> [[f32; L]; 8] {
         let mut d = [[0.0f32; L]; 8];
         for l in 0..L {
-            let [v0, v1, v2, v3, v4, v5, v6, v7] = [
-                v[0][l], v[1][l], v[2][l], v[3][l], v[4][l], v[5][l], v[6][l], v[7][l],
-            ];
+            let [v0, v1, v2, v3, v4, v5, v6, v7] = lane(&v, l);
             let (s12, d12, s34, d34, s56, d56) =
                 (v1 + v2, v1 - v2, v3 + v4, v3 - v4, v5 + v6, v5 - v6);
             d[0][l] = v0;
@@ -333,9 +333,7 @@ impl Transforms<8, 6> for F6 {
     fn output<const L: usize>(m: [[f32; L]; 8]) -> [[f32; L]; 6] {
         let mut y = [[0.0f32; L]; 6];
         for l in 0..L {
-            let [m0, m1, m2, m3, m4, m5, m6, m7] = [
-                m[0][l], m[1][l], m[2][l], m[3][l], m[4][l], m[5][l], m[6][l], m[7][l],
-            ];
+            let [m0, m1, m2, m3, m4, m5, m6, m7] = lane(&m, l);
             let (s12, d12, s34, d34, s56, d56) =
                 (m1 + m2, m1 - m2, m3 + m4, m3 - m4, m5 + m6, m5 - m6);
             y[0][l] = m0 + s12 + s34 + s56;
@@ -352,7 +350,7 @@ impl Transforms<8, 6> for F6 {
     fn output_grad<const L: usize>(y: [[f32; L]; 6]) -> [[f32; L]; 8] {
         let mut m = [[0.0f32; L]; 8];
         for l in 0..L {
-            let [y0, y1, y2, y3, y4, y5] = [y[0][l], y[1][l], y[2][l], y[3][l], y[4][l], y[5][l]];
+            let [y0, y1, y2, y3, y4, y5] = lane(&y, l);
             let (e1, o1) = (y0 + y2 + y4, y1 + y3 + y5);
             let (e2, o2) = (y0 + 4.0 * y2 + 16.0 * y4, 2.0 * y1 + 8.0 * y3 + 32.0 * y5);
             let (e3, o3) = (
@@ -370,6 +368,12 @@ impl Transforms<8, 6> for F6 {
         }
         m
     }
+}
+
+/// The values of lane `l` of an `N`-value column of `L`-lane vectors.
+#[inline(always)]
+fn lane<const L: usize, const N: usize>(x: &[[f32; L]; N], l: usize) -> [f32; N] {
+    std::array::from_fn(|i| x[i][l])
 }
 
 /// A 2-D transform of one tile, `L` channels: the 1-D transform `$t::$f` (`$n` values to
