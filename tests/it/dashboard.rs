@@ -27,8 +27,7 @@ fn keys_pause_change_lr_save_and_quit() {
     t.wait_for("TRAINING", 30);
     assert!(t.alternate_screen_on());
     t.keys("p");
-    let screen = t.wait_for("PAUSED", 10);
-    assert!(screen.contains("paused at step"), "{screen}");
+    t.wait_for_all(&["PAUSED", "paused at step"], 10);
     t.keys("+");
     t.wait_for("learning rate 0.05 -> 0.1 at step", 10);
     t.keys("s");
@@ -150,9 +149,14 @@ fn divergence_pauses_and_offers_restore_and_a_lower_rate() {
     let Some(t) = Tmux::start("diverge", 80, 24, &shell_command(dir.path(), &args)) else {
         return;
     };
-    let screen = t.wait_for("DIVERGED: PAUSED", 30);
-    assert!(screen.contains("loss became NaN"), "{screen}");
-    assert!(screen.contains("r restore last good weights"), "{screen}");
+    t.wait_for_all(
+        &[
+            "DIVERGED: PAUSED",
+            "loss became NaN",
+            "r restore last good weights",
+        ],
+        30,
+    );
     t.keys("r");
     t.wait_for("restored the weights of step 0", 10);
     t.keys("l");

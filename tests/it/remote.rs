@@ -272,11 +272,11 @@ fn watch_shows_a_finished_run_and_one_copied_from_another_machine() {
         ) else {
             return;
         };
-        let screen = t.wait_for("FINISHED", 20);
-        assert!(screen.contains("epoch 2/2"), "{screen}");
-        assert!(screen.contains("Test - loss:"), "{screen}");
         // The maps pane (and with 3 the filters pane) is drawn from the snapshot file.
-        assert!(screen.contains("probe #0 label"), "{screen}");
+        let screen = t.wait_for_all(
+            &["FINISHED", "epoch 2/2", "Test - loss:", "probe #0 label"],
+            20,
+        );
         t.keys("3");
         t.wait_for("filters conv1", 10);
         assert!(!screen.contains("waiting for"), "{screen}");
@@ -488,10 +488,9 @@ fn watch_keeps_its_choice_to_itself_and_shows_it_after_tab_and_n() {
     t.wait_for("filters conv2 (2/2)", 10);
     t.keys("4");
     t.keys("n");
-    let screen = t.wait_for("probe #1 label", 10);
-    assert!(
-        screen.contains("computed here from the weights of step"),
-        "{screen}"
+    t.wait_for_all(
+        &["probe #1 label", "computed here from the weights of step"],
+        10,
     );
     t.keys("q");
     t.wait_for("EXIT=0", 10);

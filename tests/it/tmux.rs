@@ -52,15 +52,24 @@ impl Tmux {
 
     /// Waits until the screen contains `text`; panics with the screen after `secs`.
     pub fn wait_for(&self, text: &str, secs: u64) -> String {
+        self.wait_for_all(&[text], secs)
+    }
+
+    /// Waits until one capture holds all of `texts`; panics with the screen after `secs`.
+    ///
+    /// A capture can catch a frame half written (tmux applies the update as it arrives,
+    /// row by row): a status line can already say FINISHED while the log below it still
+    /// shows the frame before. Whatever a test asserts from one capture it waits for here.
+    pub fn wait_for_all(&self, texts: &[&str], secs: u64) -> String {
         let start = Instant::now();
         loop {
             let screen = self.screen();
-            if screen.contains(text) {
+            if texts.iter().all(|t| screen.contains(t)) {
                 return screen;
             }
             assert!(
                 start.elapsed().as_secs() < secs,
-                "waited {secs}s for {text:?}; screen:\n{screen}"
+                "waited {secs}s for {texts:?}; screen:\n{screen}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
