@@ -24,14 +24,14 @@
 
 use std::cell::RefCell;
 
-use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
+mod small_gemm;
 mod tiles;
 
 use super::conv_geometry::ConvGeometry;
-use super::matmul::matmul_serial;
 use super::tensor::column_sums;
+use small_gemm::{Strided, small_gemm};
 #[cfg(test)]
 pub(crate) use tiles::Variant;
 use tiles::{
@@ -121,6 +121,9 @@ pub(crate) struct Winograd {
     t: Tiling,
     /// Transformed kernel `[positions][cin][filters]`.
     u: Vec<f32>,
+    /// `u` with each position's matrix transposed, `[positions][filters][cin]`: the right
+    /// operand of the input gradient's products, read row by row.
+    ut: Vec<f32>,
     /// The kernel `u` was transformed from: while it is unchanged (inference, evaluation
     /// between training steps) the transform is not repeated.
     u_of: Vec<f32>,
@@ -150,6 +153,7 @@ impl Winograd {
         Winograd {
             t: Tiling::new(g, filters),
             u: Vec::new(),
+            ut: Vec::new(),
             u_of: Vec::new(),
             partials: Vec::new(),
             zeros: vec![0.0; g.in_c],
@@ -189,6 +193,14 @@ impl Winograd {
                 .all(|(a, b)| a.to_bits() == b.to_bits());
         if !same {
             transform_kernel(t.variant, kernel, c * f, &mut self.u);
+            self.ut.resize(self.u.len(), 0.0);
+            for (u, ut) in self.u.chunks(c * f).zip(self.ut.chunks_mut(c * f)) {
+                for (ci, row) in u.chunks(f).enumerate() {
+                    for (fi, &value) in row.iter().enumerate() {
+                        ut[fi * c + ci] = value;
+                    }
+                }
+            }
             self.u_of.clear();
             self.u_of.extend_from_slice(kernel);
         }
@@ -219,15 +231,13 @@ impl Winograd {
                         }
                         let rows = (n1 - n0) * tiles;
                         for xi in 0..positions {
-                            let vm = &v[xi * v_stride..][..rows * c];
-                            let a = ArrayView2::from_shape((rows, c), vm);
-                            let b = ArrayView2::from_shape((c, f), &u[xi * c * f..][..c * f]);
-                            let mut out = ArrayViewMut2::from_shape(
-                                (rows, f),
-                                &mut m[xi * m_stride..][..rows * f],
-                            )
-                            .expect("sized");
-                            matmul_serial(a.expect("sized"), b.expect("sized"), &mut out, false);
+                            let a = Strided {
+                                data: &v[xi * v_stride..][..rows * c],
+                                rows: c,
+                                cols: 1,
+                            };
+                            let (b, out) = (&u[xi * c * f..][..c * f], &mut m[xi * m_stride..]);
+                            small_gemm(rows, f, c, a, b, f, &mut out[..rows * f], f, false);
                         }
                         for n in n0..n1 {
                             let out = &mut outs[n * out_len..][..out_len];
@@ -266,62 +276,64 @@ impl Winograd {
             padded(block_tiles * c),
         );
         let part_len = positions * c * f + f;
-        let (u, zeros) = (&self.u, &self.zeros);
+        let (ut, zeros) = (&self.ut, &self.zeros);
         // One chunk: its transformed kernel-gradient partial (and bias), its input gradients.
-        let chunk = |ci: usize,
-                     (((part, v), m), (dv, tile)): ChunkBuffers,
-                     mut dxs: Option<&mut [f32]>| {
-            part.fill(0.0);
-            let (du, dbias) = part.split_at_mut(positions * c * f);
-            let first = ci * per_chunk;
-            let samples = per_chunk.min(batch - first);
-            for n0 in (0..samples).step_by(BLOCK_SAMPLES) {
-                let n1 = (n0 + BLOCK_SAMPLES).min(samples);
-                for n in n0..n1 {
-                    let image = &x[(first + n) * image_len..][..image_len];
-                    input_tiles(&t, image, zeros, v, v_stride, (n - n0) * tiles, tile);
-                    let at = (first + n) * out_len;
-                    let (dy_n, y_n) = (&dy[at..][..out_len], &y[at..][..out_len]);
-                    output_grad_tiles(
-                        &t,
-                        dy_n,
-                        y_n,
-                        relu,
-                        tile,
-                        dbias,
-                        m,
-                        m_stride,
-                        (n - n0) * tiles,
-                    );
-                }
-                let brows = (n1 - n0) * tiles;
-                for xi in 0..positions {
-                    let vm = &v[xi * v_stride..][..brows * c];
-                    let vm = ArrayView2::from_shape((brows, c), vm).expect("sized");
-                    let dm = ArrayView2::from_shape((brows, f), &m[xi * m_stride..][..brows * f])
-                        .expect("sized");
-                    let mut dun = ArrayViewMut2::from_shape((c, f), &mut du[xi * c * f..][..c * f])
-                        .expect("sized");
-                    matmul_serial(vm.t(), dm, &mut dun, true);
-                    if dxs.is_some() {
-                        let um = ArrayView2::from_shape((c, f), &u[xi * c * f..][..c * f])
-                            .expect("sized");
-                        let mut dvm = ArrayViewMut2::from_shape(
-                            (brows, c),
-                            &mut dv[xi * dv_stride..][..brows * c],
-                        )
-                        .expect("sized");
-                        matmul_serial(dm, um.t(), &mut dvm, false);
-                    }
-                }
-                if let Some(dxs) = dxs.as_deref_mut() {
+        let chunk =
+            |ci: usize, (((part, v), m), (dv, tile)): ChunkBuffers, mut dxs: Option<&mut [f32]>| {
+                part.fill(0.0);
+                let (du, dbias) = part.split_at_mut(positions * c * f);
+                let first = ci * per_chunk;
+                let samples = per_chunk.min(batch - first);
+                for n0 in (0..samples).step_by(BLOCK_SAMPLES) {
+                    let n1 = (n0 + BLOCK_SAMPLES).min(samples);
                     for n in n0..n1 {
-                        let image = &mut dxs[n * image_len..][..image_len];
-                        input_grad_tiles(&t, dv, dv_stride, (n - n0) * tiles, tile, image);
+                        let image = &x[(first + n) * image_len..][..image_len];
+                        input_tiles(&t, image, zeros, v, v_stride, (n - n0) * tiles, tile);
+                        let at = (first + n) * out_len;
+                        let (dy_n, y_n) = (&dy[at..][..out_len], &y[at..][..out_len]);
+                        output_grad_tiles(
+                            &t,
+                            dy_n,
+                            y_n,
+                            relu,
+                            tile,
+                            dbias,
+                            m,
+                            m_stride,
+                            (n - n0) * tiles,
+                        );
+                    }
+                    let brows = (n1 - n0) * tiles;
+                    for xi in 0..positions {
+                        let vm = &v[xi * v_stride..][..brows * c];
+                        let dm = &m[xi * m_stride..][..brows * f];
+                        // dU += Vᵀ · dM: V read by columns in place.
+                        let vt = Strided {
+                            data: vm,
+                            rows: 1,
+                            cols: c,
+                        };
+                        let dun = &mut du[xi * c * f..][..c * f];
+                        small_gemm(c, f, brows, vt, dm, f, dun, f, true);
+                        if dxs.is_some() {
+                            // dV = dM · Uᵀ.
+                            let a = Strided {
+                                data: dm,
+                                rows: f,
+                                cols: 1,
+                            };
+                            let (b, dvm) = (&ut[xi * c * f..][..c * f], &mut dv[xi * dv_stride..]);
+                            small_gemm(brows, c, f, a, b, c, &mut dvm[..brows * c], c, false);
+                        }
+                    }
+                    if let Some(dxs) = dxs.as_deref_mut() {
+                        for n in n0..n1 {
+                            let image = &mut dxs[n * image_len..][..image_len];
+                            input_grad_tiles(&t, dv, dv_stride, (n - n0) * tiles, tile, image);
+                        }
                     }
                 }
-            }
-        };
+            };
         // A rank's share keeps its partials for the gather; one process reduces them at once.
         let shard = self.per_chunk > 0;
         let mut s = take_scratch();
