@@ -93,6 +93,36 @@ fn layers(c: &mut Criterion) {
         &[1600],
         true,
     );
+    // cifar10-keras and cifar10-tutorial
+    let same = |input, k| ConvGeometry::new(input, k, 1, Padding::Same).unwrap();
+    bench_layer(
+        c,
+        "cifar10-keras conv1 32x3x3 same+relu (first layer)",
+        &mut Conv2d::new("c", same([32, 32, 3], 3), 32, Init::GlorotUniform, 1, true),
+        &[32, 32, 3],
+        false,
+    );
+    bench_layer(
+        c,
+        "cifar10-keras conv2 32x3x3+relu (6x6 Winograd tiles)",
+        &mut Conv2d::new("c", g([32, 32, 32], 3), 32, Init::GlorotUniform, 1, true),
+        &[32, 32, 32],
+        true,
+    );
+    bench_layer(
+        c,
+        "cifar10-keras conv4 64x3x3+relu",
+        &mut Conv2d::new("c", g([15, 15, 64], 3), 64, Init::GlorotUniform, 1, true),
+        &[15, 15, 64],
+        true,
+    );
+    bench_layer(
+        c,
+        "cifar10-tutorial conv1 32x3x3+relu (first layer)",
+        &mut Conv2d::new("c", g([32, 32, 3], 3), 32, Init::GlorotUniform, 1, true),
+        &[32, 32, 3],
+        false,
+    );
     // seed-conv and seed-logistic
     bench_layer(
         c,

@@ -564,13 +564,19 @@ mod tests {
 
     #[test]
     fn direct_and_patch_paths_agree() {
-        // The generic direct kernel (5 filters, padded, stride 2), and the specialised ones
-        // at MNIST's first-layer shapes (unpadded stride 1, 26 outputs a row).
+        // The generic direct kernel (5 filters, padded, stride 2), the specialised ones at
+        // MNIST's first-layer shapes (unpadded stride 1, 26 outputs a row), and stride 1 with
+        // several channels: 4 pixels a step (8 filters: 11 outputs a row, the last 3 apart),
+        // 3 for 32 filters in AVX2 (cifar10-keras' first layer: 32 a row, the last 2 apart;
+        // 7 a row, the last one apart), 1 for 64.
         for (input, stride, padding, filters) in [
             ([9, 8, 3], 2, Padding::Same, 5),
             ([28, 28, 1], 1, Padding::Valid, 16),
             ([28, 28, 1], 1, Padding::Valid, 32),
             ([10, 11, 2], 1, Padding::Same, 8),
+            ([32, 32, 3], 1, Padding::Same, 32),
+            ([9, 9, 3], 1, Padding::Valid, 32),
+            ([7, 8, 2], 1, Padding::Valid, 64),
         ] {
             paths_agree(input, stride, padding, filters);
         }
