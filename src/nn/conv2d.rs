@@ -51,6 +51,9 @@ pub struct Conv2d {
     use_bias: bool,
     /// The weights, bias and ReLU flag from before `fold_affine`, while folded.
     unfolded: Option<(Tensor, Tensor, bool)>,
+    /// Inference passes output the 2x2 max pool (stride 2) of the convolution, until
+    /// `unfold` (`pool_into_output`).
+    pooled: bool,
     /// How the convolution is computed, chosen by shape.
     path: Path,
     /// Patches of the last training batch (at inference, one block per stripe); reused as
@@ -100,6 +103,7 @@ impl Conv2d {
             relu,
             use_bias: true,
             unfolded: None,
+            pooled: false,
             path,
             patches: Vec::new(),
             masked: Vec::new(),
@@ -359,11 +363,16 @@ impl Layer for Conv2d {
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &Context) {
         let g = self.geometry;
         let [oh, ow, f] = self.out_shape;
-        ensure_shape(y, &[x.shape()[0], oh, ow, f]);
+        let pooled = self.pooled && !ctx.train;
+        if pooled {
+            ensure_shape(y, &[x.shape()[0], oh / 2, ow / 2, f]);
+        } else {
+            ensure_shape(y, &[x.shape()[0], oh, ow, f]);
+        }
         match &mut self.path {
             Path::Winograd(w) => {
                 let (kernel, bias) = (data(&self.weight.value), data(&self.bias.value));
-                return w.forward(data(x), kernel, bias, self.relu, data_mut(y));
+                return w.forward(data(x), kernel, bias, self.relu, pooled, data_mut(y));
             }
             Path::Patches => return self.forward_patches(x, y, ctx.train),
             Path::Direct => {}
@@ -427,7 +436,15 @@ impl Layer for Conv2d {
         true
     }
 
+    fn pool_into_output(&mut self) -> bool {
+        let [oh, ow, _] = self.out_shape;
+        // The Winograd path writes each output tile (even-sized, at even places) pooled.
+        self.pooled = matches!(self.path, Path::Winograd(_)) && oh >= 2 && ow >= 2;
+        self.pooled
+    }
+
     fn unfold(&mut self) {
+        self.pooled = false;
         if let Some((w, b, relu)) = self.unfolded.take() {
             self.weight.value = w;
             self.bias.value = b;

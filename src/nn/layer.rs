@@ -143,8 +143,18 @@ pub trait Layer: Send {
     fn fold_affine(&mut self, _scale: &[f32], _shift: &[f32], _relu: bool) -> bool {
         false
     }
-    /// Restores the weights from before `fold_affine`, bit for bit.
+    /// Restores the weights from before `fold_affine`, bit for bit, and ends a
+    /// `pool_into_output`.
     fn unfold(&mut self) {}
+    /// Whether the layer is a 2x2 max pool of stride 2 (a convolution can compute it).
+    fn is_max_pool_2x2(&self) -> bool {
+        false
+    }
+    /// Takes a following 2x2 max pool of stride 2 into this layer for inference passes, until
+    /// `unfold`: its output is then the pooled one; false when this layer cannot.
+    fn pool_into_output(&mut self) -> bool {
+        false
+    }
     /// Floating-point operations of one sample's forward pass (a multiply-add counts 2).
     /// Whether the layer applies a ReLU to its own output (a convolution does, in place).
     fn fused_relu(&self) -> bool {

@@ -173,6 +173,10 @@ impl Layer for MaxPool2d {
         &self.out_shape
     }
 
+    fn is_max_pool_2x2(&self) -> bool {
+        self.pool == 2 && self.stride == 2
+    }
+
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &Context) {
         let batch = x.shape()[0];
         let [oh, ow, c] = self.out_shape;

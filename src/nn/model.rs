@@ -376,7 +376,28 @@ impl Sequential {
         }
     }
 
-    /// Restores the weights `fold_batch_norms` changed, bit for bit.
+    /// Takes each 2x2 max pool (stride 2) that is the next layer an inference pass runs after
+    /// a convolution into that convolution, for inference passes until `unfold_batch_norms`:
+    /// the convolution writes its output pooled, in cache, instead of the whole output for the
+    /// pool to read back. The same values as the two layers apart.
+    fn fuse_max_pools(&mut self) {
+        for i in 0..self.logit_layers {
+            if self.folded[i] || self.layers[i].kind() != LayerKind::Conv2d {
+                continue;
+            }
+            let next = (i + 1..self.logit_layers)
+                .find(|&j| !self.folded[j] && !self.layers[j].identity_at_inference());
+            if let Some(j) = next
+                && self.layers[j].is_max_pool_2x2()
+                && self.layers[i].pool_into_output()
+            {
+                self.folded[j] = true;
+            }
+        }
+    }
+
+    /// Restores the weights `fold_batch_norms` changed, bit for bit, and ends
+    /// `fuse_max_pools`.
     fn unfold_batch_norms(&mut self) {
         for (layer, folded) in self.layers.iter_mut().zip(&mut self.folded) {
             layer.unfold();
@@ -436,6 +457,7 @@ impl Sequential {
         }
         let mut parts = Vec::with_capacity(range.len());
         self.fold_batch_norms();
+        self.fuse_max_pools();
         for piece in range {
             let chunk: Vec<u32> = samples(piece).map(|i| i as u32).collect();
             self.load_batch(split, &chunk);
@@ -817,6 +839,44 @@ mod tests {
             eval.loss,
             stats.loss
         );
+    }
+
+    /// Max pools after Winograd convolutions (4x4 tiles over a 10x10 output, 6x6 tiles over
+    /// a 5x5 one, its pool rounding down, a dropout between) are computed by the convolutions
+    /// in inference passes, with the same logits, bit for bit, as the layers apart.
+    #[test]
+    fn pools_fused_into_convolutions_give_the_same_logits() {
+        let spec = model_config(
+            r#"
+            layers = [
+              { type = "conv2d", filters = 6, kernel_size = 3, activation = "relu" },
+              { type = "conv2d", filters = 8, kernel_size = 3, activation = "relu" },
+              { type = "maxpool2d", pool_size = 2 },
+              { type = "conv2d", filters = 9, kernel_size = 3, padding = "same" },
+              { type = "dropout", rate = 0.5 },
+              { type = "maxpool2d", pool_size = 2 },
+              { type = "flatten" },
+              { type = "dense", units = 10, activation = "softmax" },
+            ]
+        "#,
+        );
+        let mut m = Sequential::build(&spec, [14, 14, 1], 10, 5).unwrap();
+        let data = Split::random(11, 196);
+        let indices: Vec<u32> = (0..11).collect();
+        m.load_batch(&data, &indices);
+        let full = m.forward(&Context::inference()).clone();
+        m.fuse_max_pools();
+        let fused: Vec<usize> = (0..m.folded.len()).filter(|&i| m.folded[i]).collect();
+        assert_eq!(fused, [2, 5], "both pools fused");
+        let logits = m.infer();
+        assert_eq!(m.acts[logits], full, "fused inference differs from forward");
+        m.unfold_batch_norms();
+        assert_eq!(m.forward(&Context::inference()), &full, "unfused again");
+        let (eval, predictions) = m.evaluate(&data);
+        let expected: Vec<u8> = data_of(&full).map(|r| argmax(r) as u8).collect();
+        assert_eq!(predictions, expected);
+        let stats = loss::compute(m.loss, m.label_smoothing, &full, &m.labels, None);
+        assert_eq!(eval.loss.to_bits(), stats.loss.to_bits());
     }
 
     fn data_of(t: &Tensor) -> impl Iterator<Item = &[f32]> {

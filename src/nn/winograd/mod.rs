@@ -35,8 +35,8 @@ use small_gemm::{Strided, small_gemm};
 #[cfg(test)]
 pub(crate) use tiles::Variant;
 use tiles::{
-    Tiling, input_grad_tiles, input_tiles, output_grad_tiles, output_tiles, transform_kernel,
-    untransform_kernel_grad,
+    Epilogue, Tiling, input_grad_tiles, input_tiles, output_grad_tiles, output_tiles,
+    transform_kernel, untransform_kernel_grad,
 };
 
 /// Fixed number of batch chunks: parallel tasks whose kernel-gradient partials are summed in
@@ -167,7 +167,8 @@ impl Winograd {
         (per_chunk, batch.div_ceil(per_chunk))
     }
 
-    /// `y = conv(x) + bias`, then ReLU when `relu`; `kernel` is `[3][3][cin][filters]`.
+    /// `y = conv(x) + bias`, then ReLU when `relu`, then with `pooled` the 2x2 max pool of
+    /// stride 2 (inference); `kernel` is `[3][3][cin][filters]`.
     /// Each block's tiles go to a block-sized scratch used again for the next block, so that
     /// tiles and products stay in the core's cache from transform to product to output;
     /// `backward` transforms the input tiles again rather than keeping them (for a batch of
@@ -178,11 +179,17 @@ impl Winograd {
         kernel: &[f32],
         bias: &[f32],
         relu: bool,
+        pooled: bool,
         y: &mut [f32],
     ) {
         let t = self.t;
         let (c, f, tiles, positions) = (t.g.in_c, t.filters, t.tiles(), t.positions());
-        let (image_len, out_len) = (t.g.in_h * t.g.in_w * c, t.g.out_h * t.g.out_w * f);
+        let image_len = t.g.in_h * t.g.in_w * c;
+        let out_len = if pooled {
+            (t.g.out_h / 2) * (t.g.out_w / 2) * f
+        } else {
+            t.g.out_h * t.g.out_w * f
+        };
         let batch = x.len() / image_len;
         // Compared bit for bit: a kernel equal as numbers (0.0 and -0.0) may transform apart.
         let same = self.u_of.len() == kernel.len()
@@ -241,7 +248,17 @@ impl Winograd {
                         }
                         for n in n0..n1 {
                             let out = &mut outs[n * out_len..][..out_len];
-                            output_tiles(&t, m, m_stride, (n - n0) * tiles, bias, relu, tile, out);
+                            let epilogue = Epilogue { relu, pooled };
+                            output_tiles(
+                                &t,
+                                m,
+                                m_stride,
+                                (n - n0) * tiles,
+                                bias,
+                                epilogue,
+                                tile,
+                                out,
+                            );
                         }
                     }
                 });

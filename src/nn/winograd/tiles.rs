@@ -475,10 +475,20 @@ fn input_tiles_body<const IN: usize, const OUT: usize, T: Transforms<IN, OUT>>(
     }
 }
 
+/// What the output transform does after adding the bias.
+#[derive(Clone, Copy)]
+pub(crate) struct Epilogue {
+    /// A ReLU.
+    pub relu: bool,
+    /// Then the 2x2 max pool of stride 2: each tile (even-sized, at even places) writes its
+    /// pooled outputs, the pooled output's size the convolution's halved (rounded down).
+    pub pooled: bool,
+}
+
 per_variant!(
-    /// One sample's outputs `Aᵀ m A + bias` (then ReLU) from the block's products `m`
-    /// (one matrix per position, `stride` apart); `tile` holds `tile_len` values.
-    output_tiles => output_tiles_body(t: &Tiling, m: &[f32], stride: usize, row0: usize, bias: &[f32], relu: bool, tile: &mut [f32], out: &mut [f32])
+    /// One sample's outputs `Aᵀ m A + bias` (then the epilogue) from the block's products
+    /// `m` (one matrix per position, `stride` apart); `tile` holds `tile_len` values.
+    output_tiles => output_tiles_body(t: &Tiling, m: &[f32], stride: usize, row0: usize, bias: &[f32], epilogue: Epilogue, tile: &mut [f32], out: &mut [f32])
 );
 
 #[allow(clippy::too_many_arguments)]
@@ -489,11 +499,11 @@ fn output_tiles_body<const IN: usize, const OUT: usize, T: Transforms<IN, OUT>>(
     stride: usize,
     row0: usize,
     bias: &[f32],
-    relu: bool,
+    epilogue: Epilogue,
     tile: &mut [f32],
     out: &mut [f32],
 ) {
-    let f = t.filters;
+    let (f, relu) = (t.filters, epilogue.relu);
     let (tile, scratch) = tile.split_at_mut(t.tile_part());
     for ty in 0..t.tiles_h {
         for tx in 0..t.tiles_w {
@@ -514,10 +524,62 @@ fn output_tiles_body<const IN: usize, const OUT: usize, T: Transforms<IN, OUT>>(
                     }
                 }
             ));
+            if epilogue.pooled {
+                pool_tile::<OUT>(t, tile, (ty, tx), out);
+                continue;
+            }
             for (rs, y) in tile[..OUT * OUT * f].chunks_exact(f).enumerate() {
                 if let Some(o) = t.output(ty, tx, rs / OUT, rs % OUT) {
                     out[o..o + f].copy_from_slice(y);
                 }
+            }
+        }
+    }
+}
+
+/// The 2x2 max pools (stride 2) of one `OUT`x`OUT` output tile into the pooled output: each
+/// window's maximum taken as `MaxPool2d` takes it (the first of equal values, from minus
+/// infinity, row by row), so the values are those of the convolution's output pooled.
+#[inline(always)]
+fn pool_tile<const OUT: usize>(
+    t: &Tiling,
+    tile: &[f32],
+    (ty, tx): (usize, usize),
+    out: &mut [f32],
+) {
+    let f = t.filters;
+    let (ph, pw) = (t.g.out_h / 2, t.g.out_w / 2);
+    for pr in 0..OUT / 2 {
+        let py = ty * OUT / 2 + pr;
+        if py >= ph {
+            break;
+        }
+        for pc in 0..OUT / 2 {
+            let px = tx * OUT / 2 + pc;
+            if px >= pw {
+                break;
+            }
+            let dst = &mut out[(py * pw + px) * f..][..f];
+            let window: [&[f32]; 4] = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                .map(|(i, j)| &tile[((2 * pr + i) * OUT + 2 * pc + j) * f..][..f]);
+            // Eight channels at a time in a register, then any left one by one.
+            let whole = f - f % 8;
+            for c in (0..whole).step_by(8) {
+                let mut best = [f32::NEG_INFINITY; 8];
+                for src in window {
+                    let v: &[f32; 8] = src[c..c + 8].try_into().expect("eight");
+                    for l in 0..8 {
+                        best[l] = if v[l] > best[l] { v[l] } else { best[l] };
+                    }
+                }
+                dst[c..c + 8].copy_from_slice(&best);
+            }
+            for c in whole..f {
+                let mut best = f32::NEG_INFINITY;
+                for src in window {
+                    best = if src[c] > best { src[c] } else { best };
+                }
+                dst[c] = best;
             }
         }
     }
