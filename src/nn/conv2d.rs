@@ -364,11 +364,8 @@ impl Layer for Conv2d {
         let g = self.geometry;
         let [oh, ow, f] = self.out_shape;
         let pooled = self.pooled && !ctx.train;
-        if pooled {
-            ensure_shape(y, &[x.shape()[0], oh / 2, ow / 2, f]);
-        } else {
-            ensure_shape(y, &[x.shape()[0], oh, ow, f]);
-        }
+        let halved = if pooled { 2 } else { 1 };
+        ensure_shape(y, &[x.shape()[0], oh / halved, ow / halved, f]);
         match &mut self.path {
             Path::Winograd(w) => {
                 let (kernel, bias) = (data(&self.weight.value), data(&self.bias.value));
